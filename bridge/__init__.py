@@ -1,0 +1,1 @@
+"""The DAW bridge: OSC/MIDI/watch-folder server around the model worker."""

@@ -1,0 +1,1 @@
+"""Training loops, data and distributed helpers for the VQ-VAE and priors."""
