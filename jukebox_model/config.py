@@ -65,9 +65,6 @@ class VQVAEConfig:
     lmix_l1: float
     lmix_l2: float
     lmix_linf: float
-    n_fft: int  # single-resolution spectral loss STFT
-    hop_length: int
-    window_size: int
     multispec_loss_n_fft: tuple[int, ...]
     multispec_loss_hop_length: tuple[int, ...]
     multispec_loss_window_size: tuple[int, ...]
