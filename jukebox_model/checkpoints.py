@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from . import official
+from .atomic import atomic_write
 from .hparams import vqvae_config_from_hparams, vqvae_config_to_hparams
 
 if TYPE_CHECKING:
@@ -139,21 +139,11 @@ def write_checkpoint(
     **extra: Any,
 ) -> Path:
     """Write a reference-layout checkpoint atomically: a reader sees the old file or the new, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"hps": dict(hps), "model": {k: v.detach().cpu() for k, v in model.items()}, "opt": opt, "step": int(step)}
     payload.update(extra)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_write(path) as f:
+        torch.save(payload, f)
+    return Path(path)
 
 
 def vqvae_config_from_checkpoint(checkpoint: Mapping[str, Any]) -> VQVAEConfig:
