@@ -101,23 +101,30 @@ def calculate_bandwidth(clips: Iterable[Tensor], *, max_samples: int | None = No
     """Dataset loss normalisers: l2 = variance, l1 = mean |x|, spec = mean STFT-magnitude norm per clip.
 
     `clips` yields (T,) or (T, C) float tensors; stops once `max_samples` samples have been seen.
+    Clips shorter than the STFT window are joined with the next ones before their spectrum is taken.
     """
     total = total_sq = total_abs = 0.0
     n_seen = 0
-    spec_total, n_clips = 0.0, 0
+    spec_total, n_specs = 0.0, 0
+    pending: list[Tensor] = []
     for clip in clips:
         clip = clip.double()
         mono = clip.mean(dim=-1) if clip.dim() == 2 else clip
-        spec = stft_magnitude(mono[None], SPEC_N_FFT, SPEC_HOP, SPEC_WINDOW)
-        spec_total += float(torch.linalg.vector_norm(spec))
-        n_clips += 1
         n_seen += clip.numel()
         total += float(clip.sum())
         total_sq += float(clip.pow(2).sum())
         total_abs += float(clip.abs().sum())
+        pending.append(mono)
+        if sum(p.shape[0] for p in pending) > SPEC_N_FFT:
+            spec = stft_magnitude(torch.cat(pending)[None], SPEC_N_FFT, SPEC_HOP, SPEC_WINDOW)
+            spec_total += float(torch.linalg.vector_norm(spec))
+            n_specs += 1
+            pending = []
         if max_samples is not None and n_seen >= max_samples:
             break
     if n_seen == 0:
         raise ValueError("calculate_bandwidth needs at least one non-empty clip")
+    if n_specs == 0:
+        raise ValueError(f"calculate_bandwidth needs more than {SPEC_N_FFT} samples of audio for its spectra")
     mean = total / n_seen
-    return {"l2": total_sq / n_seen - mean**2, "l1": total_abs / n_seen, "spec": spec_total / n_clips}
+    return {"l2": total_sq / n_seen - mean**2, "l1": total_abs / n_seen, "spec": spec_total / n_specs}

@@ -1,0 +1,76 @@
+"""Pieces every trainer shares: optimiser and warm-up schedule, mixed precision, metric logging."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimSettings:
+    lr: float = 3e-4  # the reference's default
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    lr_warmup: int = 100  # steps of linear warm-up
+    clip: float = 1.0  # gradient-norm clip
+
+
+def make_optimizer(module: nn.Module, s: OptimSettings) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay)
+    warmup = max(1, s.lr_warmup)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+    return opt, schedule
+
+
+class Precision:
+    """Autocast for bf16/fp16 on the training device; fp16 also scales the loss to avoid underflow."""
+
+    def __init__(self, name: str, device: torch.device):
+        if name not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {name!r}")
+        self.name, self.dtype, self.device = name, PRECISIONS[name], device
+        self.scaler = torch.amp.GradScaler(device.type, enabled=name == "fp16")
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+
+def optimizer_step(
+    loss: torch.Tensor, module: nn.Module, opt: torch.optim.Optimizer, precision: Precision, clip: float
+) -> float:
+    """Backward, unscale, clip, step; returns the gradient norm (inf/nan steps are skipped by the scaler)."""
+    opt.zero_grad(set_to_none=True)
+    precision.scaler.scale(loss).backward()
+    precision.scaler.unscale_(opt)
+    grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), clip if clip > 0 else math.inf)
+    precision.scaler.step(opt)
+    precision.scaler.update()
+    return float(grad_norm)
+
+
+class MetricsLog:
+    """Append-only JSONL of scalar metrics, one line per logged step."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, step: int, metrics: Mapping[str, Any]) -> None:
+        row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
