@@ -1,0 +1,222 @@
+"""Train the hierarchical VQ-VAE on a folder of audio, on one device or many (torchrun DDP).
+
+Checkpoints are reference-format files whose `model` holds the EMA weights (what the reference
+saves); the raw weights, optimiser, EMA and codebook statistics ride along under `train_state`
+so that a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from ..checkpoints import CheckpointError, load_state_strict, model_state, read_checkpoint, write_checkpoint
+from ..config import VQVAEConfig
+from ..hparams import vqvae_config_to_hparams
+from ..vqvae import VQVAE
+from ..vqvae.losses import SPEC_N_FFT, calculate_bandwidth
+from .audio_dataset import AudioCrops, scan_audio_folder
+from .distributed import DistInfo, cleanup_distributed, setup_distributed
+from .ema import ParameterEMA, default_ema_decay
+from .loop import MetricsLog, OptimSettings, Precision, make_optimizer, optimizer_step
+
+LATEST = "checkpoint_latest.pth.tar"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VQVAETrainSettings:
+    audio_dir: Path
+    out_dir: Path
+    sample_length: int = 262144  # samples per crop (~5.9 s)
+    batch_size: int = 4  # per process
+    steps: int = 10000
+    optim: OptimSettings = field(default_factory=OptimSettings)
+    precision: str = "fp32"
+    ema: bool = True
+    ema_decay: float | None = None  # default: the reference's rule from batch size and world size
+    save_every: int = 1000
+    log_every: int = 10
+    bandwidth_seconds: float = 600.0  # audio used for the loss normalisers
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    step: int
+    losses: list[float]  # per step, this process
+    usage: list[float]  # mean codebook usage fraction per step
+    checkpoint: Path | None  # last checkpoint written (main process only)
+    model: VQVAE  # the trained model (raw weights, not the EMA)
+
+
+def _hps(config: VQVAEConfig, settings: VQVAETrainSettings, bandwidth: dict[str, float]) -> dict[str, Any]:
+    """Reference-style hparams for the checkpoint: the VQ-VAE keys plus what training used."""
+    return {
+        **vqvae_config_to_hparams(config),
+        "sample_length": settings.sample_length,
+        "bandwidth": dict(bandwidth),
+        "bs": settings.batch_size,
+        **{k: v for k, v in asdict(settings.optim).items()},
+    }
+
+
+def _epoch_batches(dataset: AudioCrops, settings: VQVAETrainSettings, info: DistInfo, epoch: int, skip: int) -> DataLoader:
+    """This rank's shuffled crops of `epoch`, without the first `skip` batches (already trained on before a resume)."""
+    sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=settings.seed)
+    sampler.set_epoch(epoch)
+    dataset.set_epoch(epoch)
+    indices = list(sampler)[skip * settings.batch_size :]
+    # Its own generator: a DataLoader otherwise draws worker seeds from the global RNG, which the
+    # codebook restarts also use, and a resumed run would drift from an uninterrupted one.
+    generator = torch.Generator().manual_seed(settings.seed * 100003 + epoch)
+    return DataLoader(dataset, batch_size=settings.batch_size, sampler=indices, num_workers=settings.num_workers, generator=generator)
+
+
+def _batches_per_epoch(dataset: AudioCrops, settings: VQVAETrainSettings, info: DistInfo) -> int:
+    return math.ceil(math.ceil(len(dataset) / info.world_size) / settings.batch_size)
+
+
+def _bandwidth(dataset: AudioCrops, settings: VQVAETrainSettings) -> dict[str, float]:
+    """Identical on every rank: the first crops of epoch 0, up to `bandwidth_seconds` of audio."""
+    n_crops = max(1, math.ceil(settings.bandwidth_seconds * dataset.sr / settings.sample_length))
+    clips = (dataset[i][:, 0] for i in range(min(n_crops, len(dataset))))
+    bandwidth = calculate_bandwidth(clips)
+    floor = 1e-8  # a silent dataset would otherwise divide by zero
+    return {k: max(v, floor) for k, v in bandwidth.items()}
+
+
+def train_vqvae(
+    config: VQVAEConfig,
+    settings: VQVAETrainSettings,
+    *,
+    resume: Path | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train until `settings.steps`; resume from `resume` (ours: exact; any other VQ-VAE file: fine-tune)."""
+    info = setup_distributed(settings.device)
+    try:
+        return _train(config, settings, info, resume, on_step)
+    finally:
+        cleanup_distributed()
+
+
+def _check_sample_length(config: VQVAEConfig, sample_length: int) -> None:
+    """The spectral losses reflect-pad by n_fft / 2, so a crop must be longer than that."""
+    shortest = max(SPEC_N_FFT, *config.multispec_loss_n_fft) // 2 + 1
+    top_hop = config.hop_lengths[-1]
+    if sample_length < shortest or sample_length % top_hop:
+        raise ValueError(f"sample_length must be a multiple of {top_hop} and at least {shortest} samples, got {sample_length}")
+
+
+def _train(config, settings, info, resume, on_step) -> TrainResult:
+    _check_sample_length(config, settings.sample_length)
+    torch.manual_seed(settings.seed + info.rank)
+    dataset = AudioCrops(scan_audio_folder(settings.audio_dir), sample_length=settings.sample_length, sr=config.sr, seed=settings.seed)
+    model = VQVAE(config).to(info.device)
+    opt, schedule = make_optimizer(model, settings.optim)
+    ema = ParameterEMA(model, settings.ema_decay or default_ema_decay(settings.batch_size, info.world_size)) if settings.ema else None
+    precision = Precision(settings.precision, info.device)
+    step, bandwidth = 0, None
+
+    if resume is not None:
+        step, bandwidth = _resume(resume, model, opt, schedule, ema, precision, config, settings, info)
+    if bandwidth is None:
+        bandwidth = _bandwidth(dataset, settings)
+    wrapped = DistributedDataParallel(model) if info.world_size > 1 else model
+
+    log = MetricsLog(settings.out_dir / "metrics.jsonl") if info.is_main else None
+    bar = tqdm(total=settings.steps, initial=step, disable=not (settings.progress and info.is_main), desc="vqvae")
+    losses, usage = [], []
+    per_epoch = _batches_per_epoch(dataset, settings, info)
+    checkpoint = None
+    model.train()
+    while step < settings.steps:
+        epoch, done = divmod(step, per_epoch)
+        for x in _epoch_batches(dataset, settings, info, epoch, skip=done):
+            if step >= settings.steps:
+                break
+            with precision.autocast():
+                out = wrapped(x.to(info.device), bandwidth=bandwidth)
+            grad_norm = optimizer_step(out.loss, model, opt, precision, settings.optim.clip)
+            schedule.step()
+            if ema is not None:
+                ema.update()
+            step += 1
+            metrics = {k: float(v.detach()) for k, v in out.metrics.items()}
+            metrics.update(loss=float(out.loss.detach()), grad_norm=grad_norm, lr=schedule.get_last_lr()[0])
+            used = [metrics[f"usage_l{lv + 1}"] / config.l_bins for lv in range(config.levels)]
+            losses.append(metrics["loss"])
+            usage.append(sum(used) / len(used))
+            if on_step is not None:
+                on_step(step, metrics)
+            if log is not None and (step % settings.log_every == 0 or step == settings.steps):
+                log.write(step, metrics)
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", usage=f"{usage[-1]:.2f}")
+            if step % settings.save_every == 0 or step == settings.steps:
+                checkpoint = _save(model, opt, schedule, ema, precision, config, settings, bandwidth, step, info)
+    bar.close()
+    return TrainResult(step=step, losses=losses, usage=usage, checkpoint=checkpoint, model=model)
+
+
+def _save(model, opt, schedule, ema, precision, config, settings, bandwidth, step, info) -> Path | None:
+    if not info.is_main:
+        return None
+    blocks = model.bottleneck.level_blocks
+    train_state = {
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "ema": ema.state_dict() if ema is not None else None,
+        "schedule": schedule.state_dict(),
+        "scaler": precision.scaler.state_dict(),
+        "k_sum": [b.k_sum.cpu() for b in blocks],
+        "k_elem": [b.k_elem.cpu() for b in blocks],
+        "threshold": [b.threshold for b in blocks],
+        "rng": torch.get_rng_state(),  # codebook restarts draw from it: needed for an exact resume
+    }
+    with ema.swapped_in() if ema is not None else contextlib.nullcontext():
+        state = model.state_dict()
+        kwargs = dict(model=state, hps=_hps(config, settings, bandwidth), opt=opt.state_dict(), step=step, train_state=train_state)
+        path = write_checkpoint(settings.out_dir / f"checkpoint_step{step}.pth.tar", **kwargs)
+        write_checkpoint(settings.out_dir / LATEST, **kwargs)
+    return path
+
+
+def _resume(path, model, opt, schedule, ema, precision, config, settings, info) -> tuple[int, dict[str, float] | None]:
+    checkpoint = read_checkpoint(path)
+    state = checkpoint.get("train_state")
+    if state is None:  # an official or foreign VQ-VAE: fine-tune from its weights, restart the EMA statistics
+        load_state_strict(model, model_state(checkpoint, source=str(path)), source=str(path))
+        for level, block in enumerate(model.bottleneck.level_blocks):
+            tokens = settings.sample_length // config.hop_lengths[level] * info.world_size * settings.batch_size
+            block.restore_k(num_tokens=tokens, threshold=config.revival_threshold)
+        if ema is not None:
+            ema.shadow = {name: p.detach().clone() for name, p in ema.params.items()}
+        return 0, None
+    load_state_strict(model, state["model"], source=str(path))
+    if checkpoint.get("opt") is None:
+        raise CheckpointError(f"{path}: has training state but no optimiser state")
+    opt.load_state_dict(checkpoint["opt"])
+    schedule.load_state_dict(state["schedule"])
+    precision.scaler.load_state_dict(state["scaler"])
+    if ema is not None and state.get("ema") is not None:
+        ema.load_state_dict(state["ema"])
+    for block, k_sum, k_elem, threshold in zip(model.bottleneck.level_blocks, state["k_sum"], state["k_elem"], state["threshold"]):
+        block.k_sum, block.k_elem, block.initialised = k_sum.to(info.device), k_elem.to(info.device), True
+        block.threshold = threshold
+    torch.set_rng_state(state["rng"])
+    hps = checkpoint.get("hps") or {}
+    bandwidth = {k: float(v) for k, v in hps["bandwidth"].items()} if "bandwidth" in hps else None
+    return int(checkpoint.get("step", 0)), bandwidth
