@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.11.0
-REFERENCE_DIR ?= $(or $(JUKEBOX_REFERENCE_DIR),../shared/fixtures/jukebox_reference)
+REFERENCE_DIR ?= $(abspath $(or $(JUKEBOX_REFERENCE_DIR),../shared/fixtures/jukebox_reference))
 
 .PHONY: test demo bench clean
 

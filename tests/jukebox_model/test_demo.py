@@ -9,8 +9,8 @@ from tests.reference import reference_dir
 
 
 def test_demo_writes_input_and_every_level(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("JUKEBOX_REFERENCE_DIR", str(reference_dir()))  # absolute, before leaving the checkout
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("JUKEBOX_REFERENCE_DIR", str(reference_dir()))
     assert demo.main() == 0
     written = sorted(p.name for p in (tmp_path / "demo_out").iterdir())
     assert written == ["input.wav", "level0.wav", "level1.wav", "level2.wav"]
