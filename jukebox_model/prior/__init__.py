@@ -1,0 +1,1 @@
+"""The Jukebox priors: conditioners, the autoregressive transformer wrapper and their composition."""
