@@ -12,6 +12,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from .distributed import DistInfo
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -74,3 +78,25 @@ class MetricsLog:
         row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+def batches_per_epoch(n_items: int, world_size: int, batch_size: int) -> int:
+    return math.ceil(math.ceil(n_items / world_size) / batch_size)
+
+
+def epoch_loader(
+    dataset: Dataset, info: DistInfo, epoch: int, *, batch_size: int, skip: int, seed: int, num_workers: int = 0
+) -> DataLoader:
+    """This rank's shuffled items of `epoch`, without the first `skip` batches (trained on before a resume).
+
+    Datasets with a `set_epoch` method draw their random crops per epoch. The loader has its own
+    generator: it would otherwise draw worker seeds from the global RNG, which codebook restarts
+    also use, and a resumed run would drift from an uninterrupted one.
+    """
+    sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    indices = list(sampler)[skip * batch_size :]
+    generator = torch.Generator().manual_seed(seed * 100003 + epoch)
+    return DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=num_workers, generator=generator)

@@ -16,8 +16,6 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
-from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from ..checkpoints import CheckpointError, load_state_strict, model_state, read_checkpoint, write_checkpoint
@@ -28,7 +26,7 @@ from ..vqvae.losses import SPEC_N_FFT, calculate_bandwidth
 from .audio_dataset import AudioCrops, scan_audio_folder
 from .distributed import DistInfo, cleanup_distributed, setup_distributed
 from .ema import ParameterEMA, default_ema_decay
-from .loop import MetricsLog, OptimSettings, Precision, make_optimizer, optimizer_step
+from .loop import MetricsLog, OptimSettings, Precision, batches_per_epoch, epoch_loader, make_optimizer, optimizer_step
 
 LATEST = "checkpoint_latest.pth.tar"
 
@@ -71,22 +69,6 @@ def _hps(config: VQVAEConfig, settings: VQVAETrainSettings, bandwidth: dict[str,
         "bs": settings.batch_size,
         **{k: v for k, v in asdict(settings.optim).items()},
     }
-
-
-def _epoch_batches(dataset: AudioCrops, settings: VQVAETrainSettings, info: DistInfo, epoch: int, skip: int) -> DataLoader:
-    """This rank's shuffled crops of `epoch`, without the first `skip` batches (already trained on before a resume)."""
-    sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=settings.seed)
-    sampler.set_epoch(epoch)
-    dataset.set_epoch(epoch)
-    indices = list(sampler)[skip * settings.batch_size :]
-    # Its own generator: a DataLoader otherwise draws worker seeds from the global RNG, which the
-    # codebook restarts also use, and a resumed run would drift from an uninterrupted one.
-    generator = torch.Generator().manual_seed(settings.seed * 100003 + epoch)
-    return DataLoader(dataset, batch_size=settings.batch_size, sampler=indices, num_workers=settings.num_workers, generator=generator)
-
-
-def _batches_per_epoch(dataset: AudioCrops, settings: VQVAETrainSettings, info: DistInfo) -> int:
-    return math.ceil(math.ceil(len(dataset) / info.world_size) / settings.batch_size)
 
 
 def _bandwidth(dataset: AudioCrops, settings: VQVAETrainSettings) -> dict[str, float]:
@@ -140,12 +122,12 @@ def _train(config, settings, info, resume, on_step) -> TrainResult:
     log = MetricsLog(settings.out_dir / "metrics.jsonl") if info.is_main else None
     bar = tqdm(total=settings.steps, initial=step, disable=not (settings.progress and info.is_main), desc="vqvae")
     losses, usage = [], []
-    per_epoch = _batches_per_epoch(dataset, settings, info)
+    per_epoch = batches_per_epoch(len(dataset), info.world_size, settings.batch_size)
     checkpoint = None
     model.train()
     while step < settings.steps:
         epoch, done = divmod(step, per_epoch)
-        for x in _epoch_batches(dataset, settings, info, epoch, skip=done):
+        for x in epoch_loader(dataset, info, epoch, batch_size=settings.batch_size, skip=done, seed=settings.seed, num_workers=settings.num_workers):
             if step >= settings.steps:
                 break
             with precision.autocast():
