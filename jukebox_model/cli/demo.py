@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..audio import write_wav
+from ..audio import round_to_hop, write_wav
 from ..checkpoints import load_vqvae
 from ..hparams import vqvae_config_from_hparams
 from ..vqvae import losses
@@ -28,10 +28,13 @@ DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared/fix
 def find_vqvae_checkpoint(folder: Path) -> tuple[Path, dict] | None:
     """The first VQ-VAE checkpoint of a reference fixture folder, with its hparams."""
     for hparams_file in sorted(folder.glob("*_hparams.json")):
-        data = json.loads(hparams_file.read_text())
+        try:
+            data = json.loads(hparams_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # not a fixture description
         name = hparams_file.name.removesuffix("_hparams.json")
         checkpoint = folder / f"checkpoint_{name}.pth.tar"
-        if data.get("base_hparams_set") == "vqvae" and checkpoint.is_file():
+        if isinstance(data, dict) and data.get("base_hparams_set") == "vqvae" and checkpoint.is_file():
             return checkpoint, data["hparams"]
     return None
 
@@ -64,7 +67,7 @@ def main() -> int:
     clip = synth_clip(4.0, sr)
     out = Path("demo_out")
     write_wav(out / "input.wav", clip, sr=sr)
-    result = reconstruct(model, clip, list(range(model.config.levels)), chunk_samples=sr // 128 * 128 * 4)
+    result = reconstruct(model, clip, list(range(model.config.levels)), chunk_samples=round_to_hop(10 * sr, model.hop_lengths[-1]))
     print(f"VQ-VAE {checkpoint.name}: hops {model.config.hop_lengths}, {model.config.l_bins} codes per level")
     for level, audio in result.audio.items():
         path = write_wav(out / f"level{level}.wav", audio, sr=sr)
