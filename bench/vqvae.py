@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
 import subprocess
@@ -103,23 +104,30 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda requested but CUDA is not available")
+    if device.type == "cpu" and args.dtype != "fp32":
+        print(f"note: {args.dtype} convolutions are very slow on many CPUs (perf-anchors §5); fp32 is the CPU baseline")
+    load = f", load avg {os.getloadavg()[0]:.2f} at start" if device.type == "cpu" and hasattr(os, "getloadavg") else ""
     rows = run(args.seconds, args.batch, device, DTYPES[args.dtype], args.repeats)
-    where = f"{_describe_device(device)}, torch {torch.__version__}, {args.dtype}, batch {args.batch}, {args.seconds:g} s audio"
+    where = f"{_describe_device(device)}, torch {torch.__version__}, {args.dtype}, batch {args.batch}, {args.seconds:g} s audio{load}"
     on_cpu = device.type == "cpu" and args.dtype == "fp32"
     if args.markdown:
         print(f"\n### {datetime.date.today()} — {where} — commit {_commit()}\n")
-        print("| op | level | audio s / s | RTF | baseline RTF (2-core CPU, perf-anchors §5) |")
-        print("|---|---|---|---|---|")
+        print("| op | level | audio s / s | RTF | baseline RTF (2-core CPU, perf-anchors §5) | speed-up vs baseline |")
+        print("|---|---|---|---|---|---|")
     else:
         print(where)
-        print(f"{'op':<7}{'level':>6}{'audio s/s':>12}{'RTF':>9}   baseline RTF")
+        print(f"{'op':<7}{'level':>6}{'audio s/s':>12}{'RTF':>9}   {'baseline RTF':<16}{'vs baseline':>12}")
     for r in rows:
         lo, hi = CPU_BASELINE_RTF[(r["op"], r["level"])]
-        base = f"{lo:.2f}–{hi:.2f}" + ("" if on_cpu else " (CPU; not comparable)")
+        base = f"{lo:.2f}–{hi:.2f}" + ("" if on_cpu else " (CPU)")
+        # speed-up against the baseline's range: >1 is faster than the anchor machine
+        ratio = f"{lo / r['rtf']:.1f}–{hi / r['rtf']:.1f}×" + ("" if on_cpu else " (other device)")
         if args.markdown:
-            print(f"| {r['op']} | {r['level']} | {r['audio_per_s']:.2f} | {r['rtf']:.3f} | {base} |")
+            print(f"| {r['op']} | {r['level']} | {r['audio_per_s']:.2f} | {r['rtf']:.3f} | {base} | {ratio} |")
         else:
-            print(f"{r['op']:<7}{r['level']:>6}{r['audio_per_s']:>12.2f}{r['rtf']:>9.3f}   {base}")
+            print(f"{r['op']:<7}{r['level']:>6}{r['audio_per_s']:>12.2f}{r['rtf']:>9.3f}   {base:<16}{ratio:>12}")
 
 
 if __name__ == "__main__":
