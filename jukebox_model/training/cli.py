@@ -1,6 +1,7 @@
 """`jukebox-train`: train Jukebox models on your own audio.
 
     jukebox-train vqvae --audio-dir my_audio/ --out runs/vqvae
+    jukebox-train prior --audio-dir my_audio/ --vqvae runs/vqvae/checkpoint_latest.pth.tar --config prior_1b_lyrics --out runs/top
     torchrun --nproc_per_node 4 -m jukebox_model.training.cli vqvae --audio-dir my_audio/ --out runs/vqvae
 """
 
@@ -16,8 +17,9 @@ from typing import Any
 
 from .. import official
 from ..checkpoints import CheckpointError
-from ..hparams import vqvae_config_from_hparams, vqvae_config_to_hparams
+from ..hparams import prior_config_from_hparams, prior_config_to_hparams, vqvae_config_from_hparams, vqvae_config_to_hparams
 from .loop import PRECISIONS, OptimSettings
+from .prior_trainer import PriorTrainSettings, train_prior
 from .vqvae_trainer import LATEST, VQVAETrainSettings, train_vqvae
 
 
@@ -55,6 +57,33 @@ def vqvae_config(spec: str):
         raise UsageError(f"config file {spec}: {e}") from None
 
 
+def prior_config(spec: str, *, vqvae_levels: int):
+    """An official prior name, or a JSON/TOML file: {"base": "<official prior>", <hparam overrides>...}."""
+    if spec in official.PRIORS:
+        return official.PRIORS[spec]
+    overrides = dict(_load_overrides(Path(spec)))
+    base_name = overrides.pop("base", None)
+    if base_name not in official.PRIORS:
+        raise UsageError(f"config file {spec}: 'base' must name an official prior ({', '.join(official.PRIORS)}), got {base_name!r}")
+    base = prior_config_to_hparams(official.PRIORS[base_name])
+    known = set(base) | {k for k in _PRIOR_OPTIONAL_KEYS}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UsageError(f"config file {spec}: unknown prior hparams {unknown}")
+    base.update(overrides)
+    try:
+        return prior_config_from_hparams(base, vqvae_levels=vqvae_levels)
+    except (ValueError, TypeError, KeyError) as e:
+        raise UsageError(f"config file {spec}: {e}") from None
+
+
+# keys a prior set may lack in its base (e.g. lyrics-encoder keys when switching lyrics on)
+_PRIOR_OPTIONAL_KEYS = (
+    "prime_width", "prime_depth", "prime_heads", "prime_attn_order", "prime_blocks", "prime_spread", "prime_m_attn",
+    "prime_m_mlp", "prime_init_scale", "prime_zero_out", "prime_res_scale", "prime_pos_init",
+)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio-dir", type=Path, required=True, help="folder of audio files (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="run folder for checkpoints and metrics.jsonl")
@@ -81,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     vq.add_argument("--sample-length", type=int, default=262144, help="samples per training crop")
     vq.add_argument("--bandwidth-seconds", type=float, default=600.0, help="audio used for the loss normalisers")
     vq.add_argument("--no-ema", action="store_true", help="save raw weights instead of their moving average")
+    pr = sub.add_parser("prior", help="a top-level prior or an upsampler, on the codes of a trained VQ-VAE")
+    _add_common(pr)
+    pr.add_argument("--vqvae", type=Path, required=True, help="trained VQ-VAE checkpoint whose codes the prior models")
+    pr.add_argument("--config", required=True, help="official prior name or a JSON/TOML file with 'base' and overrides")
+    pr.add_argument("--ids", type=Path, default=None, help="artist/genre id tables (default: built from metadata.json)")
+    pr.add_argument("--init-from", type=Path, default=None, help="start from another prior's weights (decoder pretraining)")
+    pr.add_argument("--no-ema", action="store_true")
     return parser
 
 
@@ -114,10 +150,47 @@ def _vqvae(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prior(args: argparse.Namespace) -> int:
+    if not args.audio_dir.is_dir():
+        raise UsageError(f"--audio-dir {args.audio_dir} is not a folder")
+    for flag, path in (("--vqvae", args.vqvae), ("--init-from", args.init_from)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{flag} {path}: no such checkpoint")
+    from ..checkpoints import read_checkpoint, vqvae_config_from_checkpoint
+
+    levels = vqvae_config_from_checkpoint(read_checkpoint(args.vqvae)).levels
+    config = prior_config(args.config, vqvae_levels=levels)
+    resume = args.out / LATEST if args.resume == Path("latest") else args.resume
+    if resume is not None and not resume.is_file():
+        raise UsageError(f"--resume {resume}: no such checkpoint")
+    settings = PriorTrainSettings(
+        audio_dir=args.audio_dir,
+        out_dir=args.out,
+        vqvae_checkpoint=args.vqvae,
+        ids_dir=args.ids,
+        init_from=args.init_from,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        optim=dataclasses.replace(OptimSettings(), lr=args.lr, lr_warmup=args.lr_warmup),
+        precision=args.precision,
+        ema=not args.no_ema,
+        save_every=args.save_every,
+        log_every=args.log_every,
+        seed=args.seed,
+        num_workers=args.num_workers,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    result = train_prior(config, settings, resume=resume)
+    if result.checkpoint is not None:
+        print(f"step {result.step}: wrote {result.checkpoint}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"vqvae": _vqvae}[args.model](args)
+        return {"vqvae": _vqvae, "prior": _prior}[args.model](args)
     except (UsageError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
