@@ -1,13 +1,12 @@
 """Train the hierarchical VQ-VAE on a folder of audio, on one device or many (torchrun DDP).
 
 Checkpoints are reference-format files whose `model` holds the EMA weights (what the reference
-saves); the raw weights, optimiser, EMA and codebook statistics ride along under `train_state`
-so that a resumed run continues exactly where it stopped.
+saves); the full training state, codebook statistics included, rides along (run_state.py) so
+that a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoints import CheckpointError, load_state_strict, model_state, read_checkpoint, write_checkpoint
+from ..checkpoints import load_state_strict, model_state, read_checkpoint
 from ..config import VQVAEConfig
 from ..hparams import vqvae_config_to_hparams
 from ..vqvae import VQVAE
@@ -27,8 +26,8 @@ from .audio_dataset import AudioCrops, scan_audio_folder
 from .distributed import DistInfo, cleanup_distributed, setup_distributed
 from .ema import ParameterEMA, default_ema_decay
 from .loop import MetricsLog, OptimSettings, Precision, batches_per_epoch, epoch_loader, make_optimizer, optimizer_step
+from .run_state import LATEST, RunParts, restore_run, save_run
 
-LATEST = "checkpoint_latest.pth.tar"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,11 +109,12 @@ def _train(config, settings, info, resume, on_step) -> TrainResult:
     model = VQVAE(config).to(info.device)
     opt, schedule = make_optimizer(model, settings.optim)
     ema = ParameterEMA(model, settings.ema_decay or default_ema_decay(settings.batch_size, info.world_size)) if settings.ema else None
-    precision = Precision(settings.precision, info.device)
+    parts = RunParts(model, opt, schedule, ema, Precision(settings.precision, info.device))
+    precision = parts.precision
     step, bandwidth = 0, None
 
     if resume is not None:
-        step, bandwidth = _resume(resume, model, opt, schedule, ema, precision, config, settings, info)
+        step, bandwidth = _resume(resume, parts, config, settings, info)
     if bandwidth is None:
         bandwidth = _bandwidth(dataset, settings)
     wrapped = DistributedDataParallel(model) if info.world_size > 1 else model
@@ -149,56 +149,37 @@ def _train(config, settings, info, resume, on_step) -> TrainResult:
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", usage=f"{usage[-1]:.2f}")
             if step % settings.save_every == 0 or step == settings.steps:
-                checkpoint = _save(model, opt, schedule, ema, precision, config, settings, bandwidth, step, info)
+                checkpoint = _save(parts, config, settings, bandwidth, step, info)
     bar.close()
     return TrainResult(step=step, losses=losses, usage=usage, checkpoint=checkpoint, model=model)
 
 
-def _save(model, opt, schedule, ema, precision, config, settings, bandwidth, step, info) -> Path | None:
+def _save(parts: RunParts, config, settings, bandwidth, step, info) -> Path | None:
     if not info.is_main:
         return None
-    blocks = model.bottleneck.level_blocks
-    train_state = {
-        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "ema": ema.state_dict() if ema is not None else None,
-        "schedule": schedule.state_dict(),
-        "scaler": precision.scaler.state_dict(),
+    blocks = parts.model.bottleneck.level_blocks
+    codebooks = {
         "k_sum": [b.k_sum.cpu() for b in blocks],
         "k_elem": [b.k_elem.cpu() for b in blocks],
         "threshold": [b.threshold for b in blocks],
-        "rng": torch.get_rng_state(),  # codebook restarts draw from it: needed for an exact resume
     }
-    with ema.swapped_in() if ema is not None else contextlib.nullcontext():
-        state = model.state_dict()
-        kwargs = dict(model=state, hps=_hps(config, settings, bandwidth), opt=opt.state_dict(), step=step, train_state=train_state)
-        path = write_checkpoint(settings.out_dir / f"checkpoint_step{step}.pth.tar", **kwargs)
-        write_checkpoint(settings.out_dir / LATEST, **kwargs)
-    return path
+    return save_run(settings.out_dir, step, parts, hps=_hps(config, settings, bandwidth), extra=codebooks)
 
 
-def _resume(path, model, opt, schedule, ema, precision, config, settings, info) -> tuple[int, dict[str, float] | None]:
+def _resume(path, parts: RunParts, config, settings, info) -> tuple[int, dict[str, float] | None]:
     checkpoint = read_checkpoint(path)
-    state = checkpoint.get("train_state")
-    if state is None:  # an official or foreign VQ-VAE: fine-tune from its weights, restart the EMA statistics
+    model = parts.model
+    if checkpoint.get("train_state") is None:  # an official or foreign VQ-VAE: fine-tune, restart the EMA statistics
         load_state_strict(model, model_state(checkpoint, source=str(path)), source=str(path))
         for level, block in enumerate(model.bottleneck.level_blocks):
             tokens = settings.sample_length // config.hop_lengths[level] * info.world_size * settings.batch_size
             block.restore_k(num_tokens=tokens, threshold=config.revival_threshold)
-        if ema is not None:
-            ema.shadow = {name: p.detach().clone() for name, p in ema.params.items()}
+        if parts.ema is not None:
+            parts.ema.shadow = {name: p.detach().clone() for name, p in parts.ema.params.items()}
         return 0, None
-    load_state_strict(model, state["model"], source=str(path))
-    if checkpoint.get("opt") is None:
-        raise CheckpointError(f"{path}: has training state but no optimiser state")
-    opt.load_state_dict(checkpoint["opt"])
-    schedule.load_state_dict(state["schedule"])
-    precision.scaler.load_state_dict(state["scaler"])
-    if ema is not None and state.get("ema") is not None:
-        ema.load_state_dict(state["ema"])
+    step, hps, state = restore_run(path, parts)
     for block, k_sum, k_elem, threshold in zip(model.bottleneck.level_blocks, state["k_sum"], state["k_elem"], state["threshold"]):
         block.k_sum, block.k_elem, block.initialised = k_sum.to(info.device), k_elem.to(info.device), True
         block.threshold = threshold
-    torch.set_rng_state(state["rng"])
-    hps = checkpoint.get("hps") or {}
     bandwidth = {k: float(v) for k, v in hps["bandwidth"].items()} if "bandwidth" in hps else None
-    return int(checkpoint.get("step", 0)), bandwidth
+    return step, bandwidth
