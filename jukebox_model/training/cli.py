@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import official
-from ..checkpoints import CheckpointError
+from ..checkpoints import CheckpointError, read_checkpoint, vqvae_config_from_checkpoint
 from ..hparams import prior_config_from_hparams, prior_config_to_hparams, vqvae_config_from_hparams, vqvae_config_to_hparams
 from .loop import PRECISIONS, OptimSettings
 from .prior_trainer import PriorTrainSettings, train_prior
@@ -120,17 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _vqvae(args: argparse.Namespace) -> int:
-    config = vqvae_config(args.config)
+def _run_options(args: argparse.Namespace) -> tuple[dict, Path | None]:
+    """Settings every trainer shares, from the common flags, and the checkpoint to resume from."""
     if not args.audio_dir.is_dir():
         raise UsageError(f"--audio-dir {args.audio_dir} is not a folder")
     resume = args.out / LATEST if args.resume == Path("latest") else args.resume
     if resume is not None and not resume.is_file():
         raise UsageError(f"--resume {resume}: no such checkpoint")
-    settings = VQVAETrainSettings(
+    common = dict(
         audio_dir=args.audio_dir,
         out_dir=args.out,
-        sample_length=args.sample_length,
         batch_size=args.batch_size,
         steps=args.steps,
         optim=dataclasses.replace(OptimSettings(), lr=args.lr, lr_warmup=args.lr_warmup),
@@ -138,53 +137,36 @@ def _vqvae(args: argparse.Namespace) -> int:
         ema=not args.no_ema,
         save_every=args.save_every,
         log_every=args.log_every,
-        bandwidth_seconds=args.bandwidth_seconds,
         seed=args.seed,
         num_workers=args.num_workers,
         device=args.device,
         progress=not args.no_progress,
     )
-    result = train_vqvae(config, settings, resume=resume)
+    return common, resume
+
+
+def _report(result) -> int:
     if result.checkpoint is not None:
         print(f"step {result.step}: wrote {result.checkpoint}")
     return 0
+
+
+def _vqvae(args: argparse.Namespace) -> int:
+    config = vqvae_config(args.config)
+    common, resume = _run_options(args)
+    settings = VQVAETrainSettings(**common, sample_length=args.sample_length, bandwidth_seconds=args.bandwidth_seconds)
+    return _report(train_vqvae(config, settings, resume=resume))
 
 
 def _prior(args: argparse.Namespace) -> int:
-    if not args.audio_dir.is_dir():
-        raise UsageError(f"--audio-dir {args.audio_dir} is not a folder")
     for flag, path in (("--vqvae", args.vqvae), ("--init-from", args.init_from)):
         if path is not None and not path.is_file():
             raise UsageError(f"{flag} {path}: no such checkpoint")
-    from ..checkpoints import read_checkpoint, vqvae_config_from_checkpoint
-
     levels = vqvae_config_from_checkpoint(read_checkpoint(args.vqvae)).levels
     config = prior_config(args.config, vqvae_levels=levels)
-    resume = args.out / LATEST if args.resume == Path("latest") else args.resume
-    if resume is not None and not resume.is_file():
-        raise UsageError(f"--resume {resume}: no such checkpoint")
-    settings = PriorTrainSettings(
-        audio_dir=args.audio_dir,
-        out_dir=args.out,
-        vqvae_checkpoint=args.vqvae,
-        ids_dir=args.ids,
-        init_from=args.init_from,
-        batch_size=args.batch_size,
-        steps=args.steps,
-        optim=dataclasses.replace(OptimSettings(), lr=args.lr, lr_warmup=args.lr_warmup),
-        precision=args.precision,
-        ema=not args.no_ema,
-        save_every=args.save_every,
-        log_every=args.log_every,
-        seed=args.seed,
-        num_workers=args.num_workers,
-        device=args.device,
-        progress=not args.no_progress,
-    )
-    result = train_prior(config, settings, resume=resume)
-    if result.checkpoint is not None:
-        print(f"step {result.step}: wrote {result.checkpoint}")
-    return 0
+    common, resume = _run_options(args)
+    settings = PriorTrainSettings(**common, vqvae_checkpoint=args.vqvae, ids_dir=args.ids, init_from=args.init_from)
+    return _report(train_prior(config, settings, resume=resume))
 
 
 def main(argv: list[str] | None = None) -> int:
