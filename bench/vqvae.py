@@ -108,8 +108,11 @@ def main() -> None:
         p.error("--device cuda requested but CUDA is not available")
     if device.type == "cpu" and args.dtype != "fp32":
         print(f"note: {args.dtype} convolutions are very slow on many CPUs (perf-anchors §5); fp32 is the CPU baseline")
-    load = f", load avg {os.getloadavg()[0]:.2f} at start" if device.type == "cpu" and hasattr(os, "getloadavg") else ""
+    track_load = device.type == "cpu" and hasattr(os, "getloadavg")
+    load_start = os.getloadavg()[0] if track_load else 0.0
     rows = run(args.seconds, args.batch, device, DTYPES[args.dtype], args.repeats)
+    # the run itself adds about its thread count; much more than that means other jobs shared the CPU
+    load = f", load avg {load_start:.2f} -> {os.getloadavg()[0]:.2f}" if track_load else ""
     where = f"{_describe_device(device)}, torch {torch.__version__}, {args.dtype}, batch {args.batch}, {args.seconds:g} s audio{load}"
     on_cpu = device.type == "cpu" and args.dtype == "fp32"
     if args.markdown:
