@@ -174,3 +174,13 @@ def test_cli_trains_a_small_model_from_a_config_file(tmp_path):
     assert train_main(args) == 0
     assert train_main(args[:7] + ["--sample-length", "2048", "--steps", "5", "--resume", "latest", "--no-progress"]) == 0
     assert read_checkpoint(tmp_path / "run/checkpoint_latest.pth.tar")["step"] == 5
+
+
+@pytest.mark.parametrize(
+    "precision,device",
+    [("bf16", "cpu"), pytest.param("fp16", "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast is a GPU path"))],
+)
+def test_mixed_precision_training_runs_and_keeps_float32_weights(tmp_path, precision, device):
+    result = train_vqvae(TINY, _settings(tmp_path, steps=3, precision=precision, device=device))
+    assert all(np.isfinite(result.losses))
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
