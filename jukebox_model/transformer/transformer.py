@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
 from torch import Tensor, nn
 
 from ..config import AttnType, TransformerConfig
-from .attention import FactoredAttention
+from .attention import FactoredAttention, KVCache
 from .ops import MLP, LayerNorm
 from .patterns import attention_pattern
+
+
+@dataclass
+class AttentionRecord:
+    """Asks one forward pass to keep the attention probabilities of some layers (lyric alignment)."""
+
+    layers: frozenset[int]
+    probs: dict[int, Tensor] = field(default_factory=dict)  # layer -> (N, H, T, keys), filled by the pass
 
 
 class ResAttnBlock(nn.Module):
     """a = attn(ln_0(x)); m = mlp(ln_1(x + a)); out = x + res_scale·(a + m)."""
 
-    def __init__(self, width: int, n_ctx: int, attn_type: AttnType, config: TransformerConfig, *, res_scale: float, **attn_kwargs):
+    def __init__(
+        self,
+        width: int,
+        n_ctx: int,
+        attn_type: AttnType,
+        config: TransformerConfig,
+        *,
+        res_scale: float,
+        prime_len: int | None = None,
+    ):
         super().__init__()
         self.ln_0 = LayerNorm(width)
         self.attn = FactoredAttention(
@@ -23,36 +44,72 @@ class ResAttnBlock(nn.Module):
             config.heads,
             attn_type,
             blocks=config.blocks,
+            prime_len=prime_len,
             zero_out=config.zero_out,
             init_scale=config.init_scale,
-            **attn_kwargs,
         )
         self.ln_1 = LayerNorm(width)
         self.mlp = MLP(width, config.n_mlp, zero_out=config.zero_out, init_scale=config.init_scale)
         self.res_scale = res_scale
 
-    def forward(self, x: Tensor, encoder_kv: Tensor | None = None) -> Tensor:
-        a = self.attn(self.ln_0(x), encoder_kv)
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        encoder_kv: Tensor | None = None,
+        cache: KVCache | None = None,
+        start: int = 0,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        a, w = self.attn(self.ln_0(x), encoder_kv=encoder_kv, cache=cache, start=start, need_weights=need_weights)
         m = self.mlp(self.ln_1(x + a))
-        return x + self.res_scale * (a + m)
+        return x + self.res_scale * (a + m), w
 
 
 class Transformer(nn.Module):
-    def __init__(self, config: TransformerConfig, n_ctx: int, *, prime_len: int | None = None, causal: bool = True):
+    def __init__(self, config: TransformerConfig, n_ctx: int, *, prime_len: int | None = None):
         super().__init__()
+        if config.pos_init:
+            raise ValueError("pos_init (a fixed position buffer) is used by no official model and not implemented")
+        self.n_ctx = n_ctx
         self.pattern = attention_pattern(config.attn_order, config.depth)
         res_scale = 1.0 / config.depth if config.res_scale else 1.0
         self._attn_mods = nn.ModuleList(
-            ResAttnBlock(config.width, n_ctx, t, config, res_scale=res_scale, prime_len=prime_len, causal=causal) for t in self.pattern
+            ResAttnBlock(config.width, n_ctx, t, config, res_scale=res_scale, prime_len=prime_len) for t in self.pattern
         )
 
-    def record_attention(self, layers: set[int]) -> None:
-        """Keep the attention probabilities of these layers from the next forward (for lyric alignment)."""
-        for i, block in enumerate(self._attn_mods):
-            block.attn.record_attn = i in layers
-            block.attn.attn_weights = None
+    def empty_cache(
+        self,
+        batch: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+        encoder_len: int | None = None,
+    ) -> list[KVCache]:
+        """One preallocated cache per layer, sized by its attention type; CROSS layers need encoder_len."""
+        return [
+            block.attn.empty_cache(batch, dtype=dtype, device=device, encoder_len=encoder_len)
+            for block in self._attn_mods
+        ]
 
-    def forward(self, x: Tensor, encoder_kv: Tensor | None = None) -> Tensor:  # (N, L, W) -> (N, L, W)
-        for block in self._attn_mods:
-            x = block(x, encoder_kv)
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        encoder_kv: Tensor | None = None,
+        cache: Sequence[KVCache] | None = None,
+        start: int = 0,
+        record: AttentionRecord | None = None,
+    ) -> Tensor:
+        """x (N, T, W) at positions [start, start + T) -> (N, T, W). Without a cache, a whole sequence."""
+        if cache is not None and len(cache) != len(self._attn_mods):
+            raise ValueError(f"cache has {len(cache)} layers, the transformer {len(self._attn_mods)}")
+        if record is not None and not all(0 <= i < len(self._attn_mods) for i in record.layers):
+            raise ValueError(f"recorded layers {sorted(record.layers)} outside 0..{len(self._attn_mods) - 1}")
+        for i, block in enumerate(self._attn_mods):
+            keep = record is not None and i in record.layers
+            layer_cache = None if cache is None else cache[i]
+            x, w = block(x, encoder_kv=encoder_kv, cache=layer_cache, start=start, need_weights=keep)
+            if keep:
+                record.probs[i] = w
         return x

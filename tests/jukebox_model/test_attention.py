@@ -1,4 +1,5 @@
-"""Factored attention: each pattern lets a query see exactly the keys spec §3.5 says, and nothing later."""
+"""Factored attention: each pattern lets a query see exactly the keys spec §3.5 names, and the
+cached chunk path (prefill and sampling steps) computes the same function as one full pass."""
 
 from __future__ import annotations
 
@@ -7,82 +8,161 @@ import torch
 
 from jukebox_model.config import AttnType
 from jukebox_model.transformer.attention import FactoredAttention
-from jukebox_model.transformer.patterns import attention_pattern
+from jukebox_model.transformer.patterns import visible
 
-L, BLOCKS, WIDTH = 24, 4, 16  # block_ctx 6
-BC = L // BLOCKS
+L, BLOCKS, WIDTH, STATE, HEADS = 24, 4, 16, 8, 2
+BC = L // BLOCKS  # 6
+PRIME_LEN = 9  # not a whole number of blocks, like the merged 1b sequence
+CAUSAL_TYPES = [AttnType.DENSE, AttnType.BLOCK, AttnType.TRANSPOSE_BLOCK, AttnType.PREV_BLOCK, AttnType.PRIME]
+CHUNKINGS = {"steps": [1] * L, "uneven": [5, 7, 1, 11], "one": [L], "prefill_then_steps": [13] + [1] * 11}
 
 
-def _visible(attn_type: AttnType, t: int, s: int, prime_len: int = 9) -> bool:
-    """The spec's definition of which key s query t attends to."""
+def _spec_sees(attn_type: AttnType, t: int, s: int) -> bool:
+    """Spec §3.5, written out independently of the implementation: does query t attend to key s?"""
     return {
         AttnType.DENSE: s <= t,
         AttnType.BLOCK: s <= t and s // BC == t // BC,
         AttnType.TRANSPOSE_BLOCK: s <= t and s % BC == t % BC,
         AttnType.PREV_BLOCK: t // BC >= 1 and s // BC == t // BC - 1,
-        AttnType.PRIME: s <= t and s < prime_len,
+        AttnType.PRIME: s <= t and s < PRIME_LEN,
     }[attn_type]
 
 
-def _dependence(attn: FactoredAttention) -> torch.Tensor:
-    """dep[t, s] = whether output t changes with input s, via gradients."""
-    x = torch.randn(1, L, WIDTH, requires_grad=True)
-    out = attn(x)
-    dep = torch.zeros(L, L, dtype=torch.bool)
-    for t in range(L):
+def _layer(attn_type: AttnType, seed: int = 0) -> FactoredAttention:
+    torch.manual_seed(seed)
+    attn = FactoredAttention(WIDTH, L, STATE, HEADS, attn_type, blocks=BLOCKS, prime_len=PRIME_LEN)
+    for p in attn.parameters():  # no zero-initialised projections: every dependence must show
+        torch.nn.init.normal_(p, std=0.5)
+    return attn.eval()
+
+
+def _dependence(out_fn, x: torch.Tensor) -> torch.Tensor:
+    """dep[t, s]: whether output position t changes with input position s (via gradients)."""
+    x = x.clone().requires_grad_(True)
+    out = out_fn(x)
+    dep = torch.zeros(out.shape[1], x.shape[1], dtype=torch.bool)
+    for t in range(out.shape[1]):
         (grad,) = torch.autograd.grad(out[0, t].sum(), x, retain_graph=True)
         dep[t] = grad[0].abs().sum(dim=-1) > 0
     return dep
 
 
-@pytest.mark.parametrize(
-    "attn_type", [AttnType.DENSE, AttnType.BLOCK, AttnType.TRANSPOSE_BLOCK, AttnType.PREV_BLOCK, AttnType.PRIME]
-)
-def test_each_pattern_reads_exactly_its_keys(attn_type):
-    torch.manual_seed(0)
-    attn = FactoredAttention(WIDTH, L, 8, 2, attn_type, blocks=BLOCKS, prime_len=9)
-    torch.nn.init.normal_(attn.c_proj.w)
-    dep = _dependence(attn)
+def _chunked(attn: FactoredAttention, x: torch.Tensor, sizes: list[int], encoder_kv=None, need_weights=False):
+    cache = attn.empty_cache(x.shape[0], encoder_len=None if encoder_kv is None else encoder_kv.shape[1])
+    outs, weights, start = [], [], 0
+    for size in sizes:
+        chunk = x[:, start : start + size]
+        out, w = attn(chunk, encoder_kv=encoder_kv, cache=cache, start=start, need_weights=need_weights)
+        outs.append(out)
+        weights.append(w)
+        start += size
+    return torch.cat(outs, dim=1), weights
+
+
+@pytest.mark.parametrize("attn_type", CAUSAL_TYPES, ids=lambda t: t.name)
+def test_position_masks_match_the_spec_definitions(attn_type):
+    pos = torch.arange(L)
+    mask = visible(attn_type, pos, pos, block_ctx=BC, prime_len=PRIME_LEN)
+    assert mask.tolist() == [[_spec_sees(attn_type, t, s) for s in range(L)] for t in range(L)]
+
+
+@pytest.mark.parametrize("attn_type", CAUSAL_TYPES, ids=lambda t: t.name)
+def test_full_pass_reads_exactly_the_keys_of_its_pattern(attn_type):
+    attn = _layer(attn_type)
+    dep = _dependence(lambda x: attn(x)[0], torch.randn(1, L, WIDTH))
     for t in range(L):
-        # a query always depends on itself through its own query vector, except where it sees nothing
-        expected = {s for s in range(L) if _visible(attn_type, t, s)}
-        if expected:
+        expected = {s for s in range(L) if _spec_sees(attn_type, t, s)}
+        if expected:  # a query also depends on itself through its own query vector
             expected.add(t)
         assert {s for s in range(L) if dep[t, s]} == expected, f"{attn_type.name} query {t}"
 
 
-def test_first_block_of_previous_block_attention_outputs_only_the_bias():
-    attn = FactoredAttention(WIDTH, L, 8, 2, AttnType.PREV_BLOCK, blocks=BLOCKS)
-    torch.nn.init.normal_(attn.c_proj.b)
-    out = attn(torch.randn(2, L, WIDTH))
-    torch.testing.assert_close(out[:, :BC], attn.c_proj.b.expand(2, BC, WIDTH))
+@pytest.mark.parametrize("chunking", list(CHUNKINGS), ids=str)
+@pytest.mark.parametrize("attn_type", CAUSAL_TYPES, ids=lambda t: t.name)
+def test_chunked_cached_forward_equals_the_full_pass(attn_type, chunking):
+    attn = _layer(attn_type)
+    x = torch.randn(2, L, WIDTH)
+    with torch.no_grad():
+        full, _ = attn(x)
+        chunked, _ = _chunked(attn, x, CHUNKINGS[chunking])
+    torch.testing.assert_close(chunked, full, atol=1e-5, rtol=1e-5)
 
 
-def test_cross_attention_sees_every_encoder_state_and_needs_them():
-    attn = FactoredAttention(WIDTH, L, 8, 2, AttnType.CROSS, blocks=BLOCKS)
-    torch.nn.init.normal_(attn.c_proj.w)
-    enc = torch.randn(1, 7, WIDTH, requires_grad=True)
-    attn(torch.randn(1, L, WIDTH), enc)[0, 0].sum().backward()
-    assert (enc.grad[0].abs().sum(dim=-1) > 0).all()
-    with pytest.raises(ValueError, match="encoder"):
-        attn(torch.randn(1, L, WIDTH))
+@pytest.mark.parametrize("attn_type", CAUSAL_TYPES, ids=lambda t: t.name)
+def test_cached_steps_read_exactly_the_keys_of_their_pattern(attn_type):
+    """Gradients through the cache: step t depends on the inputs the spec lets it see (and itself)."""
+    attn = _layer(attn_type)
+    dep = _dependence(lambda x: _chunked(attn, x, CHUNKINGS["steps"])[0], torch.randn(1, L, WIDTH))
+    for t in range(L):
+        expected = {s for s in range(L) if _spec_sees(attn_type, t, s)}
+        if expected:
+            expected.add(t)
+        assert {s for s in range(L) if dep[t, s]} == expected, f"{attn_type.name} step {t}"
 
 
-def test_patterns_of_the_official_orders():
-    assert attention_pattern(2, 4) == (AttnType.BLOCK, AttnType.TRANSPOSE_BLOCK, AttnType.PREV_BLOCK, AttnType.BLOCK)
-    five_b_lyrics = attention_pattern(10, 79)
-    assert [d for d, t in enumerate(five_b_lyrics) if t is AttnType.CROSS] == [18, 28, 38, 48, 58, 68, 78]
-    one_b = attention_pattern(12, 72)
-    assert {d: t for d, t in enumerate(one_b) if t in (AttnType.PRIME, AttnType.DENSE)} == {
-        15: AttnType.PRIME,
-        31: AttnType.PRIME,
-        47: AttnType.DENSE,
-        63: AttnType.PRIME,
+@pytest.mark.parametrize("attn_type", CAUSAL_TYPES, ids=lambda t: t.name)
+def test_a_sequence_of_partial_blocks_equals_the_prefix_of_the_full_pass(attn_type):
+    attn = _layer(attn_type)
+    x = torch.randn(2, L, WIDTH)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x[:, :17])[0], attn(x)[0][:, :17], atol=1e-5, rtol=1e-5)
+
+
+def test_caches_hold_only_what_a_later_query_can_need():
+    capacity = {t: _layer(t).empty_cache(3).k.shape for t in CAUSAL_TYPES}
+    assert capacity == {
+        AttnType.DENSE: (3, L, STATE),
+        AttnType.TRANSPOSE_BLOCK: (3, L, STATE),
+        AttnType.BLOCK: (3, BC, STATE),
+        AttnType.PREV_BLOCK: (3, 2 * BC, STATE),
+        AttnType.PRIME: (3, PRIME_LEN, STATE),
     }
+    assert _layer(AttnType.CROSS).empty_cache(3, encoder_len=7).k.shape == (3, 7, STATE)
 
 
-def test_unknown_order_and_uneven_blocks_are_clear_errors():
-    with pytest.raises(ValueError, match="attn_order 7"):
-        attention_pattern(7, 3)
+def test_first_block_of_previous_block_attention_outputs_only_the_bias():
+    attn = _layer(AttnType.PREV_BLOCK)
+    x = torch.randn(2, L, WIDTH)
+    with torch.no_grad():
+        expected = attn.c_proj.b.expand(2, BC, WIDTH)
+        torch.testing.assert_close(attn(x)[0][:, :BC], expected)
+        torch.testing.assert_close(_chunked(attn, x, CHUNKINGS["uneven"])[0][:, :BC], expected)
+
+
+def test_cross_attention_reads_every_encoder_state_from_the_first_chunk_on():
+    attn = _layer(AttnType.CROSS)
+    enc = torch.randn(2, 7, WIDTH, requires_grad=True)
+    x = torch.randn(2, L, WIDTH)
+    full, full_w = attn(x, encoder_kv=enc, need_weights=True)
+    full[0, -1].sum().backward()
+    assert (enc.grad[0].abs().sum(dim=-1) > 0).all()
+    with torch.no_grad():
+        chunked, weights = _chunked(attn, x, CHUNKINGS["uneven"], encoder_kv=enc, need_weights=True)
+        torch.testing.assert_close(chunked, full, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(torch.cat(weights, dim=2), full_w, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="encoder"):
+        attn(x)
+
+
+def test_prime_attention_probabilities_of_steps_are_rows_of_the_full_pass():
+    attn = _layer(AttnType.PRIME)
+    x = torch.randn(2, L, WIDTH)
+    with torch.no_grad():
+        _, full_w = attn(x, need_weights=True)  # (N, H, L, PRIME_LEN)
+        _, step_w = _chunked(attn, x, CHUNKINGS["steps"], need_weights=True)
+    for t, w in enumerate(step_w):
+        torch.testing.assert_close(w[:, :, 0], full_w[:, :, t, : w.shape[-1]], atol=1e-6, rtol=1e-5)
+
+
+def test_bad_positions_and_shapes_are_clear_errors():
+    attn = _layer(AttnType.BLOCK)
+    with pytest.raises(ValueError, match="outside this layer's context"):
+        attn(torch.randn(1, L + 1, WIDTH))
+    with pytest.raises(ValueError, match="need a cache"):
+        attn(torch.randn(1, 1, WIDTH), start=3)
     with pytest.raises(ValueError, match="whole number of blocks"):
-        FactoredAttention(WIDTH, 25, 8, 2, AttnType.BLOCK, blocks=4)
+        FactoredAttention(WIDTH, 25, STATE, HEADS, AttnType.BLOCK, blocks=4)
+    with pytest.raises(ValueError, match="not implemented"):
+        FactoredAttention(WIDTH, L, STATE, HEADS, AttnType.SUMMARY, blocks=BLOCKS)
+    with pytest.raises(ValueError, match="encoder length"):
+        _layer(AttnType.CROSS).empty_cache(1)
