@@ -1,18 +1,38 @@
 """ConditionalAutoregressive2D: token embedding + positions + conditioning -> transformer -> logits (spec §3.4).
 
-Teacher forcing: the input at position i is the embedding of token i − 1 (position 0 gets the
-start embedding: the label's artist/genre vector, or a learned start token when unconditioned),
-so the logits at position i predict token i.
+The input at position p is the embedding of the token at p − 1; position 0 gets the start
+embedding instead (the label's artist/genre vector, or a learned start token when there is no
+label conditioning). So the logits at position p predict the token at p.
+
+Two entry points, one computation:
+* `forward(x)` scores a whole token sequence by teacher forcing (training, evaluation);
+* `forward_cached(inputs, start=…, cache=…)` runs positions [start, start + T) given the tokens
+  *fed* there (the previous ones), reading and extending a per-layer cache — what a sampler calls
+  to prefill a primed context in chunks and then step token by token.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..config import TransformerConfig
-from ..transformer.transformer import Transformer
-from .embeddings import PositionEmbedding
+from ..transformer.attention import KVCache
+from ..transformer.transformer import AttentionRecord, Transformer
+
+
+class PositionEmbedding(nn.Module):
+    """A learned absolute position table, the parameter `pos_emb` of shape (L, W)."""
+
+    def __init__(self, length: int, width: int, init_scale: float = 1.0):
+        super().__init__()
+        self.pos_emb = nn.Parameter(torch.empty(length, width))
+        nn.init.normal_(self.pos_emb, std=0.01 * init_scale)
+
+    def forward(self) -> Tensor:
+        return self.pos_emb
 
 
 class ConditionalAutoregressive2D(nn.Module):
@@ -44,25 +64,82 @@ class ConditionalAutoregressive2D(nn.Module):
             if not merged_decoder:
                 self.x_out.weight = self.x_emb.weight  # tied: both keys in the state dict, one tensor
 
+    def empty_cache(
+        self,
+        batch: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+        encoder_len: int | None = None,
+    ) -> list[KVCache]:
+        return self.transformer.empty_cache(batch, dtype=dtype, device=device, encoder_len=encoder_len)
+
     def forward(
-        self, x: Tensor, *, x_cond: Tensor | None = None, y_cond: Tensor | None = None, encoder_kv: Tensor | None = None
+        self,
+        x: Tensor,
+        *,
+        x_cond: Tensor | None = None,
+        y_cond: Tensor | None = None,
+        encoder_kv: Tensor | None = None,
+        record: AttentionRecord | None = None,
     ) -> Tensor:
-        """x (N, L) tokens -> logits (N, L, bins) (or, when only encoding, activations (N, L, W))."""
-        n, length = x.shape
-        if length > self.length:
-            raise ValueError(f"sequence of {length} tokens exceeds this model's context of {self.length}")
+        """Teacher forcing: x (N, L) tokens from position 0 -> logits (N, L, bins) where position p
+        predicts x[:, p] (only encoding: activations (N, L, W)). x_cond (N, ≥L or 1, W), y_cond (N, 1, W)."""
+        if x.dim() != 2 or x.shape[1] > self.length:
+            raise ValueError(f"tokens must be (N, ≤{self.length}), got {tuple(x.shape)}")
         if int(x.min()) < 0 or int(x.max()) >= self.bins:
             raise ValueError(f"token ids must lie in [0, {self.bins}), got {x.min().item()}..{x.max().item()}")
-        h = self.x_emb(x).roll(1, dims=1)  # (N, L, W): position i holds token i − 1
-        start = y_cond.view(n, 1, self.width) if self.y_cond else self.start_token.view(1, 1, self.width).expand(n, 1, -1)
-        h = torch.cat([start.to(h.dtype), h[:, 1:]], dim=1)
+        fed = x.roll(1, dims=1)  # position p is fed token p − 1; position 0's is replaced by the start embedding
+        return self._run(fed, 0, x_cond=x_cond, y_cond=y_cond, encoder_kv=encoder_kv, cache=None, record=record)
+
+    def forward_cached(
+        self,
+        inputs: Tensor,
+        *,
+        start: int,
+        cache: Sequence[KVCache],
+        x_cond: Tensor | None = None,
+        y_cond: Tensor | None = None,
+        encoder_kv: Tensor | None = None,
+        record: AttentionRecord | None = None,
+    ) -> Tensor:
+        """inputs (N, T): the tokens fed at positions [start, start + T), i.e. those at positions
+        start − 1 … start + T − 2 (at position 0 it is ignored: the start embedding is fed) ->
+        logits (N, T, bins). x_cond covers the whole sequence (sliced here) or is one row; CROSS
+        layers need encoder_kv when start is 0. Token ids are not range-checked on this hot path."""
+        return self._run(inputs, start, x_cond=x_cond, y_cond=y_cond, encoder_kv=encoder_kv, cache=cache, record=record)
+
+    def _run(
+        self,
+        fed: Tensor,
+        start: int,
+        *,
+        x_cond: Tensor | None,
+        y_cond: Tensor | None,
+        encoder_kv: Tensor | None,
+        cache: Sequence[KVCache] | None,
+        record: AttentionRecord | None,
+    ) -> Tensor:
+        n, t_len = fed.shape
+        stop = start + t_len
+        if stop > self.length:
+            raise ValueError(f"positions up to {stop} exceed this model's context of {self.length}")
+        if self.y_cond and y_cond is None:
+            raise ValueError("this model is label-conditioned: pass y_cond")
+        h = self.x_emb(fed)  # (N, T, W)
+        if start == 0:
+            first = y_cond.view(n, 1, self.width) if self.y_cond else self.start_token.view(1, 1, -1).expand(n, 1, -1)
+            h = torch.cat([first.to(h.dtype), h[:, 1:]], dim=1)
         if x_cond is None:
             x_cond = h.new_zeros(n, 1, self.width)
-        x_cond = x_cond[:, :length] if x_cond.shape[1] > 1 else x_cond
-        h = h + self.pos_emb()[:length] + x_cond
-        h = self.transformer(h, encoder_kv)
+        elif x_cond.shape[1] > 1:
+            if x_cond.shape[1] < stop:
+                raise ValueError(f"x_cond covers {x_cond.shape[1]} positions, positions up to {stop} are needed")
+            x_cond = x_cond[:, start:stop]
+        h = h + self.pos_emb()[start:stop] + x_cond
+        h = self.transformer(h, encoder_kv=encoder_kv, cache=cache, start=start, record=record)
         if self.add_cond_after_transformer:
             h = h + x_cond
         if self.only_encode:
             return h
-        return self.x_out(h.float() if self.x_out.weight.dtype == torch.float32 else h)
+        return self.x_out(h.to(self.x_out.weight.dtype))

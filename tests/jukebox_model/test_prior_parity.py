@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from jukebox_model.checkpoints import load_state_strict, model_state, read_checkpoint
+from jukebox_model.config import LyricsMode
 from jukebox_model.hparams import prior_config_from_hparams, vqvae_config_from_hparams
+from jukebox_model.prior.lyrics import merge_tokens
 from jukebox_model.prior.prior import Prior
 from tests.reference import discover, fixture_params
 
@@ -27,7 +29,7 @@ def case(request):
     io = fx.io()
     inputs = io["inputs"]
     with torch.no_grad():
-        out = prior(inputs["z"], inputs["z_conds"], inputs["y"])
+        out = prior(inputs["z"], inputs["z_conds"], inputs["y"], with_alignment=config.alignment_layer is not None)
     return prior, io, out
 
 
@@ -74,11 +76,10 @@ def test_batched_call_equals_per_item_and_the_reference_batch(case):
 
 
 def test_alignment_attention_matches(case):
-    prior, io, _ = case
+    _, io, out = case
     if "alignment_attn" not in io["outputs"]:
         pytest.skip("this prior has no lyrics alignment")
-    inputs = io["inputs"]
-    torch.testing.assert_close(prior.alignment(inputs["z"], inputs["z_conds"], inputs["y"]), io["outputs"]["alignment_attn"], **TOL)
+    torch.testing.assert_close(out.alignment, io["outputs"]["alignment_attn"], **TOL)
 
 
 def test_layer_pattern_matches_the_reference(case):
@@ -90,3 +91,33 @@ def test_layer_pattern_matches_the_reference(case):
     assert block_ctx == {io["meta"]["block_ctx"]}
     if io["meta"].get("prime_attn_key_length"):
         assert {m.attn.prime_len for m in prior.prior.transformer._attn_mods} == {io["meta"]["prime_attn_key_length"]}
+
+
+def test_chunked_cached_passes_reproduce_the_teacher_forced_logits(case):
+    """Prefill the primed part in the reference sampler's chunks, then one position at a time (spec §4.2)."""
+    prior, io, out = case
+    inputs, sampling = io["inputs"], io["sampling"]
+    z = inputs["z"]
+    with torch.no_grad():
+        cond = prior.get_cond(inputs["z_conds"], inputs["y"])
+        dec = prior.decoder_inputs(cond)
+        merged = prior.mode is LyricsMode.MERGED
+        tokens = merge_tokens(cond.lyrics, z, prior.n_vocab) if merged else z
+        fed = tokens.roll(1, dims=1)  # position p is fed token p - 1 (position 0: the start embedding)
+        primed = sampling["prime_length"] + (prior.n_tokens if merged else 0)
+        chunk = sampling["chunk_size"]
+        sizes = [min(chunk, primed - s) for s in range(0, primed, chunk)] + [1] * (tokens.shape[1] - primed)
+        cache, logits, start = prior.empty_cache(z.shape[0]), [], 0
+        for size in sizes:
+            logits.append(
+                prior.prior.forward_cached(
+                    fed[:, start : start + size],
+                    start=start,
+                    cache=cache,
+                    x_cond=dec.x_cond,
+                    y_cond=dec.y_cond,
+                    encoder_kv=dec.encoder_kv,
+                )
+            )
+            start += size
+    torch.testing.assert_close(torch.cat(logits, dim=1), out.logits, atol=1e-5, rtol=1e-5)
