@@ -255,6 +255,8 @@ class FactoredAttention(nn.Module):
             raise ValueError(f"positions {start}..{start + t_len} outside this layer's context of {self.n_ctx}")
         if cache is None and start:
             raise ValueError(f"positions from {start} need a cache holding the earlier ones")
+        if cache is not None and cache.k.shape[0] != x.shape[0]:
+            raise ValueError(f"cache was made for a batch of {cache.k.shape[0]}, got {x.shape[0]}")
         if self.attn_type is AttnType.CROSS:
             a, w = self._cross(x, encoder_kv, cache, start, need_weights)
         else:

@@ -160,6 +160,8 @@ def test_bad_positions_and_shapes_are_clear_errors():
         attn(torch.randn(1, L + 1, WIDTH))
     with pytest.raises(ValueError, match="need a cache"):
         attn(torch.randn(1, 1, WIDTH), start=3)
+    with pytest.raises(ValueError, match="batch of 2"):
+        attn(torch.randn(1, 1, WIDTH), cache=attn.empty_cache(2))
     with pytest.raises(ValueError, match="whole number of blocks"):
         FactoredAttention(WIDTH, 25, STATE, HEADS, AttnType.BLOCK, blocks=4)
     with pytest.raises(ValueError, match="not implemented"):

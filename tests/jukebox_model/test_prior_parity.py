@@ -121,3 +121,20 @@ def test_chunked_cached_passes_reproduce_the_teacher_forced_logits(case):
             )
             start += size
     torch.testing.assert_close(torch.cat(logits, dim=1), out.logits, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_inputs_are_clear_errors(case):
+    prior, io, _ = case
+    z, z_conds, y = io["inputs"]["z"], io["inputs"]["z_conds"], io["inputs"]["y"]
+    with pytest.raises(ValueError, match="label rows"):
+        prior(z, z_conds, None)
+    with pytest.raises(ValueError, match="label rows must be"):
+        prior(z, z_conds, y[:, :-1])
+    with pytest.raises(ValueError, match="codes must lie in"):
+        prior(z + prior.music_bins, z_conds, y)
+    if z_conds:
+        with pytest.raises(ValueError, match="upper-level codes"):
+            prior(z, [c[:, :-1] for c in z_conds], y)
+    if prior.config.alignment_layer is None:
+        with pytest.raises(ValueError, match="no lyrics alignment"):
+            prior(z, z_conds, y, with_alignment=True)
