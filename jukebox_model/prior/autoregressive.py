@@ -13,14 +13,22 @@ Two entry points, one computation:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import TransformerConfig
 from ..transformer.attention import KVCache
 from ..transformer.transformer import AttentionRecord, Transformer
+
+
+def bits_per_token(logits: Tensor, targets: Tensor) -> Tensor:
+    """The training loss: mean cross-entropy per item in bits. logits (N, L, V), targets (N, L) -> (N,)."""
+    ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    return ce.view(targets.shape).mean(dim=1) / math.log(2.0)
 
 
 class PositionEmbedding(nn.Module):

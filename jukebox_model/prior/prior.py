@@ -12,11 +12,9 @@ only: sampling lives in the sampler.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import AttnType, LyricsMode, PriorConfig, VQVAEConfig
@@ -24,10 +22,8 @@ from ..transformer.attention import KVCache
 from ..transformer.ops import Conv1D
 from ..transformer.transformer import AttentionRecord
 from . import lyrics as lyr
-from .autoregressive import ConditionalAutoregressive2D
+from .autoregressive import ConditionalAutoregressive2D, bits_per_token
 from .conditioners import Conditioner, LabelConditioner
-
-LN2 = math.log(2.0)
 
 
 @dataclass(frozen=True)
@@ -203,14 +199,14 @@ class Prior(nn.Module):
         lyric_logits = None
         if self.mode is LyricsMode.MERGED:
             lyric_logits, music_logits = logits[:, : self.n_tokens], logits[:, self.n_tokens :]
-            prime_loss = _bits_per_item(lyric_logits, cond.lyrics)
-            gen_loss = _bits_per_item(music_logits, z + self.n_vocab)
+            prime_loss = bits_per_token(lyric_logits, cond.lyrics)
+            gen_loss = bits_per_token(music_logits, z + self.n_vocab)
         else:
             music_logits = logits
-            gen_loss = _bits_per_item(music_logits, z)
+            gen_loss = bits_per_token(music_logits, z)
             if self.mode is LyricsMode.CROSS_ATTENTION:
                 lyric_logits = self.prime_x_out(dec.encoder_kv.float())
-                prime_loss = _bits_per_item(lyric_logits, cond.lyrics)
+                prime_loss = bits_per_token(lyric_logits, cond.lyrics)
             else:
                 prime_loss = torch.zeros_like(gen_loss)
         p, g = self.n_tokens, self.n_ctx
@@ -243,9 +239,3 @@ class Prior(nn.Module):
             kind = pattern[layer].name if 0 <= layer < len(pattern) else "missing"
             raise ValueError(f"alignment layer {layer} ({kind}) is not a lyrics attention layer")
         return layer
-
-
-def _bits_per_item(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean cross-entropy per item, in bits. logits (N, L, V), targets (N, L) -> (N,)."""
-    ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-    return ce.view(targets.shape).mean(dim=1) / LN2
