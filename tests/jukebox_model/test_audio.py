@@ -63,6 +63,17 @@ def test_resampling_to_the_model_rate_keeps_duration_and_pitch(tmp_path):
     assert abs(_peak_hz(got, SR) - 1000) < 2
 
 
+def test_resampling_keeps_the_top_octave_and_rejects_what_would_alias(tmp_path):
+    def level_db(freq: float) -> float:
+        path = tmp_path / f"{freq}.wav"
+        sf.write(path, _sine(freq, 0.5, 48000), 48000, subtype="FLOAT")
+        got = read_audio(path)[2000:-2000]  # away from the edges
+        return 20 * math.log10(float(got.abs().max()) / 0.5)
+
+    assert level_db(20000) > -0.5  # in band at 44.1 kHz
+    assert level_db(23000) < -60  # above 22.05 kHz: would fold back to 21.1 kHz
+
+
 def test_offset_and_duration_select_a_span(tmp_path):
     path = tmp_path / "ramp.wav"
     sf.write(path, np.linspace(-1, 1, SR, dtype=np.float32), SR, subtype="FLOAT")
