@@ -70,7 +70,9 @@ def run(seconds: float, batch: int, device: torch.device, dtype: torch.dtype, re
                 ("decode", lambda: model.decode(zs, start_level=level, end_level=level + 1)),
             ):
                 wall = _median_seconds(fn, device, repeats)
-                rows.append(dict(op=op, level=level, wall=wall, audio_per_s=audio_seconds / wall, rtf=wall / audio_seconds))
+                rows.append(
+                    dict(op=op, level=level, wall=wall, audio_per_s=audio_seconds / wall, rtf=wall / audio_seconds)
+                )
     return rows
 
 
@@ -78,7 +80,8 @@ def _describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line)
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(line.split(":", 1)[1].strip() for line in lines if "model name" in line)
     except (OSError, StopIteration):
         model = platform.processor() or "CPU"
     return f"{model}, {torch.get_num_threads()} threads"
@@ -86,7 +89,8 @@ def _describe_device(device: torch.device) -> str:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        return done.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -107,13 +111,14 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda requested but CUDA is not available")
     if device.type == "cpu" and args.dtype != "fp32":
-        print(f"note: {args.dtype} convolutions are very slow on many CPUs (perf-anchors §5); fp32 is the CPU baseline")
+        print(f"note: {args.dtype} is very slow on many CPUs (perf-anchors §5); fp32 is the CPU baseline")
     track_load = device.type == "cpu" and hasattr(os, "getloadavg")
     load_start = os.getloadavg()[0] if track_load else 0.0
     rows = run(args.seconds, args.batch, device, DTYPES[args.dtype], args.repeats)
     # the run itself adds about its thread count; much more than that means other jobs shared the CPU
     load = f", load avg {load_start:.2f} -> {os.getloadavg()[0]:.2f}" if track_load else ""
-    where = f"{_describe_device(device)}, torch {torch.__version__}, {args.dtype}, batch {args.batch}, {args.seconds:g} s audio{load}"
+    where = f"{_describe_device(device)}, torch {torch.__version__}, {args.dtype}, batch {args.batch}"
+    where += f", {args.seconds:g} s audio{load}"
     on_cpu = device.type == "cpu" and args.dtype == "fp32"
     if args.markdown:
         print(f"\n### {datetime.date.today()} — {where} — commit {_commit()}\n")

@@ -56,7 +56,9 @@ def _check_header_complete(path: Path, info: sf._SoundFileInfo) -> None:
         return
     declared, present = int(match.group(1)), int(match.group(2))
     if declared > present and declared not in _STREAMING_SIZES:
-        raise AudioFileError(f"{path}: truncated, the header declares {declared} bytes of audio but only {present} are present")
+        raise AudioFileError(
+            f"{path}: truncated, the header declares {declared} bytes of audio but only {present} are present"
+        )
 
 
 def _info(path: Path) -> sf._SoundFileInfo:
@@ -86,7 +88,8 @@ def read_audio(
     info = _info(path)
     start = int(round(offset_s * info.samplerate))
     if start >= info.frames:
-        raise AudioFileError(f"{path}: offset {offset_s:.3f} s is beyond its length {info.frames / info.samplerate:.3f} s")
+        length = info.frames / info.samplerate
+        raise AudioFileError(f"{path}: offset {offset_s:.3f} s is beyond its length {length:.3f} s")
     frames = -1 if duration_s is None else int(round(duration_s * info.samplerate))
     try:
         data, file_sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
@@ -96,7 +99,9 @@ def read_audio(
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: decoded to no audio frames (truncated?)")
     if expected - data.shape[0] > max(_SHORTFALL_FRAMES, _SHORTFALL_FRACTION * expected):
-        raise AudioFileError(f"{path}: truncated, decoded {data.shape[0]} of the {expected} frames its header announces")
+        raise AudioFileError(
+            f"{path}: truncated, decoded {data.shape[0]} of the {expected} frames its header announces"
+        )
     audio = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     return resample(audio, file_sr, sr)
 
@@ -167,7 +172,8 @@ def peak_info(audio: Tensor) -> PeakInfo:
     """How loud a decoded signal is and how much of it a fixed-point file would clip (decoders are unclipped)."""
     magnitude = torch.as_tensor(audio).detach().abs().float()
     peak = float(magnitude.max()) if magnitude.numel() else 0.0
-    return PeakInfo(peak=peak, peak_dbfs=20 * math.log10(peak) if peak > 0 else -math.inf, clipped=int((magnitude > 1.0).sum()))
+    dbfs = 20 * math.log10(peak) if peak > 0 else -math.inf
+    return PeakInfo(peak=peak, peak_dbfs=dbfs, clipped=int((magnitude > 1.0).sum()))
 
 
 # --- model-side shapes ---------------------------------------------------------------------------

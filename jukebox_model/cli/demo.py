@@ -59,7 +59,10 @@ def main() -> int:
     folder = Path(os.environ.get("JUKEBOX_REFERENCE_DIR", DEFAULT_REFERENCE_DIR))
     found = find_vqvae_checkpoint(folder)
     if found is None:
-        print(f"demo: no VQ-VAE checkpoint in {folder}; set JUKEBOX_REFERENCE_DIR to the reference fixture folder", file=sys.stderr)
+        print(
+            f"demo: no VQ-VAE checkpoint in {folder}; set JUKEBOX_REFERENCE_DIR to the reference fixture folder",
+            file=sys.stderr,
+        )
         return 2
     checkpoint, hparams = found
     model = load_vqvae(checkpoint, config=vqvae_config_from_hparams(hparams))
@@ -67,7 +70,8 @@ def main() -> int:
     clip = synth_clip(4.0, sr)
     out = Path("demo_out")
     write_wav(out / "input.wav", clip, sr=sr)
-    result = reconstruct(model, clip, list(range(model.config.levels)), chunk_samples=round_to_hop(10 * sr, model.hop_lengths[-1]))
+    chunk = round_to_hop(10 * sr, model.hop_lengths[-1])
+    result = reconstruct(model, clip, range(model.config.levels), chunk_samples=chunk)
     print(f"VQ-VAE {checkpoint.name}: hops {model.config.hop_lengths}, {model.config.l_bins} codes per level")
     for level, audio in result.audio.items():
         path = write_wav(out / f"level{level}.wav", audio, sr=sr)

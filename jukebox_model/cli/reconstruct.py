@@ -118,8 +118,10 @@ def reconstruct(
         raise ValueError(f"expected mono (T,) audio, got shape {tuple(audio.shape)}")
     n = audio.shape[0]
     padded = torch.nn.functional.pad(audio.float(), (0, -n % top))
-    codes = {level: encode_chunked(model, padded, level, chunk_samples=chunk_samples, context=context) for level in levels}
-    decoded = {level: decode_chunked(model, codes[level], level, chunk_samples=chunk_samples, context=context)[:n] for level in levels}
+    codes, decoded = {}, {}
+    for level in levels:
+        codes[level] = encode_chunked(model, padded, level, chunk_samples=chunk_samples, context=context)
+        decoded[level] = decode_chunked(model, codes[level], level, chunk_samples=chunk_samples, context=context)[:n]
     return Reconstruction(codes=codes, audio=decoded, n_samples=n)
 
 
@@ -189,7 +191,8 @@ def _process(model: VQVAE, path: Path, stem: str, levels: list[int], args: argpa
     audio = read_audio(path, sr=cfg.sr, duration_s=args.seconds)
     result = reconstruct(model, audio, levels, chunk_samples=chunk)
     for level, out in result.audio.items():
-        target = write_wav(args.out / f"{stem}_level{level}.wav", out, sr=args.rate or cfg.sr, source_sr=cfg.sr, subtype=args.format)
+        target = args.out / f"{stem}_level{level}.wav"
+        write_wav(target, out, sr=args.rate or cfg.sr, source_sr=cfg.sr, subtype=args.format)
         peak = peak_info(out)
         clipped = f" ({peak.describe()}, clipped)" if peak.clipped and args.format != "float" else ""
         print(f"{path}: level {level} -> {target}{clipped}")
