@@ -1,0 +1,196 @@
+"""Windowed sampling across the levels, top to bottom (spec §4.3–4.4).
+
+Each level is brought to its length window by window (`schedule.plan_level`); a window primes on
+the tokens it already holds, the upsamplers condition on the finished level above, and every
+window gets its own label row (offset and lyrics moved to where the window lies). The modes of
+the reference are one loop with different starting codes:
+  ancestral — nothing yet;  primed — the prompt's codes at every level;
+  continue — codes from an earlier run;  upsample — a finished top level, lower levels empty.
+A run can be cancelled between tokens; it returns the codes so far, which `save_codes` writes and
+a later run continues from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..atomic import atomic_write
+from ..config import LyricsMode
+from ..labels import Labeller, LabelRow
+from ..prior import lyrics as lyr
+from ..prior.prior import Prior
+from ..vqvae import VQVAE
+from .params import SamplingParams
+from .schedule import level_hop, plan_level
+from .window import CancelToken, sample_window
+
+
+@dataclass(frozen=True)
+class Progress:
+    level: int
+    window: int  # 1-based index of the window being sampled
+    n_windows: int
+    tokens_done: int  # at this level, in this run
+    tokens_total: int
+    eta_s: float | None  # seconds left at this level, from the measured token rate
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    zs: list[Tensor]  # codes per level (0 finest), (N, T_l)
+    cancelled: bool
+    seed: int
+
+
+@dataclass
+class LevelModel:
+    """A level's prior and the labeller that makes its rows (None for a prior without labels)."""
+
+    prior: Prior
+    labeller: Labeller | None
+
+
+class Sampler:
+    def __init__(self, vqvae: VQVAE, levels: dict[int, LevelModel]):
+        self.vqvae, self.levels = vqvae, levels
+        for level, m in levels.items():
+            if m.prior.config.level != level:
+                raise ValueError(f"the prior given for level {level} models level {m.prior.config.level}")
+
+    def tokens_for(self, n_samples: int, level: int) -> int:
+        return n_samples // self.vqvae.hop_lengths[level]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        zs: Sequence[Tensor],
+        *,
+        n_samples: int,
+        songs: Sequence[tuple[str, str, str]],
+        total_length: int,
+        offset: int = 0,
+        levels: Sequence[int] | None = None,
+        params: SamplingParams = SamplingParams(),
+        on_progress: Callable[[Progress], None] | None = None,
+        on_level_done: Callable[[int, Tensor], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> SampleResult:
+        """Bring each level in `levels` (default: all, top first) to `n_samples` worth of tokens.
+
+        zs: current codes per level, (N, ≤ T_l) each (empty for ancestral). songs: (artist, genre,
+        lyrics) per item; total_length/offset: the song's length and where this span starts, in samples.
+        on_level_done(level, codes) fires as soon as a level is complete (e.g. to render a preview).
+        """
+        zs = [z.clone() for z in zs]
+        n = len(songs)
+        if any(z.shape[0] != n for z in zs):
+            raise ValueError(f"codes of every level must have {n} rows, one per song")
+        seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        generator = torch.Generator(device=self._device()).manual_seed(seed)
+        order = sorted(levels if levels is not None else self.levels, reverse=True)
+        for level in order:
+            if level not in self.levels:
+                raise ValueError(f"no prior loaded for level {level}")
+            cancelled = self._sample_level(zs, level, n_samples, songs, total_length, offset, params, generator, on_progress, cancel)
+            if cancelled:
+                return SampleResult(zs=zs, cancelled=True, seed=seed)
+            if on_level_done is not None:
+                on_level_done(level, zs[level])
+        return SampleResult(zs=zs, cancelled=False, seed=seed)
+
+    def _device(self) -> torch.device:
+        return next(self.vqvae.parameters()).device
+
+    def _sample_level(self, zs, level, n_samples, songs, total_length, offset, params, generator, on_progress, cancel) -> bool:
+        model = self.levels[level]
+        prior = model.prior
+        total = self.tokens_for(n_samples, level)
+        if prior.config.conditioner is not None:
+            if total < prior.n_ctx:
+                raise ValueError(f"level {level} needs at least {prior.n_ctx} tokens ({prior.n_ctx * self.vqvae.hop_lengths[level]} samples) to upsample")
+            if zs[level + 1].shape[1] < self.tokens_for(n_samples, level + 1):
+                raise ValueError(f"level {level + 1} must be complete before level {level} is upsampled")
+        rows = self._rows(model.labeller, songs, total_length, offset)
+        windows = plan_level(total, zs[level].shape[1], prior.n_ctx, level_hop(params.hop_fraction[level], prior.n_ctx))
+        todo = sum(w.n_new for w in windows)
+        done, started = 0, time.perf_counter()
+        for index, w in enumerate(windows, start=1):
+            existing = zs[level][:, w.start : w.start + w.n_existing]
+            new_parts = []
+            for lo in range(0, existing.shape[0], params.max_batch_size):
+                hi = lo + params.max_batch_size
+                z_conds = []
+                if prior.config.conditioner is not None:
+                    ds = prior.cond_downsample
+                    z_conds = [zs[level + 1][lo:hi, w.start // ds : (w.start + prior.n_ctx) // ds]]
+                y = None
+                if model.labeller is not None:
+                    y = torch.tensor([model.labeller.window(r, w.start).y for r in rows[lo:hi]], device=existing.device)
+                cond = prior.get_cond(z_conds, y)
+                prefix, length = existing[lo:hi], w.end - w.start
+                if prior.mode is LyricsMode.MERGED:
+                    prefix, length = lyr.merge_tokens(cond.lyrics, prefix, prior.n_vocab), length + prior.n_tokens
+
+                def tick(k: int, _total: int, base: int = done) -> None:
+                    if on_progress is not None:
+                        rate = (base + k) / max(time.perf_counter() - started, 1e-9)
+                        eta = (todo - base - k) / rate if rate > 0 else None
+                        on_progress(Progress(level, index, len(windows), base + k, todo, eta))
+
+                out = sample_window(
+                    prior,
+                    prior.decoder_inputs(cond),
+                    prefix=prefix,
+                    length=length,
+                    temperature=params.temperature[level],
+                    top_k=params.top_k,
+                    top_p=params.top_p,
+                    generator=generator,
+                    chunk_size=params.chunk_size,
+                    on_token=tick,
+                    cancel=cancel,
+                )
+                tokens = lyr.music_codes(out.tokens, prior.n_tokens, prior.n_vocab) if prior.mode is LyricsMode.MERGED else out.tokens
+                new_parts.append(tokens[:, w.n_existing :])
+                if out.cancelled:  # keep what every row reached; rows of batch chunks never started reached nothing
+                    every_row = sum(p.shape[0] for p in new_parts) == existing.shape[0]
+                    keep = min(p.shape[1] for p in new_parts) if every_row else 0
+                    kept = torch.cat([p[:, :keep] for p in new_parts]) if keep else existing[:, :0]
+                    zs[level] = torch.cat([zs[level][:, : w.start + w.n_existing], kept], dim=1)
+                    return True
+            zs[level] = torch.cat([zs[level][:, : w.start + w.n_existing], torch.cat(new_parts, dim=0)], dim=1)
+            done += w.n_new
+        return False
+
+    @staticmethod
+    def _rows(labeller: Labeller | None, songs, total_length: int, offset: int) -> list[LabelRow]:
+        if labeller is None:
+            return []
+        return [labeller.label(artist, genre, lyrics, total_length, offset) for artist, genre, lyrics in songs]
+
+    @torch.no_grad()
+    def decode(self, zs: Sequence[Tensor], level: int) -> Tensor:
+        """Audio (N, T, 1) of one level's codes through that level's decoder."""
+        return self.vqvae.decode([zs[level]], start_level=level)
+
+
+def save_codes(path: Path, result: SampleResult, *, params: SamplingParams, meta: dict) -> Path:
+    """Codes and settings, atomically; `load_codes` + `Sampler.sample(zs=...)` continues the run."""
+    with atomic_write(path) as f:
+        torch.save({"zs": [z.cpu() for z in result.zs], "seed": result.seed, "params": dataclasses.asdict(params), "meta": dict(meta)}, f)
+    return path
+
+
+def load_codes(path: Path) -> dict:
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or "zs" not in data:
+        raise ValueError(f"{path}: not a codes file written by save_codes")
+    data["params"] = SamplingParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["params"].items()})
+    return data
