@@ -7,8 +7,8 @@
     jukebox-sample ... --mode upsample --codes-file run/codes.pt
 
 Each level's audio is written as soon as that level is done (level_2 first: a rough preview), and
-the codes after every level, so Ctrl-C (which stops at the next token) loses nothing: continue
-from `codes.pt`.
+the codes when the run ends. Ctrl-C stops at the next token and still writes the codes sampled
+so far: continue from `codes.pt`.
 """
 
 from __future__ import annotations
