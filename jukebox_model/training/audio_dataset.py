@@ -29,6 +29,24 @@ class AudioEntry:
     seconds: float
 
 
+def _usable_seconds(path: Path) -> float | None:
+    """The file's duration, or None (with a warning naming it) when crops could not be read from it."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        warnings.warn(f"skipping {path}: not a readable audio file ({e})", stacklevel=3)
+        return None
+    if info.frames <= 0 or info.samplerate <= 0:
+        warnings.warn(f"skipping {path}: no audio frames", stacklevel=3)
+        return None
+    try:  # a few frames through the crops' own reader, which refuses truncated or undecodable files
+        read_audio(path, sr=info.samplerate, duration_s=min(0.01, info.frames / info.samplerate))
+    except AudioFileError as e:
+        warnings.warn(f"skipping {e}", stacklevel=3)  # the message starts with the path
+        return None
+    return info.frames / info.samplerate
+
+
 def scan_audio_folder(root: str | Path, *, min_seconds: float = 0.0, max_seconds: float | None = None) -> list[AudioEntry]:
     """All decodable audio files under `root` (recursive, sorted); unreadable ones are skipped with a warning."""
     root = Path(root)
@@ -36,15 +54,8 @@ def scan_audio_folder(root: str | Path, *, min_seconds: float = 0.0, max_seconds
         raise FileNotFoundError(f"audio folder not found: {root}")
     entries = []
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
-        try:
-            info = sf.info(str(path))
-        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-            warnings.warn(f"skipping {path}: not a readable audio file ({e})", stacklevel=2)
-            continue
-        seconds = info.frames / info.samplerate if info.samplerate else 0.0
-        if info.frames == 0:
-            warnings.warn(f"skipping {path}: no audio frames", stacklevel=2)
-        elif seconds >= min_seconds and (max_seconds is None or seconds < max_seconds):
+        seconds = _usable_seconds(path)
+        if seconds is not None and min_seconds <= seconds and (max_seconds is None or seconds < max_seconds):
             entries.append(AudioEntry(path, seconds))
     if not entries:
         raise ValueError(f"no usable audio files in {root} (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
