@@ -57,14 +57,19 @@ class Precision:
 def optimizer_step(
     loss: torch.Tensor, module: nn.Module, opt: torch.optim.Optimizer, precision: Precision, clip: float
 ) -> float:
-    """Backward, unscale, clip, step; returns the gradient norm (inf/nan steps are skipped by the scaler)."""
+    """Backward, unscale, clip, step; returns the gradient norm.
+
+    A step whose gradient norm is inf/nan is skipped (the fp16 scaler also lowers its scale), as
+    the reference skips them: clipping by a nan norm would turn every weight into nan.
+    """
     opt.zero_grad(set_to_none=True)
     precision.scaler.scale(loss).backward()
     precision.scaler.unscale_(opt)
-    grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), clip if clip > 0 else math.inf)
-    precision.scaler.step(opt)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), clip if clip > 0 else math.inf))
+    if precision.scaler.is_enabled() or math.isfinite(grad_norm):
+        precision.scaler.step(opt)
     precision.scaler.update()
-    return float(grad_norm)
+    return grad_norm
 
 
 class MetricsLog:
