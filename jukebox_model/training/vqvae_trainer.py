@@ -9,32 +9,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoints import load_state_strict, model_state, read_checkpoint
+from ..checkpoints import load_state_strict, model_state, read_checkpoint, vqvae_config_from_checkpoint
 from ..config import VQVAEConfig
 from ..hparams import vqvae_config_to_hparams
 from ..vqvae import VQVAE
 from ..vqvae.losses import SPEC_N_FFT, calculate_bandwidth
 from .audio_dataset import AudioCrops, scan_audio_folder
-from .distributed import DistInfo, cleanup_distributed, setup_distributed
+from .distributed import DistInfo, distributed_session
 from .ema import ParameterEMA, default_ema_decay
 from .loop import MetricsLog, OptimSettings, Precision, batches_per_epoch, epoch_loader, make_optimizer, optimizer_step
 from .run_state import LATEST, RunParts, restore_run, save_run
 
+DEFAULT_SAMPLE_LENGTH = 262144  # samples per crop (~5.9 s at 44.1 kHz), as the reference trains the VQ-VAE
 
 
 @dataclass(frozen=True, kw_only=True)
 class VQVAETrainSettings:
     audio_dir: Path
     out_dir: Path
-    sample_length: int = 262144  # samples per crop (~5.9 s)
+    sample_length: int = DEFAULT_SAMPLE_LENGTH
     batch_size: int = 4  # per process
     steps: int = 10000
     optim: OptimSettings = field(default_factory=OptimSettings)
@@ -71,9 +73,10 @@ def _hps(config: VQVAEConfig, settings: VQVAETrainSettings, bandwidth: dict[str,
 
 
 def _bandwidth(dataset: AudioCrops, settings: VQVAETrainSettings) -> dict[str, float]:
-    """Identical on every rank: the first crops of epoch 0, up to `bandwidth_seconds` of audio."""
-    n_crops = max(1, math.ceil(settings.bandwidth_seconds * dataset.sr / settings.sample_length))
-    clips = (dataset[i][:, 0] for i in range(min(n_crops, len(dataset))))
+    """Identical on every rank: `bandwidth_seconds` of epoch-0 crops spread evenly over the whole folder."""
+    n_crops = min(len(dataset), max(1, math.ceil(settings.bandwidth_seconds * dataset.sr / settings.sample_length)))
+    indices = sorted({int(i) for i in np.linspace(0, len(dataset) - 1, n_crops)})
+    clips = (dataset[i][:, 0] for i in indices)
     bandwidth = calculate_bandwidth(clips)
     floor = 1e-8  # a silent dataset would otherwise divide by zero
     return {k: max(v, floor) for k, v in bandwidth.items()}
@@ -87,11 +90,8 @@ def train_vqvae(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train until `settings.steps`; resume from `resume` (ours: exact; any other VQ-VAE file: fine-tune)."""
-    info = setup_distributed(settings.device)
-    try:
+    with distributed_session(settings.device) as info:
         return _train(config, settings, info, resume, on_step)
-    finally:
-        cleanup_distributed()
 
 
 def _check_sample_length(config: VQVAEConfig, sample_length: int) -> None:
@@ -104,14 +104,15 @@ def _check_sample_length(config: VQVAEConfig, sample_length: int) -> None:
 
 def _train(config, settings, info, resume, on_step) -> TrainResult:
     _check_sample_length(config, settings.sample_length)
-    torch.manual_seed(settings.seed + info.rank)
     dataset = AudioCrops(scan_audio_folder(settings.audio_dir), sample_length=settings.sample_length, sr=config.sr, seed=settings.seed)
+    torch.manual_seed(settings.seed)  # the same initial weights, hence the same EMA start, on every rank
     model = VQVAE(config).to(info.device)
     opt, schedule = make_optimizer(model, settings.optim)
     ema = ParameterEMA(model, settings.ema_decay or default_ema_decay(settings.batch_size, info.world_size)) if settings.ema else None
     parts = RunParts(model, opt, schedule, ema, Precision(settings.precision, info.device))
     precision = parts.precision
     step, bandwidth = 0, None
+    torch.manual_seed(settings.seed + info.rank)  # restart vectors come from rank 0 (broadcast) in any case
 
     if resume is not None:
         step, bandwidth = _resume(resume, parts, config, settings, info)
@@ -166,17 +167,32 @@ def _save(parts: RunParts, config, settings, bandwidth, step, info) -> Path | No
     return save_run(settings.out_dir, step, parts, hps=_hps(config, settings, bandwidth), extra=codebooks)
 
 
+def _check_same_config(path: Path, checkpoint: dict[str, Any], config: VQVAEConfig) -> None:
+    """Shapes alone would not catch e.g. another l_mu or loss weight; a resumed run must be the same model."""
+    saved = vqvae_config_from_checkpoint(checkpoint)
+    changed = [
+        f"{f.name} {getattr(saved, f.name)!r} -> {getattr(config, f.name)!r}"
+        for f in fields(config)
+        if getattr(saved, f.name) != getattr(config, f.name)
+    ]
+    if changed:
+        raise ValueError(f"{path} was trained with another VQ-VAE config ({'; '.join(changed)}); resume with the same --config")
+
+
 def _resume(path, parts: RunParts, config, settings, info) -> tuple[int, dict[str, float] | None]:
     checkpoint = read_checkpoint(path)
     model = parts.model
     if checkpoint.get("train_state") is None:  # an official or foreign VQ-VAE: fine-tune, restart the EMA statistics
         load_state_strict(model, model_state(checkpoint, source=str(path)), source=str(path))
         for level, block in enumerate(model.bottleneck.level_blocks):
+            # expected tokens per code and update; the reference leaves out the batch size (spec §2.3),
+            # which starts every code at 1/bs of its steady-state count, nearer the restart threshold
             tokens = settings.sample_length // config.hop_lengths[level] * info.world_size * settings.batch_size
             block.restore_k(num_tokens=tokens, threshold=config.revival_threshold)
         if parts.ema is not None:
             parts.ema.shadow = {name: p.detach().clone() for name, p in parts.ema.params.items()}
         return 0, None
+    _check_same_config(path, checkpoint, config)
     step, hps, state = restore_run(path, parts)
     for block, k_sum, k_elem, threshold in zip(model.bottleneck.level_blocks, state["k_sum"], state["k_elem"], state["threshold"]):
         block.k_sum, block.k_elem, block.initialised = k_sum.to(info.device), k_elem.to(info.device), True
