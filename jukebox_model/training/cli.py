@@ -20,7 +20,7 @@ from ..checkpoints import CheckpointError, read_checkpoint, vqvae_config_from_ch
 from ..hparams import prior_config_from_hparams, prior_config_to_hparams, vqvae_config_from_hparams, vqvae_config_to_hparams
 from .loop import PRECISIONS, OptimSettings
 from .prior_trainer import PriorTrainSettings, train_prior
-from .vqvae_trainer import LATEST, VQVAETrainSettings, train_vqvae
+from .vqvae_trainer import DEFAULT_SAMPLE_LENGTH, LATEST, VQVAETrainSettings, train_vqvae
 
 
 class UsageError(ValueError):
@@ -106,8 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="model", required=True)
     vq = sub.add_parser("vqvae", help="the hierarchical VQ-VAE")
     _add_common(vq)
-    vq.add_argument("--config", default="vqvae", help="official set name or a JSON/TOML file of hparam overrides")
-    vq.add_argument("--sample-length", type=int, default=262144, help="samples per training crop")
+    vq.add_argument(
+        "--config", default=None, help="official set name or a JSON/TOML file of hparam overrides (default: 'vqvae', or the --resume checkpoint's)"
+    )
+    vq.add_argument(
+        "--sample-length", type=int, default=None, help=f"samples per training crop (default: {DEFAULT_SAMPLE_LENGTH}, or the --resume checkpoint's)"
+    )
     vq.add_argument("--bandwidth-seconds", type=float, default=600.0, help="audio used for the loss normalisers")
     vq.add_argument("--no-ema", action="store_true", help="save raw weights instead of their moving average")
     pr = sub.add_parser("prior", help="a top-level prior or an upsampler, on the codes of a trained VQ-VAE")
@@ -152,9 +156,18 @@ def _report(result) -> int:
 
 
 def _vqvae(args: argparse.Namespace) -> int:
-    config = vqvae_config(args.config)
     common, resume = _run_options(args)
-    settings = VQVAETrainSettings(**common, sample_length=args.sample_length, bandwidth_seconds=args.bandwidth_seconds)
+    saved = read_checkpoint(resume) if resume is not None and (args.config is None or args.sample_length is None) else None
+    if args.config is not None:
+        config = vqvae_config(args.config)
+    elif saved is not None:  # continue (or fine-tune) the model the checkpoint holds
+        config = vqvae_config_from_checkpoint(saved)
+    else:
+        config = official.VQVAE
+    sample_length = args.sample_length
+    if sample_length is None:
+        sample_length = int(((saved or {}).get("hps") or {}).get("sample_length", DEFAULT_SAMPLE_LENGTH))
+    settings = VQVAETrainSettings(**common, sample_length=sample_length, bandwidth_seconds=args.bandwidth_seconds)
     return _report(train_vqvae(config, settings, resume=resume))
 
 
