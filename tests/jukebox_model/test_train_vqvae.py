@@ -18,7 +18,7 @@ from jukebox_model import official
 from jukebox_model.checkpoints import load_vqvae, read_checkpoint
 from jukebox_model.training.audio_dataset import AudioCrops, scan_audio_folder
 from jukebox_model.training.cli import main as train_main
-from jukebox_model.training.loop import OptimSettings
+from jukebox_model.training.loop import OptimSettings, Precision, optimizer_step
 from jukebox_model.training.vqvae_trainer import VQVAETrainSettings, train_vqvae
 
 TINY = dataclasses.replace(official.VQVAE, width=8, depth=2, emb_width=8, l_bins=16)
@@ -57,10 +57,12 @@ def _settings(tmp_path, **kw):
 @pytest.mark.slow
 def test_training_lowers_the_loss_and_keeps_most_codes_in_use(tmp_path):
     torch.set_num_threads(1)
-    result = train_vqvae(TINY, _settings(tmp_path))
+    seen = {}
+    result = train_vqvae(TINY, _settings(tmp_path), on_step=lambda step, metrics: seen.update(metrics))
     first, last = np.mean(result.losses[:20]), np.mean(result.losses[-20:])
     assert last < 0.6 * first, (first, last)
-    assert result.usage[-1] >= 0.5
+    for level in range(1, TINY.levels + 1):
+        assert seen[f"usage_l{level}"] >= 0.5 * TINY.l_bins, (level, seen[f"usage_l{level}"])
     log = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 200 and "usage_l1" in log[-1]
 
@@ -84,6 +86,17 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path):
     np.testing.assert_allclose(resumed.losses, straight.losses[3:], rtol=1e-5)
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
+    a, b = (read_checkpoint(s.out_dir / "checkpoint_step6.pth.tar") for s in (_settings(tmp_path / "a"), stopped))
+    torch.testing.assert_close(a["opt"], b["opt"])  # Adam moments and step counts
+    torch.testing.assert_close(a["model"], b["model"])  # the EMA weights
+    torch.testing.assert_close(a["train_state"]["k_elem"], b["train_state"]["k_elem"])  # codebook statistics
+
+
+def test_resuming_with_another_config_is_a_clear_error(tmp_path):
+    first = train_vqvae(TINY, _settings(tmp_path, steps=2))
+    other = dataclasses.replace(TINY, l_mu=0.9)  # same shapes: strict loading alone would accept it
+    with pytest.raises(ValueError, match="l_mu 0.99 -> 0.9"):
+        train_vqvae(other, _settings(tmp_path, steps=4), resume=first.checkpoint)
 
 
 def test_fine_tuning_from_a_foreign_checkpoint_restores_codebook_statistics(tmp_path):
@@ -124,10 +137,14 @@ def test_dataset_skips_unreadable_files_with_a_warning_and_zero_fills_short_ones
     folder = _write_songs(tmp_path / "audio", n=1, seconds=0.01)  # 441 samples: shorter than a crop
     (folder / "broken.wav").write_text("not audio")
     sf.write(folder / "empty.wav", np.zeros(0, np.float32), SR)
+    sf.write(tmp_path / "whole.wav", np.full(SR, 0.1, np.float32), SR)
+    data = (tmp_path / "whole.wav").read_bytes()
+    (folder / "truncated.wav").write_bytes(data[: len(data) // 2])  # a half-copied file
     with pytest.warns(UserWarning) as caught:
         entries = scan_audio_folder(folder)
     messages = " ".join(str(w.message) for w in caught)
-    assert "broken.wav" in messages and "empty.wav" in messages
+    assert "broken.wav" in messages and "empty.wav" in messages and "truncated.wav" in messages
+    assert [e.path.name for e in entries] == ["song0.wav"]
     crops = AudioCrops(entries, sample_length=1024)
     crop = crops[0]
     assert crop.shape == (1024, 1) and crop[500:].abs().max() == 0 and crop[:400].abs().max() > 0
@@ -172,8 +189,23 @@ def test_cli_trains_a_small_model_from_a_config_file(tmp_path):
     args = ["vqvae", "--audio-dir", str(audio), "--out", str(tmp_path / "run"), "--config", str(config)]
     args += ["--sample-length", "2048", "--steps", "3", "--save-every", "3", "--no-progress", "--bandwidth-seconds", "1"]
     assert train_main(args) == 0
-    assert train_main(args[:7] + ["--sample-length", "2048", "--steps", "5", "--resume", "latest", "--no-progress"]) == 0
-    assert read_checkpoint(tmp_path / "run/checkpoint_latest.pth.tar")["step"] == 5
+    # resuming needs neither --config nor --sample-length: both come from the checkpoint
+    assert train_main(args[:5] + ["--steps", "5", "--resume", "latest", "--no-progress"]) == 0
+    ckpt = read_checkpoint(tmp_path / "run/checkpoint_latest.pth.tar")
+    assert ckpt["step"] == 5 and ckpt["hps"]["width"] == 8 and ckpt["hps"]["sample_length"] == 2048
+
+
+def test_a_step_with_non_finite_gradients_leaves_the_weights_alone():
+    layer = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in layer.parameters()]
+    loss = layer(torch.full((2, 3), float("nan"))).sum()
+    grad_norm = optimizer_step(loss, layer, opt, Precision("fp32", torch.device("cpu")), clip=1.0)
+    assert not math.isfinite(grad_norm)
+    for b, p in zip(before, layer.parameters()):
+        assert torch.equal(b, p)
+    optimizer_step(layer(torch.ones(2, 3)).sum(), layer, opt, Precision("fp32", torch.device("cpu")), clip=1.0)
+    assert not torch.equal(before[0], layer.weight)  # a finite step still moves them
 
 
 @pytest.mark.parametrize(
