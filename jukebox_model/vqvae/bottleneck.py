@@ -31,6 +31,12 @@ def _all_reduce_(t: Tensor) -> Tensor:
     return t
 
 
+def _float32(x: Tensor) -> torch.autocast:
+    """Nearest-code search and codebook statistics in float32 even under bf16/fp16 autocast: the
+    distance ‖x‖² − 2x·k + ‖k‖² cancels catastrophically in half precision."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
 @dataclass(frozen=True)
 class Quantised:
     codes: Tensor  # (N, T) int64
@@ -120,13 +126,18 @@ class BottleneckBlock(nn.Module):
 
     def encode(self, x: Tensor) -> Tensor:  # (N, W, T) -> (N, T)
         n, _, t = x.shape
-        codes, _ = self.quantise(self._flatten(x))
+        with _float32(x):
+            codes, _ = self.quantise(self._flatten(x.float()))
         return codes.view(n, t)
 
     def decode(self, codes: Tensor) -> Tensor:  # (N, T) -> (N, W, T)
         return self.dequantise(codes).permute(0, 2, 1)
 
     def forward(self, x: Tensor, *, update_k: bool) -> Quantised:
+        with _float32(x):
+            return self._forward(x.float(), update_k=update_k)
+
+    def _forward(self, x: Tensor, *, update_k: bool) -> Quantised:
         n, _, t = x.shape
         flat = self._flatten(x)
         prenorm = torch.linalg.vector_norm(flat - flat.mean()) / math.sqrt(flat.numel())

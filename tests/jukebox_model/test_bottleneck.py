@@ -87,3 +87,14 @@ def test_straight_through_estimator_passes_gradients_to_the_encoder():
     q = block(x, update_k=False)
     q.vectors.sum().backward()
     torch.testing.assert_close(x.grad, torch.ones_like(x))
+
+
+def test_codes_are_chosen_in_float32_under_autocast():
+    torch.manual_seed(0)
+    block = BottleneckBlock(64, 8, mu=0.9)
+    block.k.copy_(torch.randn(64, 8) * 0.3 + 4.0)  # norms ~11: bf16 cannot tell these codes apart, float32 can
+    x = (block.k[torch.randint(64, (40,))] + 0.01 * torch.randn(40, 8)).T.reshape(1, 8, 40)
+    expected = torch.cdist(x[0].T.double(), block.k.double()).argmin(dim=1)[None]  # independent float64 answer
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        assert torch.equal(block.encode(x), expected)
+        assert torch.equal(block(x, update_k=False).codes, expected)
