@@ -24,7 +24,7 @@ from ..hparams import prior_config_to_hparams, vqvae_config_to_hparams
 from ..labels import Labeller
 from ..prior.prior import Prior
 from .audio_dataset import scan_audio_folder
-from .distributed import cleanup_distributed, setup_distributed
+from .distributed import distributed_session
 from .ema import ParameterEMA, default_ema_decay
 from .loop import MetricsLog, OptimSettings, Precision, batches_per_epoch, epoch_loader, make_optimizer, optimizer_step
 from .prior_data import PriorWindows, encode_songs, read_metadata, write_id_tables
@@ -97,17 +97,14 @@ def train_prior(
     resume: Path | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> PriorTrainResult:
-    info = setup_distributed(settings.device)
-    try:
+    with distributed_session(settings.device) as info:
         return _train(config, settings, info, resume, on_step)
-    finally:
-        cleanup_distributed()
 
 
 def _train(config, settings, info, resume, on_step) -> PriorTrainResult:
     if config.fp16_params:  # half-precision master weights do not train well; use --precision for speed
         config = dataclasses.replace(config, fp16_params=False)
-    torch.manual_seed(settings.seed + info.rank)
+    torch.manual_seed(settings.seed)  # the same initial weights, hence the same EMA start, on every rank
     vqvae = load_vqvae(settings.vqvae_checkpoint, device=info.device)
     vq = vqvae.config
     metadata = read_metadata(settings.audio_dir)
