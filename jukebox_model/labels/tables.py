@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+_ID = re.compile(r"\s*[0-9]+\s*")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # universal newlines only: names may hold other separators
+
+
 @dataclass(frozen=True)
 class IdTable:
     ids: dict[str, int]  # lower-cased name -> id; later lines win
@@ -22,16 +26,24 @@ class IdTable:
     def lookup(self, name: str) -> int | None:
         return self.ids.get(name)
 
+    def name(self, value: int) -> str:
+        """The names of an id ('<id>' for one no name reaches, e.g. v3 3675 after `speaker` moved on)."""
+        return self.names.get(value, f"<{value}>")
+
+    @property
+    def max_id(self) -> int:
+        return max(self.ids.values(), default=0)
+
 
 def read_id_table(path: Path) -> IdTable:
     ids: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(_LINE_BREAK.split(path.read_text(encoding="utf-8")), start=1):
         if not line.strip():
             continue
         name, sep, value = line.rpartition(";")
-        if not sep or not value.strip().lstrip("-").isdigit():
-            raise ValueError(f"{path}:{number}: expected 'name;id', got {line!r}")
-        ids[name.lower()] = int(value)
+        if not sep or not _ID.fullmatch(value):
+            raise ValueError(f"{path}:{number}: expected 'name;id' with a non-negative id, got {line!r}")
+        ids[name.lower()] = int(value)  # names kept as written (trailing spaces, invisible marks)
     grouped: dict[int, list[str]] = defaultdict(list)
     for name, value in ids.items():
         grouped[value].append(name)
