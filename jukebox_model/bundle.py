@@ -37,7 +37,9 @@ def _labeller(config: PriorConfig, vqvae: VQVAE, ids_dir: Path | None) -> Labell
         return None
     if ids_dir is None:
         raise ValueError("these priors are label-conditioned: give the folder of artist/genre id tables (--ids)")
-    return Labeller.for_prior(config.labels, ids_dir, n_ctx=config.n_ctx, hop_length=vqvae.hop_lengths[config.level])
+    return Labeller.for_prior(
+        config.labels, ids_dir, n_ctx=config.n_ctx, hop_length=vqvae.hop_lengths[config.level], check_timing=config.is_top
+    )
 
 
 def load_checkpoint_bundle(
