@@ -106,7 +106,10 @@ class BottleneckBlock(nn.Module):
     # -- quantisation ---------------------------------------------------------------------
 
     def quantise(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Nearest code by squared distance ‖x‖² − 2x·kᵀ + ‖k‖². x (M, W) -> codes (M,), mean min distance."""
+        """Nearest code by squared distance ‖x‖² − 2x·kᵀ + ‖k‖².
+
+        x (M, W) -> codes (M,) and the mean distance to them (the `fit` metric).
+        """
         k = self.k.to(x.dtype)
         distance = x.pow(2).sum(dim=-1, keepdim=True) - 2 * x @ k.t() + k.pow(2).sum(dim=-1)
         min_distance, codes = distance.min(dim=-1)

@@ -119,7 +119,13 @@ class Encoder(nn.Module):
     ):
         super().__init__()
         self.level_blocks = nn.ModuleList(
-            EncoderConvBlock(input_emb_width if j == 0 else output_emb_width, output_emb_width, downs_t[j], strides_t[j], **block_kwargs)
+            EncoderConvBlock(
+                input_emb_width if j == 0 else output_emb_width,
+                output_emb_width,
+                downs_t[j],
+                strides_t[j],
+                **block_kwargs,
+            )
             for j in range(levels)
         )
 
@@ -143,7 +149,8 @@ class Decoder(nn.Module):
     ):
         super().__init__()
         self.level_blocks = nn.ModuleList(
-            DecoderConvBlock(output_emb_width, output_emb_width, downs_t[j], strides_t[j], **block_kwargs) for j in range(levels)
+            DecoderConvBlock(output_emb_width, output_emb_width, downs_t[j], strides_t[j], **block_kwargs)
+            for j in range(levels)
         )
         self.out = nn.Conv1d(output_emb_width, input_emb_width, 3, 1, 1)
 

@@ -48,7 +48,9 @@ class VQVAE(nn.Module):
             )
             geometry = (1, config.emb_width, level + 1, config.downs_t[: level + 1], config.strides_t[: level + 1])
             self.encoders.append(Encoder(*geometry, **kwargs))
-            self.decoders.append(Decoder(*geometry, reverse_decoder_dilation=config.vqvae_reverse_decoder_dilation, **kwargs))
+            self.decoders.append(
+                Decoder(*geometry, reverse_decoder_dilation=config.vqvae_reverse_decoder_dilation, **kwargs)
+            )
         if not config.use_bottleneck:
             raise ValueError("use_bottleneck=False (a plain auto-encoder) is not supported: Jukebox needs codes")
         self.bottleneck = Bottleneck(config.l_bins, config.emb_width, config.l_mu, config.levels)
@@ -78,6 +80,16 @@ class VQVAE(nn.Module):
         latents = self.bottleneck.level_blocks[start_level].decode(zs[0])  # (N, W, T_l)
         return self.decoders[start_level](latents).permute(0, 2, 1)
 
+    def _reconstruction_loss(self, loss_fn: str, x: Tensor, x_hat: Tensor, bandwidth: Mapping[str, float]) -> Tensor:
+        cfg = self.config
+        weights = dict(lmix_l1=cfg.lmix_l1, lmix_l2=cfg.lmix_l2, lmix_linf=cfg.lmix_linf)
+        return losses.reconstruction_loss(loss_fn, x, x_hat, bandwidth, linf_k=cfg.linf_k, **weights)
+
+    def _multispectral_loss(self, x: Tensor, x_hat: Tensor) -> Tensor:  # (N,)
+        cfg = self.config
+        resolutions = (cfg.multispec_loss_n_fft, cfg.multispec_loss_hop_length, cfg.multispec_loss_window_size)
+        return losses.multispectral_loss(x, x_hat, *resolutions)
+
     def forward(self, x: Tensor, *, bandwidth: Mapping[str, float], loss_fn: str | None = None) -> VQVAEOutput:
         """Training pass: reconstruct at every level; sum reconstruction, spectral and commit losses."""
         _check_audio(x)
@@ -92,16 +104,9 @@ class VQVAE(nn.Module):
         x_target = x.float()
         for level in reversed(range(cfg.levels)):
             x_out = x_outs[level]
-            this_recons = losses.reconstruction_loss(
-                loss_fn, x_target, x_out, bandwidth, linf_k=cfg.linf_k, lmix_l1=cfg.lmix_l1, lmix_l2=cfg.lmix_l2, lmix_linf=cfg.lmix_linf
-            )
+            this_recons = self._reconstruction_loss(loss_fn, x_target, x_out, bandwidth)
             this_spec = losses.spectral_loss(x_target, x_out).mean() / bandwidth["spec"]
-            this_multispec = (
-                losses.multispectral_loss(
-                    x_target, x_out, cfg.multispec_loss_n_fft, cfg.multispec_loss_hop_length, cfg.multispec_loss_window_size
-                ).mean()
-                / bandwidth["spec"]
-            )
+            this_multispec = self._multispectral_loss(x_target, x_out).mean() / bandwidth["spec"]
             metrics[f"recons_loss_l{level + 1}"] = this_recons
             metrics[f"spectral_loss_l{level + 1}"] = this_spec
             metrics[f"multispectral_loss_l{level + 1}"] = this_multispec
@@ -119,12 +124,13 @@ class VQVAE(nn.Module):
                 spectral_loss=spec_loss,
                 multispectral_loss=multispec_loss,
                 spectral_convergence=losses.spectral_convergence(x_target, x_out).mean(),
-                l2_loss=losses.reconstruction_loss("l2", x_target, x_out, bandwidth, linf_k=cfg.linf_k),
-                l1_loss=losses.reconstruction_loss("l1", x_target, x_out, bandwidth, linf_k=cfg.linf_k),
-                linf_loss=losses.reconstruction_loss("linf", x_target, x_out, bandwidth, linf_k=cfg.linf_k),
+                l2_loss=self._reconstruction_loss("l2", x_target, x_out, bandwidth),
+                l1_loss=self._reconstruction_loss("l1", x_target, x_out, bandwidth),
+                linf_loss=self._reconstruction_loss("linf", x_target, x_out, bandwidth),
                 commit_loss=commit_loss,
             )
             for level, q in enumerate(quantised):
                 for name, value in q.metrics.items():
-                    metrics[f"{name}_l{level + 1}"] = value.detach()
-        return VQVAEOutput(x_out=x_out, loss=loss, metrics=metrics)
+                    metrics[f"{name}_l{level + 1}"] = value
+        # Metrics are for logging: detached, so holding them keeps no autograd graph alive.
+        return VQVAEOutput(x_out=x_out, loss=loss, metrics={name: value.detach() for name, value in metrics.items()})
