@@ -31,12 +31,14 @@ def test_encoder_dilations_grow_and_decoder_dilations_are_reversed():
         model = VQVAE(official.VQVAE)
     cfg = official.VQVAE
     for level in range(cfg.levels):
-        depth = cfg.level_depth(level)
-        growing = [cfg.dilation_growth_rate**d for d in range(depth)]
-        enc_res = model.encoders[level].level_blocks[0].model[0][1]
-        dec_res = model.decoders[level].level_blocks[0].model[1][0]
-        assert _dilations(enc_res) == growing
-        assert _dilations(dec_res) == growing[::-1]
+        growing = [cfg.dilation_growth_rate**d for d in range(cfg.level_depth(level))]
+        for j in range(level + 1):
+            encoder_block = model.encoders[level].level_blocks[j]
+            decoder_block = model.decoders[level].level_blocks[j]
+            for i in range(cfg.downs_t[j]):
+                assert _dilations(encoder_block.model[i][1]) == growing
+                decoded = _dilations(decoder_block.model[i + 1][0])
+                assert decoded == growing[::-1] and decoded[0] == max(growing)  # index 0 holds the largest
 
 
 def test_codes_and_audio_have_the_per_level_shapes():
@@ -50,6 +52,26 @@ def test_codes_and_audio_have_the_per_level_shapes():
         assert all(z.dtype == torch.int64 and int(z.max()) < SMALL.l_bins for z in zs)
         for level in range(SMALL.levels):
             assert model.decode(zs[level:], start_level=level).shape == (3, t, 1)
+
+
+@pytest.mark.parametrize(("batch", "n_hops"), [(1, 1), (1, 3), (2, 5)])
+def test_encode_decode_round_trip_for_any_batch_and_multiple_of_the_top_hop(batch, n_hops):
+    torch.manual_seed(1)
+    model = VQVAE(SMALL)
+    for block in model.bottleneck.level_blocks:  # a random codebook, so that codes are not all tied at zero
+        block.k.normal_()
+    model.eval()
+    t = n_hops * SMALL.hop_lengths[-1]
+    x = torch.rand(batch, t, 1) * 2 - 1
+    with torch.no_grad():
+        zs = model.encode(x)
+        assert [z.shape for z in zs] == [(batch, t // hop) for hop in SMALL.hop_lengths]
+        for level in range(SMALL.levels):
+            expected = model.decoders[level](model.bottleneck.level_blocks[level].decode(zs[level])).permute(0, 2, 1)
+            decoded = model.decode(zs[level:], start_level=level)
+            assert decoded.shape == (batch, t, 1) and torch.isfinite(decoded).all()
+            torch.testing.assert_close(decoded, expected)
+            torch.testing.assert_close(model.decode([zs[level]], start_level=level, end_level=level + 1), expected)
 
 
 def test_encode_a_subset_of_levels():
