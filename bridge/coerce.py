@@ -1,0 +1,66 @@
+"""Argument coercion shared by OSC, MIDI and presets.
+
+Control surfaces send numbers as they like: TouchOSC sends floats even for buttons, REAPER sends
+normalised floats, oscsend sends what it is told, a TOML preset has ints and floats, a MIDI CC is
+an int. Every numeric argument therefore accepts int, float, bool and numeric strings; NaN and
+infinities are refused everywhere (they would reach the sampler as a temperature or a length).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .errors import CommandError
+
+_TRUE = {"1", "true", "yes", "on", "t"}
+_FALSE = {"0", "false", "no", "off", "f"}
+
+
+def to_float(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise CommandError(f"{what}: expected a number, got {value!r}") from None
+    else:
+        raise CommandError(f"{what}: expected a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise CommandError(f"{what}: expected a finite number, got {value!r}")
+    return number
+
+
+def to_int(value: Any, what: str) -> int:
+    """Whole numbers only: 3, 3.0, '3' and True are fine; 3.5 is an error, not a silent 3."""
+    number = to_float(value, what)
+    if number != int(number):
+        raise CommandError(f"{what}: expected a whole number, got {value!r}")
+    if abs(number) > 2**62:
+        raise CommandError(f"{what}: {value!r} is out of range")
+    return int(number)
+
+
+def to_bool(value: Any, what: str) -> bool:
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    return to_float(value, what) >= 0.5  # TouchOSC buttons: 1.0 / 0.0
+
+
+def to_text(value: Any, what: str, *, max_chars: int) -> str:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CommandError(f"{what}: bytes are not UTF-8 text") from None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise CommandError(f"{what}: expected text, got {type(value).__name__}")
+    text = str(value)
+    if len(text) > max_chars:
+        raise CommandError(f"{what}: {len(text)} characters is more than the limit of {max_chars}")
+    if "\x00" in text:
+        raise CommandError(f"{what}: text contains a NUL character")
+    return text

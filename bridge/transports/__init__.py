@@ -1,0 +1,1 @@
+"""Transports: OSC, MIDI and watch folders turn outside events into calls on bridge.controls.Controls."""
