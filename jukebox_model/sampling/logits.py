@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
 def filter_logits(logits: Tensor, *, top_k: int = 0, top_p: float = 0.0) -> Tensor:
@@ -27,11 +31,19 @@ def filter_logits(logits: Tensor, *, top_k: int = 0, top_p: float = 0.0) -> Tens
 
 
 def sample_tokens(
-    logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0, generator: torch.Generator | None = None
+    logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0, generator: Generators = None
 ) -> Tensor:
-    """(N, V) logits -> (N,) token ids drawn from softmax(filter(logits / temperature))."""
+    """(N, V) logits -> (N,) token ids drawn from softmax(filter(logits / temperature)).
+
+    `generator` is one generator for the batch, or one per row: with one per row, a row's draws do
+    not depend on which other rows share its batch, so a take can be regenerated alone from its seed.
+    """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     filtered = filter_logits(logits.float() / temperature, top_k=top_k, top_p=top_p)
     probs = torch.softmax(filtered, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    if len(generator) != probs.shape[0]:
+        raise ValueError(f"{len(generator)} generators for {probs.shape[0]} rows")
+    return torch.cat([torch.multinomial(p[None], 1, generator=g)[0] for p, g in zip(probs, generator)])

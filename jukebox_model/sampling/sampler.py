@@ -46,7 +46,16 @@ class Progress:
 class SampleResult:
     zs: list[Tensor]  # codes per level (0 finest), (N, T_l)
     cancelled: bool
-    seed: int
+    seed: int  # row i drew from a generator seeded `seed + i` (see `row_seeds`)
+
+    @property
+    def row_seeds(self) -> list[int]:
+        return row_seeds(self.seed, self.zs[0].shape[0])
+
+
+def row_seeds(seed: int, n: int) -> list[int]:
+    """Each row (take) has a generator of its own, so take i with seed s + i regenerates alone."""
+    return [seed + i for i in range(n)]
 
 
 @dataclass
@@ -93,12 +102,12 @@ class Sampler:
         if any(z.shape[0] != n for z in zs):
             raise ValueError(f"codes of every level must have {n} rows, one per song")
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-        generator = torch.Generator(device=self._device()).manual_seed(seed)
+        generators = [torch.Generator(device=self._device()).manual_seed(s) for s in row_seeds(seed, n)]
         order = sorted(levels if levels is not None else self.levels, reverse=True)
         for level in order:
             if level not in self.levels:
                 raise ValueError(f"no prior loaded for level {level}")
-            cancelled = self._sample_level(zs, level, n_samples, songs, total_length, offset, params, generator, on_progress, cancel)
+            cancelled = self._sample_level(zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel)
             if cancelled:
                 return SampleResult(zs=zs, cancelled=True, seed=seed)
             if on_level_done is not None:
@@ -108,7 +117,7 @@ class Sampler:
     def _device(self) -> torch.device:
         return next(self.vqvae.parameters()).device
 
-    def _sample_level(self, zs, level, n_samples, songs, total_length, offset, params, generator, on_progress, cancel) -> bool:
+    def _sample_level(self, zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel) -> bool:
         model = self.levels[level]
         prior = model.prior
         total = self.tokens_for(n_samples, level)
@@ -152,7 +161,7 @@ class Sampler:
                     temperature=params.temperature[level],
                     top_k=params.top_k,
                     top_p=params.top_p,
-                    generator=generator,
+                    generator=generators[lo:hi],
                     chunk_size=params.chunk_size,
                     on_token=tick,
                     cancel=cancel,

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..prior.prior import DecoderInputs, Prior
-from .logits import sample_tokens
+from .logits import Generators, sample_tokens
 
 
 class CancelToken(Protocol):
@@ -41,7 +41,7 @@ def sample_window(
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     chunk_size: int = 32,
     keep_logits: bool = False,
     on_token: Callable[[int, int], None] | None = None,

@@ -106,3 +106,20 @@ def test_progress_reports_windows_tokens_and_eta(sampler):
 def test_upsampling_needs_the_level_above(sampler):
     with pytest.raises(ValueError, match="complete"):
         sampler.sample(_empty(sampler)[:2] + [torch.zeros(2, 0, dtype=torch.long)], n_samples=_length(sampler), songs=SONGS, total_length=60 * 44100, levels=[1], params=GREEDY)
+
+
+def test_each_take_has_its_own_seed_so_one_take_regenerates_alone(sampler):
+    """Take i of a batch seeded s is the single take seeded s + i, whatever the batch or chunk size."""
+    n_samples = _length(sampler)
+    params = SamplingParams(hop_fraction=(0.5, 0.5, 0.5), chunk_size=16, seed=11)
+    song = [SONGS[0], SONGS[0]]
+    empty = [torch.zeros(2, 0, dtype=torch.long) for _ in range(3)]
+    batch = sampler.sample(empty, n_samples=n_samples, songs=song, total_length=60 * 44100, levels=[2], params=params)
+    assert batch.row_seeds == [11, 12]
+    one_chunk_each = sampler.sample(empty, n_samples=n_samples, songs=song, total_length=60 * 44100, levels=[2],
+                                    params=SamplingParams(hop_fraction=(0.5, 0.5, 0.5), chunk_size=16, seed=11, max_batch_size=1))
+    alone = sampler.sample([z[:1] for z in empty], n_samples=n_samples, songs=song[:1], total_length=60 * 44100, levels=[2],
+                           params=SamplingParams(hop_fraction=(0.5, 0.5, 0.5), chunk_size=16, seed=12))
+    assert torch.equal(batch.zs[2], one_chunk_each.zs[2])
+    assert torch.equal(batch.zs[2][1:], alone.zs[2])
+    assert not torch.equal(batch.zs[2][0], batch.zs[2][1])
