@@ -1,0 +1,178 @@
+"""Is this audio file complete and decodable? Asked of a clip before it becomes the prime.
+
+A file in a watch folder may still be growing (a DAW export, a copy from a network drive), may be
+cut short (an interrupted copy), or may not be audio at all. `check_clip` refuses all of these with
+a reason a producer can act on, without torch (this runs on the watch-folder thread):
+
+* libsndfile must open it and find frames;
+* for WAV (RIFF, RF64) and AIFF the header's sizes must agree with the file's length. Writers put
+  placeholder sizes in the header and fix them on close, so a header with a zero or too-large
+  `data`/`SSND` size is a file still being written (or cut short), even though libsndfile would
+  read what is there;
+* the last frames must decode: FLAC and MP3 headers announce their length up front, so a
+  truncated one opens fine and fails only at its end.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import soundfile as sf
+
+from .errors import CommandError
+
+# Decoders of compressed formats may report a length that is off by a few codec frames; a tail
+# shorter than announced by more than this is a truncated file, not rounding.
+_TAIL_FRAMES = 16384
+_SHORTFALL_FRAMES = 4096
+_UNKNOWN_SIZES = {0, 0xFFFFFFFF}  # placeholders of writers that have not (yet) filled the header in
+_MAX_CHUNKS = 1000  # a header walk that does not reach the audio in this many chunks is garbage
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What the prime code needs to know before reading the clip."""
+
+    path: Path
+    frames: int
+    samplerate: int
+    channels: int
+    format: str  # libsndfile's container name, e.g. "WAV", "FLAC"
+    subtype: str  # e.g. "PCM_16", "FLOAT"
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.samplerate
+
+
+def check_clip(path: str | os.PathLike[str]) -> ClipInfo:
+    """The clip's info if it is complete and decodable, else CommandError naming the file and the reason."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such file") from None
+    except OSError as e:
+        raise CommandError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not path.is_file():
+        raise CommandError(f"{path}: not a regular file")
+    if stat.st_size == 0:
+        raise CommandError(f"{path}: the file is empty (0 bytes)")
+    try:
+        with path.open("rb") as f:
+            _check_container(path, f, stat.st_size)
+    except OSError as e:
+        raise CommandError(f"{path}: cannot be read ({e.strerror or e})") from None
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise CommandError(f"{path}: not a readable audio file ({_reason(e)})") from None
+    if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+        raise CommandError(f"{path}: contains no audio frames (empty or truncated)")
+    _check_tail(path, info.frames)
+    return ClipInfo(
+        path=path,
+        frames=int(info.frames),
+        samplerate=int(info.samplerate),
+        channels=int(info.channels),
+        format=str(info.format),
+        subtype=str(info.subtype),
+    )
+
+
+# --- container headers -------------------------------------------------------------------------
+
+
+def _check_container(path: Path, f: BinaryIO, file_size: int) -> None:
+    """WAV/RF64/AIFF: header sizes against the file length. Other containers are left to libsndfile."""
+    head = f.read(12)
+    if len(head) < 12:
+        return
+    magic, form = head[:4], head[8:12]
+    if magic in (b"RIFF", b"RF64") and form == b"WAVE":
+        _check_chunks(path, f, file_size, "<", b"data", rf64=magic == b"RF64", riff_size=_u32(head[4:8], "<"))
+    elif magic == b"FORM" and form in (b"AIFF", b"AIFC"):
+        _check_chunks(path, f, file_size, ">", b"SSND", rf64=False, riff_size=_u32(head[4:8], ">"))
+
+
+def _check_chunks(
+    path: Path, f: BinaryIO, file_size: int, endian: str, audio_id: bytes, *, rf64: bool, riff_size: int
+) -> None:
+    """Walk the chunks to the audio chunk; the sizes must be filled in and the bytes they declare present."""
+    name = audio_id.decode()
+    ds64_sizes: tuple[int, int] | None = None  # RF64: the real 64-bit (riff, data) sizes live in 'ds64'
+    offset = 12
+    for _ in range(_MAX_CHUNKS):
+        f.seek(offset)
+        header = f.read(8)
+        if len(header) < 8:
+            raise CommandError(f"{path}: truncated, the file ends before its '{name}' chunk (incomplete copy?)")
+        chunk_id, size = header[:4], _u32(header[4:8], endian)
+        if rf64 and chunk_id == b"ds64":
+            raw = f.read(16)
+            if len(raw) == 16:
+                ds64_sizes = struct.unpack("<QQ", raw)
+        if chunk_id == audio_id:
+            if rf64 and ds64_sizes is not None:
+                riff_size, size = ds64_sizes
+            _check_sizes(path, file_size, riff_size, size, present=file_size - (offset + 8), name=name)
+            return
+        offset += 8 + size + (size & 1)  # chunks are padded to an even length
+        if offset > file_size:
+            raise CommandError(
+                f"{path}: truncated, its '{chunk_id.decode('latin-1')}' chunk runs past the end of the file"
+            )
+    raise CommandError(f"{path}: no '{name}' chunk in the first {_MAX_CHUNKS} chunks (not a usable audio file)")
+
+
+def _check_sizes(path: Path, file_size: int, riff_size: int, data_size: int, *, present: int, name: str) -> None:
+    if data_size == 0 and present <= 0:
+        raise CommandError(f"{path}: contains no audio frames (the '{name}' chunk is empty)")
+    if data_size in _UNKNOWN_SIZES or riff_size in _UNKNOWN_SIZES:
+        raise CommandError(
+            f"{path}: the header's sizes are not filled in (the file is still being written, or its writer "
+            "never finished it); export it again"
+        )
+    if riff_size + 8 > file_size:
+        raise CommandError(
+            f"{path}: incomplete, the header declares {riff_size + 8} bytes but the file has {file_size} "
+            "(still being written, or an interrupted copy)"
+        )
+    if data_size > present:
+        raise CommandError(
+            f"{path}: incomplete, the '{name}' chunk declares {data_size} bytes of audio but only {present} are "
+            "present (still being written, or an interrupted copy)"
+        )
+
+
+def _u32(raw: bytes, endian: str) -> int:
+    return int(struct.unpack(f"{endian}I", raw)[0])
+
+
+# --- decoding ----------------------------------------------------------------------------------
+
+
+def _check_tail(path: Path, frames: int) -> None:
+    """Decode the last frames the header announces: a truncated FLAC/MP3 opens fine and fails here."""
+    tail = min(frames, _TAIL_FRAMES)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            f.seek(frames - tail)
+            got = len(f.read(tail, dtype="float32", always_2d=True))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise CommandError(f"{path}: truncated or corrupt, its last frames do not decode ({_reason(e)})") from None
+    if tail - got > min(_SHORTFALL_FRAMES, tail // 2):
+        raise CommandError(
+            f"{path}: truncated, it announces {frames} frames but its end decodes to {got} of the last {tail}"
+        )
+
+
+def _reason(e: Exception) -> str:
+    """libsndfile's own words without the path it repeats ("Error opening '/x/y.wav': Format not recognised.")."""
+    text = str(e)
+    _, sep, rest = text.partition("': ")
+    return (rest if sep else text).strip().rstrip(".") or type(e).__name__
