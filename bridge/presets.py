@@ -1,0 +1,346 @@
+"""Presets: one TOML file per preset in `presets/`, re-read when the producer edits one mid-session.
+
+A preset file holds top-level parameter values (the names of `bridge.params.PARAMS`) and an
+optional `description`:
+
+    description = "Four-bar funk loops"
+    artist = "James Brown"
+    genre = "Funk"
+    temperature = [0.99, 0.99, 0.98]   # levels 0 (finest), 1, 2 (top)
+    length = 4
+    length_unit = "bars"
+
+Every value is checked exactly as OSC would check it, so a preset that loads can always be
+applied. Editing happens while the bridge runs (a text editor beside the DAW), so the folder is
+watched: a changed file is re-read after a short debounce (editors write in pieces); a file that
+no longer parses keeps the previous good version of that preset and the error is reported, since
+a typo on stage must not take a working preset away; a deleted file removes its preset.
+`midi.toml` lives in the same folder but is the MIDI map (bridge.midi_map), not a preset.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import tomli_w
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from jukebox_model.atomic import atomic_write
+
+from .errors import CommandError
+from .params import PARAMS, Session, session_from_values
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".toml"
+MIDI_MAP_NAME = "midi.toml"  # the MIDI mapping file shares the folder (bridge.midi_map)
+DESCRIPTION_KEY = "description"
+MAX_NAME_CHARS = 64
+MAX_FILE_BYTES = 1_000_000  # a preset with a whole song's lyrics is a few kB
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.\- ]+")
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+_WATCHED_EVENTS = ("created", "modified", "moved", "deleted", "closed")
+
+# on_event(kind, name, message): kind is one of these
+LOADED, REMOVED, ERROR = "loaded", "removed", "error"
+PresetEventCallback = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A checked preset: `values` are session values (already coerced), applied over the current session."""
+
+    name: str
+    values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    description: str = ""
+    path: Path | None = None
+
+    def apply(self, base: Session | None = None) -> Session:
+        """The session `base` becomes when this preset is loaded (unnamed parameters keep their value)."""
+        return session_from_values(self.values, base, source=f"preset {self.name!r}")
+
+
+def check_preset_name(name: str) -> str:
+    """The name as a file stem that is safe on every platform, or CommandError saying why not."""
+    if not isinstance(name, str) or not name:
+        raise CommandError("preset name: a name is needed")
+    if len(name) > MAX_NAME_CHARS:
+        raise CommandError(f"preset name: {len(name)} characters is more than the limit of {MAX_NAME_CHARS}")
+    if not _SAFE_NAME.fullmatch(name):
+        raise CommandError(f"preset name {name!r}: use only letters, digits, space, '_', '-' and '.'")
+    if name.startswith(".") or name.endswith((".", " ")) or name.startswith(" "):
+        raise CommandError(f"preset name {name!r}: may not start with '.' or a space, or end with '.' or a space")
+    if (name + SUFFIX).lower() == MIDI_MAP_NAME or name.split(".")[0].lower() in _WINDOWS_RESERVED:
+        raise CommandError(f"preset name {name!r} is reserved")
+    return name
+
+
+def is_preset_file(path: Path) -> bool:
+    """`*.toml` directly named, not hidden, not an editor/temp file, not the MIDI map."""
+    name = path.name
+    return (
+        name.lower().endswith(SUFFIX)
+        and not name.startswith((".", "~", "#"))
+        and name.lower() != MIDI_MAP_NAME
+        and len(name) > len(SUFFIX)
+    )
+
+
+def parse_preset(path: str | Path) -> Preset:
+    """Read and check one preset file; CommandError names the file and, for a bad entry, the key."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise CommandError(f"preset {path}: {size} bytes is more than the limit of {MAX_FILE_BYTES}")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise CommandError(f"preset {path}: not UTF-8 text") from None
+    except OSError as e:
+        raise CommandError(f"preset {path}: cannot be read ({e.strerror or e})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise CommandError(f"preset {path}: not valid TOML ({e})") from None
+    description = data.pop(DESCRIPTION_KEY, "")
+    if not isinstance(description, str):
+        raise CommandError(f"preset {path}: {DESCRIPTION_KEY!r} must be text, got {type(description).__name__}")
+    for key, value in data.items():
+        if key not in PARAMS:
+            known = ", ".join((DESCRIPTION_KEY, *PARAMS))
+            raise CommandError(f"preset {path}: unknown key {key!r}; known: {known}")
+        if isinstance(value, dict):
+            raise CommandError(f"preset {path}: {key!r} must be a value, not a table")
+    if not data:
+        raise CommandError(f"preset {path}: sets no parameters")
+    session = session_from_values(data, source=f"preset {path}")  # CommandError names the file and the key
+    values = MappingProxyType({key: getattr(session, key) for key in data})
+    return Preset(name=path.name[: -len(SUFFIX)], values=values, description=description, path=path)
+
+
+def preset_toml(session: Session, description: str = "") -> str:
+    """A whole session as preset text (tuples as arrays; a random seed as -1, TOML has no null)."""
+    data: dict[str, Any] = {DESCRIPTION_KEY: description} if description else {}
+    for key, value in session.as_dict().items():
+        if value is None:
+            value = -1  # seed: -1 reads back as "a fresh seed per job"
+        data[key] = list(value) if isinstance(value, tuple) else value
+    return tomli_w.dumps(data)
+
+
+class PresetLibrary:
+    """The presets of one folder, kept current by a folder watcher; reads are thread-safe.
+
+    `on_event(kind, name, message)` is called with LOADED (new or changed), REMOVED or ERROR
+    (the previous version, if any, stays) from `reload()` and from the watcher's thread.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        on_event: PresetEventCallback | None = None,
+        polling: bool = False,
+        poll_interval_s: float = 0.5,
+        debounce_s: float = 0.2,
+    ) -> None:
+        self.folder = Path(folder)
+        self._on_event = on_event
+        self._polling = polling
+        self._poll_interval_s = poll_interval_s
+        self._debounce_s = debounce_s
+        self._lock = threading.Lock()
+        self._presets: dict[str, Preset] = {}
+        self._due: dict[Path, float] = {}  # file -> when to re-read it (monotonic)
+        self._wake = threading.Condition(self._lock)
+        self._stopping = False
+        self._observer: BaseObserver | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._presets)
+
+    def get(self, name: str) -> Preset:
+        """The named preset (exact name, else a unique case-insensitive match), or CommandError listing the known ones."""
+        with self._lock:
+            preset = self._presets.get(name)
+            if preset is None:
+                matches = [p for n, p in self._presets.items() if n.lower() == str(name).lower()]
+                preset = matches[0] if len(matches) == 1 else None
+            if preset is not None:
+                return preset
+            known = ", ".join(sorted(self._presets)) or f"none (the folder {self.folder} has no valid presets)"
+        raise CommandError(f"unknown preset {name!r}; known: {known}")
+
+    def reload(self) -> dict[str, str]:
+        """Re-read every preset file now; returns {name: error} for the files that were refused."""
+        files = sorted(p for p in self.folder.glob("*") if is_preset_file(p)) if self.folder.is_dir() else []
+        errors: dict[str, str] = {}
+        for path in files:
+            error = self._reload_file(path)
+            if error:
+                errors[_stem(path)] = error
+        on_disk = {_stem(p) for p in files}
+        with self._lock:
+            gone = [name for name in self._presets if name not in on_disk]
+        for name in gone:
+            self._forget(name)
+        return errors
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def save(self, name: str, session: Session, description: str = "") -> Preset:
+        """Write the whole session as `<folder>/<name>.toml` (atomically: the watcher never sees half a file)."""
+        check_preset_name(name)
+        if not isinstance(description, str) or "\x00" in description or len(description) > 1000:
+            raise CommandError("preset description: expected text of at most 1000 characters")
+        path = self.folder / f"{name}{SUFFIX}"
+        text = preset_toml(session, description)
+        try:
+            with atomic_write(path) as f:
+                f.write(text.encode("utf-8"))
+        except OSError as e:
+            raise CommandError(f"preset {name!r}: cannot be written to {path} ({e.strerror or e})") from None
+        error = self._reload_file(path)
+        if error:  # our own output must read back; anything else is a bug worth hearing about
+            raise CommandError(error)
+        return self.get(name)
+
+    # --- watching -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the folder and follow it: a debounce thread plus watchdog's observer, both joined by stop()."""
+        if self._thread is not None:
+            raise RuntimeError("PresetLibrary already started")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        observer: BaseObserver = PollingObserver(timeout=self._poll_interval_s) if self._polling else Observer()
+        observer.schedule(_Handler(self._file_event), str(self.folder), recursive=False)
+        observer.name = f"presets-observer {self.folder}"
+        self._stopping = False
+        observer.start()  # before the first read, so an edit made meanwhile is not missed
+        self._observer = observer
+        self._thread = threading.Thread(target=self._run, name=f"presets-reload {self.folder}", daemon=True)
+        self._thread.start()
+        self.reload()
+
+    def stop(self) -> None:
+        observer, thread = self._observer, self._thread
+        self._observer = self._thread = None
+        if observer is not None:
+            observer.stop()
+            observer.join()
+        with self._wake:
+            self._stopping = True
+            self._due.clear()
+            self._wake.notify_all()
+        if thread is not None:
+            thread.join()
+
+    def __enter__(self) -> PresetLibrary:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _file_event(self, path: Path) -> None:
+        """Called on watchdog's thread: only schedule a re-read, never read here."""
+        with self._wake:
+            if not self._stopping:
+                self._due[path] = time.monotonic() + self._debounce_s
+                self._wake.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopping:
+                    now = time.monotonic()
+                    ready = [p for p, t in self._due.items() if t <= now]
+                    if ready:
+                        break
+                    self._wake.wait(timeout=min(self._due.values()) - now if self._due else None)
+                if self._stopping:
+                    return
+                for path in ready:
+                    del self._due[path]
+            for path in sorted(ready):
+                try:
+                    self._reload_file(path)
+                except Exception:  # a bug here must not end hot reload for the rest of the session
+                    log.exception("preset reload of %s failed", path)
+
+    # --- one file -----------------------------------------------------------------------------
+
+    def _reload_file(self, path: Path) -> str | None:
+        """Bring one preset in line with its file; returns the error message if the file was refused."""
+        name = _stem(path)
+        if not path.exists():
+            self._forget(name)
+            return None
+        try:
+            preset = parse_preset(path)
+        except CommandError as e:
+            if not path.exists():  # deleted while we read it
+                self._forget(name)
+                return None
+            with self._lock:
+                kept = name in self._presets
+            message = f"{e}; keeping the previous version" if kept else str(e)
+            self._emit(ERROR, name, message)
+            return message
+        with self._lock:
+            unchanged = self._presets.get(name) == preset
+            self._presets[name] = preset
+        if not unchanged:
+            self._emit(LOADED, name, f"preset {name!r} loaded from {path}")
+        return None
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            preset = self._presets.pop(name, None)
+        if preset is not None:
+            self._emit(REMOVED, name, f"preset {name!r} removed ({preset.path} is gone)")
+
+    def _emit(self, kind: str, name: str, message: str) -> None:
+        (log.warning if kind == ERROR else log.info)("%s", message)
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(kind, name, message)
+        except Exception:  # the callback's failure is its own; the library stays consistent
+            log.exception("preset %s callback failed for %r", kind, name)
+
+
+class _Handler(FileSystemEventHandler):
+    """watchdog -> `schedule(path)` for every preset file an event touches (both ends of a move)."""
+
+    def __init__(self, schedule: Callable[[Path], None]) -> None:
+        self._schedule = schedule
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        if event.is_directory or event.event_type not in _WATCHED_EVENTS:
+            return
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            if raw:
+                path = Path(str(raw))
+                if is_preset_file(path):
+                    self._schedule(path)
+
+
+def _stem(path: Path) -> str:
+    return path.name[: -len(SUFFIX)]
