@@ -61,10 +61,10 @@ def read_manifest(folder: str | Path) -> BundleManifest:
     def inside(name: Any, what: str) -> Path:
         if not isinstance(name, str) or not name:
             raise BundleError(f"{path}: {what} must be a relative file name, got {name!r}")
-        resolved = (folder / name).resolve()
-        if folder not in resolved.parents:
-            raise BundleError(f"{path}: {what} {name!r} points outside the bundle folder")
-        return resolved
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts:  # symlinks inside the folder are fine
+            raise BundleError(f"{path}: {what} {name!r} must name a file inside the bundle folder")
+        return folder / relative
 
     vqvae = inside(data["vqvae"], "vqvae")
     priors = tuple(inside(p, "prior") for p in data["priors"])
