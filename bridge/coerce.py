@@ -20,8 +20,11 @@ _FALSE = {"0", "false", "no", "off", "f"}
 def to_float(value: Any, what: str) -> float:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         number = float(value)
+    elif isinstance(value, float):
+        # OSC floats are 32-bit: 0.1 arrives as 0.10000000149; keep the 7 digits a float32 holds
+        number = float(f"{value:.7g}") if math.isfinite(value) else value
     elif isinstance(value, str):
         try:
             number = float(value.strip())

@@ -1,0 +1,137 @@
+"""Outgoing OSC: replies and job events to the requester and every subscriber, from one thread.
+
+Everything the bridge says goes through here, in order, so a client sees `queued` before
+`progress` before `done`. Progress is rate-limited per job (a DAW needs a few updates a second,
+not one per token); anything else is never dropped. A send that fails (a subscriber gone away)
+is logged and forgotten: a client's absence must not stall the bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+MAX_STRING_BYTES = 8000  # stay under the smallest common UDP limit (macOS ~9216 bytes per datagram)
+
+
+def build_message(address: str, args: Iterable[Any]) -> bytes:
+    """An OSC datagram; ints beyond 32 bits travel as 'h', floats as 'f', None as 'N', long text is cut."""
+    builder = OscMessageBuilder(address=address)
+    for arg in args:
+        if isinstance(arg, bool):
+            builder.add_arg(arg)
+        elif isinstance(arg, int):
+            builder.add_arg(arg, "i" if -(2**31) <= arg < 2**31 else "h")
+        elif isinstance(arg, float):
+            builder.add_arg(arg if math.isfinite(arg) else -1.0, "f")
+        elif arg is None:
+            builder.add_arg(None)
+        else:
+            text = str(arg)
+            data = text.encode("utf-8")
+            if len(data) > MAX_STRING_BYTES:
+                text = data[: MAX_STRING_BYTES - 3].decode("utf-8", "ignore") + "…"
+            builder.add_arg(text, "s")
+    return builder.build().dgram
+
+
+class Notifier:
+    def __init__(self, *, subscribers: Iterable[Address] = (), progress_interval_s: float = 0.25, max_subscribers: int = 32):
+        self.progress_interval_s = progress_interval_s
+        self.max_subscribers = max_subscribers
+        self._subscribers: list[Address] = list(dict.fromkeys(subscribers))
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[tuple[Address, ...], bytes] | None] = queue.Queue()
+        self._last_progress: dict[str, float] = {}
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._thread = threading.Thread(target=self._run, name="jb-notifier", daemon=True)
+        self.sent = 0
+        self.dropped_progress = 0
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Send what is queued, then end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+        self._sock.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            targets, datagram = item
+            for target in targets:
+                try:
+                    self._sock.sendto(datagram, target)
+                    self.sent += 1
+                except OSError as e:
+                    log.warning("could not send to %s:%s (%s)", target[0], target[1], e)
+
+    # --- subscribers ------------------------------------------------------------------------------
+
+    def subscribe(self, target: Address) -> bool:
+        with self._lock:
+            if target in self._subscribers:
+                return False
+            if len(self._subscribers) >= self.max_subscribers:
+                raise ValueError(f"at most {self.max_subscribers} subscribers")
+            self._subscribers.append(target)
+            return True
+
+    def unsubscribe(self, target: Address) -> bool:
+        with self._lock:
+            if target in self._subscribers:
+                self._subscribers.remove(target)
+                return True
+            return False
+
+    def subscribers(self) -> list[Address]:
+        with self._lock:
+            return list(self._subscribers)
+
+    # --- sending ----------------------------------------------------------------------------------
+
+    def send(self, client: Address | None, address: str, *args: Any) -> None:
+        """To `client` (the requester, if any) and every subscriber, once each."""
+        targets = tuple(dict.fromkeys(([client] if client else []) + self.subscribers()))
+        if targets:
+            self._queue.put((targets, build_message(address, args)))
+
+    def progress(self, client: Address | None, job_id: str, address: str, *args: Any, final: bool = False) -> bool:
+        """A rate-limited update; `final` ones (a level's last) always go. Returns whether it was sent."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_progress.get(job_id)
+            if not final and last is not None and now - last < self.progress_interval_s:
+                self.dropped_progress += 1
+                return False
+            self._last_progress[job_id] = now
+        self.send(client, address, job_id, *args)
+        return True
+
+    def error(self, client: Address | None, address: str, message: str, job_id: str | None = None) -> None:
+        """An error goes back on the request's address and on /jb/error, naming the address."""
+        head = (job_id,) if job_id else ()
+        self.send(client, address, *head, "error", message)
+        self.send(client, "/jb/error", address, *head, message)
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            self._last_progress.pop(job_id, None)
