@@ -1,0 +1,180 @@
+"""The bridge process: builds every part from the settings, starts them in order, stops them in reverse.
+
+Start: notifier -> model worker (loads the model; clients hear `warming`, then `ready`) -> presets
+-> inbox -> MIDI -> OSC. Stop: OSC -> MIDI -> inbox -> presets -> worker (the running stage is
+cancelled, its codes kept) -> notifier (sends what is queued). Optional parts that fail to start
+(no MIDI system, say) are logged and left out; the bridge serves without them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .controller import Controller
+from .controls import Origin
+from .jobs import JobQueue
+from .notify import Notifier
+from .renderer import Renderer, RenderSettings
+from .settings import BridgeSettings
+from .transports.osc import OscServer, OscSurface
+from .worker import ModelWorker
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def engine_factory(settings: BridgeSettings) -> Callable[[], Any]:
+    """What the worker calls to load the model: a bundle folder, the official release, or the embedded default."""
+
+    def load() -> Any:
+        from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR
+        from jukebox_model.engine import Engine
+
+        device = resolve_device(settings.device)
+        if settings.official_root is not None:
+            return Engine.from_official(settings.official_root, settings.official_bundle, ids_dir=settings.ids_dir, device=device)
+        return Engine.from_bundle_dir(settings.bundle_dir or DEFAULT_BUNDLE_DIR, device=device)
+
+    return load
+
+
+class Bridge:
+    def __init__(self, settings: BridgeSettings, *, engine: Callable[[], Any] | None = None, midi_ports: list[Any] | None = None):
+        self.settings = settings
+        project = Path(settings.project_dir).expanduser().resolve()
+        project.mkdir(parents=True, exist_ok=True)
+        self.settings = settings = settings.replace(project_dir=project)
+        self.notifier = Notifier(subscribers=settings.subscribers, progress_interval_s=settings.progress_interval_s)
+        self.queue = JobQueue(settings.max_queue)
+        self.presets = self._presets()
+        self.inbox = None
+        self.controller = Controller(settings, self.queue, self.notifier, presets=self.presets,
+                                     check_clip=self._clip_checker(), latest_inbox_clip=self._latest_inbox)
+        self.renderer = Renderer(RenderSettings(project_dir=project, sample_rate=settings.sample_rate,
+                                                subtype=settings.output_format, prefix=settings.prefix))
+        self.worker = ModelWorker(self.controller, self.queue, self.notifier, self.renderer,
+                                  engine or engine_factory(settings), state_dir=project / ".jukebox")
+        self.midi = None
+        self._midi_ports = midi_ports
+        self.surface = OscSurface(self.controller, self.notifier)
+        self.osc = OscServer(settings.host, settings.port, self.surface, allow=settings.allow)
+        self._stopped = threading.Event()
+        self._started = False
+
+    # --- optional parts ---------------------------------------------------------------------------
+
+    def _presets(self) -> Any:
+        folder = self.settings.presets_dir
+        if folder is None:
+            return None
+        from .presets import PresetLibrary
+
+        return PresetLibrary(Path(folder).expanduser(), on_event=self._preset_event)
+
+    def _preset_event(self, kind: str, name: str, message: str) -> None:
+        origin = Origin("app", address=f"preset {name}")
+        self.controller.report(origin, message, error=kind == "error")
+
+    def _clip_checker(self) -> Callable[[Path], Any]:
+        from .clipcheck import check_clip
+
+        return check_clip
+
+    def _latest_inbox(self) -> Path | None:
+        return self.inbox.latest() if self.inbox is not None else None
+
+    def _start_inbox(self) -> None:
+        if self.settings.inbox_dir is None:
+            return
+        from .transports.watch import InboxWatcher
+
+        folder = Path(self.settings.inbox_dir).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.inbox = InboxWatcher(folder, self.controller, quiet_s=self.settings.inbox_quiet_s,
+                                  polling=self.settings.inbox_polling, auto_start_job=self.settings.inbox_auto_generate)
+        self.inbox.start()
+
+    def _start_midi(self) -> None:
+        if self.settings.midi_map is None and not self.settings.midi_port and not self._midi_ports:
+            return
+        from .midi_map import load_midi_map
+        from .transports.midi import MidiControl, MidiUnavailable
+
+        mapping = load_midi_map(self.settings.midi_map) if self.settings.midi_map else None
+        try:
+            self.midi = MidiControl(self.controller, mapping, ports=self._midi_ports, map_path=self.settings.midi_map,
+                                    port_prefix=self.settings.midi_port or None, virtual=self.settings.midi_virtual)
+        except MidiUnavailable as e:
+            log.warning("MIDI disabled: %s", e)
+            self.controller.report(Origin("app", address="midi"), f"MIDI disabled: {e}")
+            return
+        self.surface.midi = self.midi
+        self.controller.param_listeners.append(self.midi.note_param_touched)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self.osc.port
+
+    def start(self) -> None:
+        self.notifier.start()
+        self.worker.start()
+        if self.presets is not None:
+            self.presets.start(polling=self.settings.inbox_polling)
+        self._start_inbox()
+        self._start_midi()
+        self.osc.start()
+        self._started = True
+        log.info("OSC on %s:%d; takes go to %s", self.settings.host, self.port, self.settings.project_dir)
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.osc.stop()
+        if self.midi is not None:
+            self.midi.close()
+        if self.inbox is not None:
+            self.inbox.stop()
+        if self.presets is not None:
+            self.presets.stop()
+        self.worker.stop()
+        self.notifier.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+    def run(self) -> int:
+        """Serve until SIGINT/SIGTERM; returns the exit code (non-zero when the model failed to load)."""
+        previous = {sig: signal.signal(sig, lambda *_: self._stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            while not self._stopped.wait(0.5):
+                if self.worker.ready.is_set() and self.worker.load_error:
+                    log.error("the model did not load: %s", self.worker.load_error)
+                    self._stopped.set()
+                    self.stop_parts()
+                    return 3
+            self.stop_parts()
+            return 0
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def stop_parts(self) -> None:
+        """`stop` for a run loop that already set the stop flag."""
+        self._stopped.clear()
+        self.stop()

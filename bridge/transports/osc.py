@@ -1,0 +1,320 @@
+"""The OSC surface: one prefix, AbletonOSC-style verbs, replies on the request's address.
+
+Every request is answered, to the sender's own port and to every subscriber: on the request's
+address (job id first where there is a job), or with `"error", message` on that address plus
+`/jb/error <address> <message>`. Handlers only parse and call the controller; the datagram thread
+never waits for the model. Malformed packets, unknown addresses and wrong arguments get an
+error reply; datagrams from addresses outside the allow-list get nothing at all.
+
+    /jb/ping                          -> /jb/ping ok <version>
+    /jb/status                        -> /jb/status <state> <queued> <running job> <bundle> <preset> <prime>
+    /jb/help                          -> /jb/help <address> ...
+    /jb/set/<param> <value...>        -> /jb/set/<param> <value...>      (params: /jb/help params)
+    /jb/get/<param>                   -> /jb/get/<param> <value...>
+    /jb/get/session                   -> /jb/get/session <name> <value> ... (lists as comma-joined text)
+    /jb/set/length <n> [s|bars] [bpm] -> lengths in seconds or bars at a tempo
+    /jb/prime/file <path>             -> /jb/prime/file <resolved path>
+    /jb/prime/inbox                   -> /jb/prime/inbox <path of the newest inbox clip>
+    /jb/prime/clear                   -> /jb/prime/clear ok
+    /jb/generate [mode]               -> /jb/generate <job> queued <position> <eta_s> <mode> <seed>
+    /jb/generate/<mode> [job] [take…] -> same; mode ancestral | primed | continue | upsample
+    /jb/retry                         -> /jb/retry <job> queued ...
+    /jb/cancel [job]                  -> /jb/cancel <count> <job> ...
+    /jb/job/status <job>              -> /jb/job/status <job> <state> <stage> <level> <fraction> <eta_s> <position> <files>
+    /jb/jobs                          -> /jb/jobs <job> ... (oldest first)
+    /jb/preset/list | load <name> | save <name> [description]
+    /jb/subscribe [port] [host]       -> /jb/subscribe <host> <port>   (default: the sender's address)
+    /jb/unsubscribe [port] [host]
+    /jb/midi/learn <param|action|preset:name> | /jb/midi/learn/cancel
+
+Events (to the requester and subscribers): /jb/state, /jb/job/queued|started|progress|take|warning|
+done|cancelled|failed, /jb/prime, /jb/info, /jb/error.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socketserver
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pythonosc import osc_packet
+
+from ..controller import Controller
+from ..controls import Origin
+from ..errors import CommandError
+from ..notify import Notifier
+from ..params import PARAMS
+from ..coerce import to_int, to_text
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/jb"
+VERSION = "0.1.0"
+MAX_DATAGRAM = 65507
+Handler = Callable[[Origin, list[Any]], tuple[Any, ...] | None]
+
+
+def _value_args(value: Any) -> tuple[Any, ...]:
+    if isinstance(value, tuple):
+        return value
+    return (value if value is not None else "random",) if not isinstance(value, bool) else (int(value),)
+
+
+class OscSurface:
+    """Routes decoded messages to the controller; independent of sockets so it can be tested directly."""
+
+    def __init__(self, controller: Controller, notifier: Notifier, *, midi: Any = None):
+        self.controller, self.notifier, self.midi = controller, notifier, midi
+        c = controller
+        self.routes: dict[str, Handler] = {
+            "/jb/ping": lambda o, a: ("ok", VERSION),
+            "/jb/status": self._status,
+            "/jb/help": self._help,
+            "/jb/get/session": self._session,
+            "/jb/get/prime": lambda o, a: (str(c.prime or ""),),
+            "/jb/prime/file": self._prime_file,
+            "/jb/prime/inbox": lambda o, a: (str(c.prime_from_inbox(origin=o)),),
+            "/jb/prime/clear": lambda o, a: (c.clear_prime(), "ok")[1:],
+            "/jb/generate": self._generate,
+            "/jb/retry": lambda o, a: self._queued(c.retry(origin=o)),
+            "/jb/cancel": self._cancel,
+            "/jb/job/status": self._job_status,
+            "/jb/jobs": lambda o, a: tuple(j.id for j in c.jobs()),
+            "/jb/preset/list": lambda o, a: tuple(c.preset_names()),
+            "/jb/preset/load": self._preset_load,
+            "/jb/preset/save": self._preset_save,
+            "/jb/subscribe": self._subscribe,
+            "/jb/unsubscribe": self._unsubscribe,
+            "/jb/midi/learn": self._learn,
+            "/jb/midi/learn/cancel": self._learn_cancel,
+        }
+        for mode in ("ancestral", "primed", "continue", "upsample"):
+            self.routes[f"/jb/generate/{mode}"] = lambda o, a, m=mode: self._generate(o, [m, *a])
+        for name in PARAMS:
+            self.routes[f"/jb/set/{name}"] = lambda o, a, n=name: _value_args(self._set(o, n, a))
+            self.routes[f"/jb/get/{name}"] = lambda o, a, n=name: _value_args(c.get_param(n))
+
+    # --- entry point ------------------------------------------------------------------------------
+
+    def handle(self, address: str, args: Sequence[Any], client: tuple[str, int] | None) -> None:
+        """Answer one message; never raises."""
+        origin = Origin("osc", client=client, address=address)
+        try:
+            route = self.routes.get(address)
+            if route is None:
+                hint = " (addresses start with /jb/; see /jb/help)" if not address.startswith(PREFIX + "/") else "; see /jb/help"
+                raise CommandError(f"unknown address {address!r}{hint}")
+            reply = route(origin, list(args))
+            if reply is not None:
+                self.notifier.send(client, address, *reply)
+        except CommandError as e:
+            self.notifier.error(client, address, str(e))
+        except Exception as e:  # noqa: BLE001 - a bug must cost one reply, not the server
+            log.exception("OSC handler for %s failed", address)
+            self.notifier.error(client, address, f"internal error: {type(e).__name__}: {e}")
+
+    # --- handlers ---------------------------------------------------------------------------------
+
+    def _set(self, origin: Origin, name: str, args: list[Any]) -> Any:
+        if name == "length" and len(args) > 1:  # /jb/set/length 8 bars 120
+            if len(args) > 3:
+                raise CommandError("length: give <value> [s|bars] [bpm]")
+            unit = PARAMS["length_unit"].coerce([args[1]])
+            bpm = PARAMS["bpm"].coerce([args[2]]) if len(args) == 3 else None
+            value = PARAMS["length"].coerce([args[0]])
+            if bpm is not None:
+                self.controller.set_param("bpm", [bpm], origin=origin)
+            self.controller.set_param("length_unit", [unit], origin=origin)
+            self.controller.set_param("length", [value], origin=origin)
+            return (value, unit) + ((bpm,) if bpm is not None else ())
+        return self.controller.set_param(name, args, origin=origin)
+
+    def _status(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        s = self.controller.status()
+        return (s["state"], s["queued"], s["running"], s["bundle"], s["preset"], s["prime"])
+
+    def _help(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        if args and args[0] == "params":
+            return tuple(f"{p.name}: {p.help or p.kind}" for p in PARAMS.values())
+        return tuple(a for a in self.routes if not a.startswith(("/jb/set/", "/jb/get/"))) + ("/jb/set/<param>", "/jb/get/<param>")
+
+    def _session(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        out: list[Any] = []
+        for name, value in self.controller.session.as_dict().items():
+            if name == "lyrics" and len(value) > 200:
+                value = value[:200] + "…"
+            out += [name, ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else
+                    ("random" if value is None else (int(value) if isinstance(value, bool) else value))]
+        return tuple(out)
+
+    def _prime_file(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        if len(args) != 1:
+            raise CommandError("/jb/prime/file needs one path")
+        path = to_text(args[0], "path", max_chars=4096)
+        self.controller.set_prime(path, origin=origin)
+        return (str(self.controller.prime),)
+
+    def _queued(self, job_id: str) -> tuple[Any, ...]:
+        job = self.controller.job(job_id)
+        position = self.controller.queue.position(job_id) or 0
+        return (job_id, "queued", position, self.controller.eta_for(job_id), job.spec.mode, job.spec.seed)
+
+    def _generate(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        mode = None
+        if args:
+            mode = to_text(args[0], "mode", max_chars=20).strip().lower() or None
+        rest = args[1:]
+        source = None
+        takes: list[int] = []
+        if mode in ("continue", "upsample"):
+            if rest and isinstance(rest[0], str) and not rest[0].strip().lstrip("-").isdigit():
+                source = rest[0]
+                rest = rest[1:]
+            takes = [to_int(t, "take") for t in rest]
+        elif rest:
+            raise CommandError(f"/jb/generate {mode}: takes no further arguments")
+        return self._queued(self.controller.generate(mode, origin=origin, source_job=source, takes=takes or None))
+
+    def _cancel(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        if len(args) > 1:
+            raise CommandError("/jb/cancel takes at most one job id")
+        job_id = to_text(args[0], "job", max_chars=64) if args else None
+        ids = self.controller.cancel(job_id, origin=origin)
+        return (len(ids), *ids)
+
+    def _job_status(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        if len(args) != 1:
+            raise CommandError("/jb/job/status needs a job id")
+        job = self.controller.job(to_text(args[0], "job", max_chars=64))
+        snap = job.snapshot()
+        position = self.controller.queue.position(job.id) or 0
+        eta = snap["eta_s"] if snap["eta_s"] is not None else -1.0
+        level = snap["level"] if snap["level"] is not None else -1
+        return (job.id, snap["state"], snap["stage"], level, float(snap["fraction"]), float(eta), position, len(snap["files"]))
+
+    def _preset_load(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        if len(args) != 1:
+            raise CommandError("/jb/preset/load needs a preset name")
+        name = to_text(args[0], "preset", max_chars=100)
+        self.controller.load_preset(name, origin=origin)
+        return (name,)
+
+    def _preset_save(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        if not 1 <= len(args) <= 2:
+            raise CommandError("/jb/preset/save needs a name and optionally a description")
+        name = to_text(args[0], "preset", max_chars=100)
+        description = to_text(args[1], "description", max_chars=500) if len(args) == 2 else ""
+        return (self.controller.save_preset(name, origin=origin, description=description),)
+
+    def _target(self, origin: Origin, args: list[Any]) -> tuple[str, int]:
+        if len(args) > 2 or origin.client is None and len(args) < 2:
+            raise CommandError("give [port] [host]")
+        port = to_int(args[0], "port") if args else origin.client[1]
+        host = to_text(args[1], "host", max_chars=64) if len(args) == 2 else origin.client[0]
+        if not 0 < port < 65536:
+            raise CommandError(f"port {port} is not a port number")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise CommandError(f"host {host!r} must be an IP address") from None
+        return host, port
+
+    def _subscribe(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        target = self._target(origin, args)
+        try:
+            self.notifier.subscribe(target)
+        except ValueError as e:
+            raise CommandError(str(e)) from None
+        return target
+
+    def _unsubscribe(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        target = self._target(origin, args)
+        if not self.notifier.unsubscribe(target):
+            raise CommandError(f"{target[0]}:{target[1]} was not subscribed")
+        self.notifier.send(origin.client, "/jb/unsubscribe", *target)  # the former subscriber hears it too
+        return None
+
+    def _learn(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        if self.midi is None:
+            raise CommandError("MIDI is not enabled (no MIDI input is open)")
+        target = to_text(args[0], "target", max_chars=100) if args else None
+        self.midi.start_learn(target, origin=origin)
+        return (target or "last-touched", "waiting")
+
+    def _learn_cancel(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        if self.midi is None:
+            raise CommandError("MIDI is not enabled (no MIDI input is open)")
+        self.midi.cancel_learn()
+        return ("cancelled",)
+
+
+def allowed(client: tuple[str, int], allow: Sequence[str]) -> bool:
+    """Loopback always; anything else only when listed (an address or a network like 192.168.1.0/24)."""
+    try:
+        ip = ipaddress.ip_address(client[0])
+    except ValueError:
+        return False
+    if ip.is_loopback:
+        return True
+    for entry in allow:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+class _Datagram(socketserver.BaseRequestHandler):
+    server: OscServer
+
+    def handle(self) -> None:
+        data, _sock = self.request
+        self.server.handle_datagram(data, self.client_address)
+
+
+class OscServer(socketserver.UDPServer):
+    """One blocking UDP server on its own thread: messages are handled in arrival order."""
+
+    allow_reuse_address = False
+    max_packet_size = MAX_DATAGRAM
+
+    def __init__(self, host: str, port: int, surface: OscSurface, *, allow: Sequence[str] = ()):
+        self.surface, self.allow = surface, tuple(allow)
+        self.refused = 0
+        self.received = 0
+        super().__init__((host, port), _Datagram)
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, name="jb-osc", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.shutdown()
+            self._thread.join(timeout=5)
+        self.server_close()
+
+    def handle_datagram(self, data: bytes, client: tuple[str, int]) -> None:
+        if not allowed(client, self.allow):
+            self.refused += 1
+            log.warning("refused OSC from %s:%s (not in the allow-list)", *client[:2])
+            return
+        self.received += 1
+        try:
+            packet = osc_packet.OscPacket(data)
+        except Exception as e:  # noqa: BLE001 - python-osc raises ParseError and, on odd input, others
+            self.surface.notifier.send(client, "/jb/error", "(malformed)", f"malformed OSC packet ({len(data)} bytes): {e}")
+            return
+        for timed in packet.messages:  # bundles are run at once, in order (timetags ignored)
+            self.surface.handle(timed.message.address, timed.message.params, client)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # socketserver's hook: log, keep serving
+        log.exception("error handling a datagram from %s", client_address)
