@@ -126,7 +126,8 @@ def check_cc_binding(binding: CCBinding) -> None:
     if spec is None:
         raise CommandError(f"unknown parameter {binding.param!r}; known: {', '.join(PARAMS)}")
     if spec.kind in ("text", "unit"):
-        raise CommandError(f"{binding.param} is {'text' if spec.kind == 'text' else 'a unit name'}: a knob cannot set it")
+        what = "text" if spec.kind == "text" else "a unit name"
+        raise CommandError(f"{binding.param} is {what}: a knob cannot set it")
     if spec.kind == "bool" and (binding.lo is not None or binding.hi is not None):
         raise CommandError(f"{binding.param} is an on/off switch (CC >= 64 is on): min and max mean nothing for it")
     lo, hi = (spec.cc_lo if binding.lo is None else binding.lo), (spec.cc_hi if binding.hi is None else binding.hi)
