@@ -9,6 +9,9 @@
 Each level's audio is written as soon as that level is done (level_2 first: a rough preview), and
 the codes when the run ends. Ctrl-C stops at the next token and still writes the codes sampled
 so far: continue from `codes.pt`.
+
+Without --models or --vqvae, the embedded default bundle (jukebox_model/default_bundle/, a small
+model trained on freely licensed game music) is used; --bundle-dir loads another bundle folder.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 
 from ..audio import AudioFileError, read_audio, write_wav
 from ..bundle import load_checkpoint_bundle, load_official_bundle
+from ..bundle_dir import DEFAULT_BUNDLE_DIR, BundleError, load_bundle_dir
 from ..checkpoints import CheckpointError
 from ..labels import LabelError
 from ..sampling.params import SamplingParams
@@ -47,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--vqvae", type=Path, help="VQ-VAE checkpoint (instead of --models)")
     src.add_argument("--prior", type=Path, action="append", default=[], help="prior checkpoint; repeat per level")
     src.add_argument("--ids", type=Path, help="folder with the artist/genre id tables")
+    src.add_argument("--bundle-dir", type=Path, help="a bundle folder with bundle.json (default: the embedded default bundle)")
     p.add_argument("--mode", choices=MODES, default="ancestral")
-    p.add_argument("--levels", type=int, default=3, help="how many levels to sample, top down")
+    p.add_argument("--levels", type=int, default=None, help="how many levels to sample, top down (default: all)")
     p.add_argument("--sample-length", type=float, required=True, help="seconds of audio to produce")
     p.add_argument("--total-length", type=float, required=True, help="length of the whole song, in seconds (a label)")
     p.add_argument("--offset", type=float, default=0.0, help="where the sampled span starts in the song, seconds")
@@ -74,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace) -> Sampler:
     if args.models is not None:
         return load_official_bundle(args.models, args.bundle, ids_dir=args.ids, device=args.device)
+    if args.vqvae is None and not args.prior:
+        folder = args.bundle_dir or DEFAULT_BUNDLE_DIR
+        if args.bundle_dir is None:
+            print(f"no --models or --vqvae given: using the embedded default bundle ({folder})", flush=True)
+        return load_bundle_dir(folder, device=args.device)[0]
     if args.vqvae is None or not args.prior:
         raise ValueError("give --models (official layout) or --vqvae with one --prior per level")
     return load_checkpoint_bundle(args.vqvae, args.prior, ids_dir=args.ids, device=args.device)
@@ -130,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         n_samples = seconds_to_samples(args.sample_length, top_hop=sampler.vqvae.hop_lengths[-1], sr=sr)
         zs = _start_codes(args, sampler, n_samples)
         top = sampler.vqvae.config.levels - 1
-        levels = list(range(top, top - args.levels, -1)) if args.mode != "upsample" else list(range(top - 1, -1, -1))
+        n_levels = top + 1 if args.levels is None else min(args.levels, top + 1)
+        levels = list(range(top, top - n_levels, -1)) if args.mode != "upsample" else list(range(top - 1, -1, -1))
         songs = [(args.artist, args.genre, lyrics)] * args.n_samples
         meta = {"mode": args.mode, "artist": args.artist, "genre": args.genre, "lyrics": lyrics, "sample_length": n_samples}
 
@@ -160,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         path = save_codes(args.out / "codes.pt", result, params=params, meta={**meta, "seed": result.seed})
         print(f"{'cancelled: ' if result.cancelled else ''}codes in {path} (seed {result.seed})")
         return 130 if result.cancelled else 0
-    except (ValueError, FileNotFoundError, CheckpointError, AudioFileError, LabelError) as e:
+    except (ValueError, FileNotFoundError, CheckpointError, AudioFileError, LabelError, BundleError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:
