@@ -118,7 +118,7 @@ def parse_copyright(text: str) -> list[CopyrightStanza]:
             continue
         patterns = tuple(p for line in fields["files"] for p in line.split())
         licence = fields["license"][0] if fields["license"] else ""
-        holders = "; ".join(line for line in fields.get("copyright", []) if line and line != ".")
+        holders = "; ".join(dict.fromkeys(line for line in fields.get("copyright", []) if line and line != "."))
         stanzas.append(CopyrightStanza(patterns, holders, licence))
     return stanzas
 
@@ -165,7 +165,7 @@ def _warzone_authors(root: Path) -> dict[str, tuple[str, str]]:
         text = licence_file.read_text(encoding="utf-8", errors="replace") if licence_file.exists() else ""
         # license.txt: CC-BY-SA-3.0+ or GPL-2+ for every track of the album, except a track it names as GPL-only
         album_licence = "CC-BY-SA-3.0+ or GPL-2+" if "CC-BY-SA-3.0" in text else "GPL-2+"
-        gpl_only = set(re.findall(r"except\s+(\w+)", text))
+        gpl_only = set(re.findall(r"except\*?\s+(\w+)", text))
         for track in data.get("tracks", []):
             file = track.get("filename")
             if not file:
