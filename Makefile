@@ -1,11 +1,11 @@
-# `make test` builds .venv from nothing; `make demo` runs the main job on the embedded default.
+# `make demo` runs the bridge on the embedded default model; `make test` builds .venv from nothing and runs the tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.11.0
 REFERENCE_DIR ?= $(abspath $(or $(JUKEBOX_REFERENCE_DIR),../shared/fixtures/jukebox_reference))
 
-.PHONY: test demo bench clean
+.PHONY: test demo demo-vqvae bridge bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,17 @@ venv: $(VENV)/.installed
 test: $(VENV)/.installed
 	JUKEBOX_REFERENCE_DIR=$(REFERENCE_DIR) $(PY) -m pytest -q
 
+# the bridge on the embedded model, one take rendered through OSC into demo_out/project, then serving until Ctrl-C
 demo: $(VENV)/.installed
+	$(PY) -m bridge.demo
+
+# the first stage alone: a synthetic clip through the tiny reference VQ-VAE at every level
+demo-vqvae: $(VENV)/.installed
 	JUKEBOX_REFERENCE_DIR=$(REFERENCE_DIR) $(PY) -m jukebox_model.cli.demo
+
+# the bridge with its defaults (see `$(PY) run_bridge.py --help`)
+bridge: $(VENV)/.installed
+	$(PY) run_bridge.py
 
 bench: $(VENV)/.installed
 	$(PY) bench/vqvae.py

@@ -1,0 +1,108 @@
+"""`jukebox-bridge` / `run_bridge.py`: settings from a TOML file, flags on top, then serve until Ctrl-C.
+
+    jukebox-bridge --project ~/Music/Song/jukebox --inbox ~/Music/Song/inbox
+    jukebox-bridge --config bridge.toml --port 9950 --subscribe 127.0.0.1:9951
+    jukebox-bridge --official-root ~/jukebox --official-bundle 5b_lyrics --ids ~/jukebox/ids --device cuda
+
+Exit codes: 0 after Ctrl-C, 2 for bad settings or missing model files (checked before anything
+starts), 3 when the model fails to load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .settings import BridgeSettings, SettingsError, load_settings, parse_target
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jukebox-bridge", description="Jukebox, driven from a DAW over OSC and MIDI.")
+    p.add_argument("--config", type=Path, help="settings TOML (flags override it)")
+    osc = p.add_argument_group("OSC")
+    osc.add_argument("--host", help="bind address (default 127.0.0.1; anything wider needs --allow)")
+    osc.add_argument("--port", type=int, help="OSC port to listen on (default 9950)")
+    osc.add_argument("--subscribe", action="append", metavar="HOST:PORT", help="send every reply and event here too")
+    osc.add_argument("--allow", action="append", metavar="ADDR", help="client address or network allowed besides loopback")
+    folders = p.add_argument_group("folders")
+    folders.add_argument("--project", type=Path, help="where takes are written (the folder the DAW watches)")
+    folders.add_argument("--inbox", type=Path, help="clips dropped here become the prime")
+    folders.add_argument("--presets", type=Path, help="folder of preset TOML files (default ./presets)")
+    folders.add_argument("--prime-root", type=Path, action="append", help="another folder primes may be read from")
+    folders.add_argument("--midi-map", type=Path, help="MIDI mapping TOML (e.g. presets/midi.toml)")
+    model = p.add_argument_group("model (default: the embedded bundle)")
+    model.add_argument("--bundle", type=Path, help="a bundle folder (bundle.json + checkpoints)")
+    model.add_argument("--official-root", type=Path, help="folder laid out like the official download paths")
+    model.add_argument("--official-bundle", choices=("5b", "5b_lyrics", "1b_lyrics"))
+    model.add_argument("--ids", type=Path, help="artist/genre id tables for the official priors")
+    model.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    out = p.add_argument_group("output")
+    out.add_argument("--sample-rate", type=int, help="the project's rate; takes are resampled to it")
+    out.add_argument("--format", dest="output_format", choices=("pcm24", "pcm16", "float"))
+    other = p.add_argument_group("inbox and MIDI")
+    other.add_argument("--polling", action="store_true", default=None, help="poll folders (network drives, containers)")
+    other.add_argument("--auto-generate", action="store_true", default=None, help="a clip arriving in the inbox starts a primed job")
+    other.add_argument("--midi-port", help="MIDI input port name prefix")
+    other.add_argument("--midi-virtual", action="store_true", default=None, help="open a virtual MIDI input named --midi-port")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> BridgeSettings:
+    overrides = dict(
+        host=args.host, port=args.port, project_dir=args.project, inbox_dir=args.inbox, presets_dir=args.presets,
+        midi_map=args.midi_map, bundle_dir=args.bundle, official_root=args.official_root,
+        official_bundle=args.official_bundle, ids_dir=args.ids, device=args.device, sample_rate=args.sample_rate,
+        output_format=args.output_format, inbox_polling=args.polling, inbox_auto_generate=args.auto_generate,
+        midi_port=args.midi_port, midi_virtual=args.midi_virtual,
+        subscribers=tuple(parse_target(t) for t in args.subscribe) if args.subscribe else None,
+        allow=tuple(args.allow) if args.allow else None,
+        prime_roots=tuple(args.prime_root) if args.prime_root else None,
+    )
+    return load_settings(args.config, **overrides)
+
+
+def check_model_files(settings: BridgeSettings) -> None:
+    """Missing model files are a clear message before anything starts, not a stack trace later."""
+    from jukebox_model import official
+    from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, read_manifest
+
+    if settings.official_root is not None:
+        spec = official.BUNDLES[settings.official_bundle]
+        paths = [settings.official_root / official.CHECKPOINT_PATHS[m] for m in (spec.vqvae, *spec.priors)]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise SettingsError(f"official checkpoints missing: {', '.join(missing)}")
+        if settings.ids_dir is None or not Path(settings.ids_dir).is_dir():
+            raise SettingsError("the official priors need --ids, the folder of artist/genre id tables")
+        return
+    read_manifest(settings.bundle_dir or DEFAULT_BUNDLE_DIR)  # BundleError names the folder and what is missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+    from jukebox_model.bundle_dir import BundleError
+
+    try:
+        settings = settings_from_args(args)
+        check_model_files(settings)
+    except (SettingsError, BundleError) as e:
+        print(f"jukebox-bridge: {e}", file=sys.stderr)
+        return 2
+    from .app import Bridge
+
+    try:
+        bridge = Bridge(settings)
+    except OSError as e:  # the port is taken, the project folder cannot be made
+        print(f"jukebox-bridge: cannot start: {e}", file=sys.stderr)
+        return 2
+    print(f"jukebox-bridge: OSC on {settings.host}:{bridge.port}, takes into {bridge.settings.project_dir} (Ctrl-C stops)",
+          flush=True)
+    return bridge.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
