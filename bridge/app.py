@@ -70,8 +70,9 @@ class Bridge:
         self._midi_ports = midi_ports
         self.surface = OscSurface(self.controller, self.notifier)
         self.osc = OscServer(settings.host, settings.port, self.surface, allow=settings.allow)
-        self._stopped = threading.Event()
-        self._started = False
+        self._stop_requested = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._closed = False
 
     # --- optional parts ---------------------------------------------------------------------------
 
@@ -137,13 +138,18 @@ class Bridge:
         self._start_inbox()
         self._start_midi()
         self.osc.start()
-        self._started = True
         log.info("OSC on %s:%d; takes go to %s", self.settings.host, self.port, self.settings.project_dir)
 
+    def request_stop(self) -> None:
+        """Ask `run` to stop (what Ctrl-C does); safe from any thread or a signal handler."""
+        self._stop_requested.set()
+
     def stop(self) -> None:
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
+        with self._stop_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop_requested.set()
         self.osc.stop()
         if self.midi is not None:
             self.midi.close()
@@ -154,27 +160,21 @@ class Bridge:
         self.worker.stop()
         self.notifier.stop()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._stopped.wait(timeout)
-
-    def run(self) -> int:
-        """Serve until SIGINT/SIGTERM; returns the exit code (non-zero when the model failed to load)."""
-        previous = {sig: signal.signal(sig, lambda *_: self._stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def run(self, *, after_start: Callable[[Bridge], None] | None = None) -> int:
+        """Serve until SIGINT/SIGTERM (or `request_stop`); 0, or 3 when the model failed to load."""
+        previous = {sig: signal.signal(sig, lambda *_: self.request_stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        code = 0
         try:
             self.start()
-            while not self._stopped.wait(0.5):
+            if after_start is not None:
+                after_start(self)
+            while not self._stop_requested.wait(0.5):
                 if self.worker.ready.is_set() and self.worker.load_error:
                     log.error("the model did not load: %s", self.worker.load_error)
-                    self._stopped.set()
-                    self.stop_parts()
-                    return 3
-            self.stop_parts()
-            return 0
+                    code = 3
+                    break
         finally:
+            self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-    def stop_parts(self) -> None:
-        """`stop` for a run loop that already set the stop flag."""
-        self._stopped.clear()
-        self.stop()
+        return code
