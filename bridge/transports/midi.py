@@ -143,44 +143,58 @@ class _PortReader(threading.Thread):
 
 
 class MidiControl:
-    """The MIDI transport: attaches to injected ports or opens one by name prefix, and drives `controls`.
+    """The MIDI transport: listens to injected ports or opens one by name prefix, and drives `controls`.
+
+    The ports are opened (or attached to) by the constructor, which raises MidiUnavailable when that
+    cannot be done; `close()` releases them.
 
     Args:
         controls: the bridge surface (bridge.controls.Controls).
-        mapping: the MIDI map; MIDI learn replaces it with changed copies (see `mapping`).
+        mapping: the MIDI map (None: empty); MIDI learn replaces it with changed copies (see `mapping`).
         map_path: where learned bindings are saved; None keeps them in memory only.
-        ports: already open input ports to listen to instead of opening `mapping.input.port`.
+        ports: already open input ports to listen to instead of opening one by name.
+        port_prefix: the input port name prefix to open, instead of the map's `[input] port`.
+        virtual: True creates a virtual port (named by the prefix); None or False leaves it to the map.
         backend: a mido backend for opening ports by name (default: mido's, i.e. python-rtmidi).
         close_injected: also close the injected `ports` on `close()` (ports opened here always are).
 
-    Wiring: the app calls `start()` (on MidiUnavailable it logs "MIDI disabled: <message>" and goes on) and
+    Wiring: the app builds it (on MidiUnavailable it logs "MIDI disabled: <message>" and goes on) and calls
     `close()` when stopping transports; the controller calls `note_param_touched(name)` after each successful
-    set_param; an OSC learn address calls `start_learn(target, origin)` / `cancel_learn(origin)`.
+    set_param; the OSC learn addresses call `start_learn(target, origin)` and `cancel_learn()`.
     """
 
     def __init__(
         self,
         controls: Controls,
-        mapping: MidiMap,
+        mapping: MidiMap | None = None,
         *,
         map_path: str | Path | None = None,
         ports: Sequence[BaseInput] | None = None,
+        port_prefix: str | None = None,
+        virtual: bool | None = None,
         backend: MidiBackend | None = None,
         close_injected: bool = False,
     ) -> None:
         self._controls = controls
-        self._map = mapping
+        self._map = mapping if mapping is not None else MidiMap()
         self._map_path = None if map_path is None else Path(map_path)
-        self._injected = list(ports) if ports is not None else None
-        self._backend = backend
-        self._close_injected = close_injected
-        self._lock = threading.Lock()  # guards _map, _learn, _touched, _state (rtmidi, OSC and controller threads)
+        self._lock = threading.Lock()  # guards _map, _learn, _touched, _closed (rtmidi, OSC and controller threads)
         self._save_lock = threading.Lock()  # one writer at a time, always writing the newest map
         self._learn: LearnTarget | None = None
         self._touched: str | None = None
-        self._state = "new"  # new -> started -> closed
+        self._closed = False
         self._ports: list[tuple[BaseInput, bool]] = []  # (port, close it on close())
         self._readers: list[_PortReader] = []
+        try:
+            if ports is not None:
+                for port in ports:
+                    self._attach(port, owned=close_injected)
+            else:
+                prefix = port_prefix or self._map.input.port
+                self._open(prefix, bool(virtual) or self._map.input.virtual, backend)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def mapping(self) -> MidiMap:
@@ -200,22 +214,6 @@ class MidiControl:
 
     # -- life cycle -------------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Listen to the injected ports, or open the mapped one; MidiUnavailable if that cannot be done."""
-        with self._lock:
-            if self._state != "new":
-                raise RuntimeError(f"MidiControl already {self._state}")
-            self._state = "started"
-        try:
-            if self._injected is not None:
-                for port in self._injected:
-                    self._attach(port, owned=self._close_injected)
-            else:
-                self._open_mapped()
-        except BaseException:
-            self.close()
-            raise
-
     def _attach(self, port: BaseInput, *, owned: bool) -> None:
         handle = self._handler_for(port.name or "")
         self._ports.append((port, owned))
@@ -226,24 +224,23 @@ class MidiControl:
             self._readers.append(reader)
             reader.start()
 
-    def _open_mapped(self) -> None:
-        wanted = self._map.input
-        if not wanted.port.strip():
-            raise MidiUnavailable("no input port is set ([input] port in the MIDI map)")
-        backend: Any = self._backend if self._backend is not None else mido
+    def _open(self, prefix: str, virtual: bool, backend: MidiBackend | None) -> None:
+        if not prefix.strip():
+            raise MidiUnavailable("no input port is set ([input] port in the MIDI map, or the port setting)")
+        midi: Any = backend if backend is not None else mido
         try:
-            if wanted.virtual:
-                port = backend.open_input(wanted.port, virtual=True, callback=self._handler_for(wanted.port))
+            if virtual:
+                port = midi.open_input(prefix, virtual=True, callback=self._handler_for(prefix))
                 self._ports.append((port, True))
                 return
-            names = list(backend.get_input_names())
+            names = list(midi.get_input_names())
         except Exception as e:  # rtmidi raises its own SystemError without ALSA; ImportError without python-rtmidi
             raise MidiUnavailable(f"cannot use the MIDI system: {e}") from e
-        name = match_input(wanted.port, names)
+        name = match_input(prefix, names)
         if name is None:
-            raise MidiUnavailable(f"no MIDI input matches {wanted.port!r}; inputs: {', '.join(names) or 'none'}")
+            raise MidiUnavailable(f"no MIDI input matches {prefix!r}; inputs: {', '.join(names) or 'none'}")
         try:
-            port = backend.open_input(name, callback=self._handler_for(name))
+            port = midi.open_input(name, callback=self._handler_for(name))
         except Exception as e:
             raise MidiUnavailable(f"cannot open MIDI input {name!r}: {e}") from e
         self._ports.append((port, True))
@@ -251,9 +248,9 @@ class MidiControl:
     def close(self) -> None:
         """Stop listening: detach callbacks, stop and join polling threads, close the ports opened here."""
         with self._lock:
-            if self._state == "closed":
+            if self._closed:
                 return
-            self._state = "closed"
+            self._closed = True
             self._learn = None
         for reader in self._readers:
             reader.stop()
@@ -273,7 +270,6 @@ class MidiControl:
         self._ports.clear()
 
     def __enter__(self) -> Self:
-        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -302,7 +298,7 @@ class MidiControl:
         if message.type == "note_on" and message.velocity == 0:
             return  # velocity-0 note-on is a note-off (mido does not convert it)
         with self._lock:
-            if self._state == "closed" or not self._map.input.accepts(message.channel):
+            if self._closed or not self._map.input.accepts(message.channel):
                 return
             mapping = self._map
             learned = self._bind_learn(message)
@@ -339,22 +335,29 @@ class MidiControl:
 
     # -- MIDI learn -------------------------------------------------------------------------------------------
 
-    def start_learn(self, target: str, origin: Origin) -> None:
+    def start_learn(self, target: str | None, origin: Origin) -> str:
         """Arm learn: a parameter name binds the next CC, an action the next note, "preset:<name>" the next
-        program change. Replaces a learn already armed. A bad target is a CommandError (for the OSC reply)."""
+        program change; None: the parameter set most recently. Replaces a learn already armed; returns what
+        it waits for. A bad target is a CommandError (the OSC handler's error reply). The binding, when it
+        comes, is reported to `origin`."""
+        if target is None:
+            with self._lock:
+                target = self._touched
+            if target is None:
+                raise CommandError("midi learn: no parameter has been set yet; set one first, or name a target")
         learn = LearnTarget.parse(target, origin)
         with self._lock:
-            if self._state == "closed":
-                raise CommandError("midi learn: MIDI input is closed")
+            if self._closed:
+                raise CommandError("midi learn: the MIDI input is closed")
             self._learn = learn
-        self._report(origin, learn.waiting_for(), error=False)
+        return learn.waiting_for()
 
     def cancel_learn(self, origin: Origin | None = None) -> bool:
-        """Disarm learn; True if one was armed (reported to whoever armed it, or to `origin`)."""
+        """Disarm learn; True if one was armed. Reported to `origin` when given (an OSC caller replies itself)."""
         with self._lock:
             learn, self._learn = self._learn, None
-        if learn is not None:
-            self._report(origin or learn.origin, f"midi learn cancelled ({learn.label})", error=False)
+        if learn is not None and origin is not None:
+            self._report(origin, f"midi learn cancelled ({learn.label})", error=False)
         return learn is not None
 
     def note_param_touched(self, name: str) -> None:
@@ -375,7 +378,7 @@ class MidiControl:
         elif touched is None:
             raise CommandError("midi learn: no parameter has been set yet; set one first, or start learn with a name")
         else:
-            self.start_learn(touched, origin)
+            self._report(origin, self.start_learn(touched, origin), error=False)
 
     def _bind_learn(self, message: mido.Message) -> tuple[LearnTarget, str] | None:
         """With the lock held: if learn waits for this kind of message, bind it and return (target, binding)."""

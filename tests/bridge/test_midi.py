@@ -144,7 +144,7 @@ def port() -> CallbackPort:
 
 
 def listening(controls: RecordingControls, port: BaseInput, mapping: MidiMap = MAPPING, **kw: Any) -> MidiControl:
-    """A MidiControl on `port`; `with` starts and closes it."""
+    """A MidiControl listening to `port` (closed at the end of a `with`)."""
     return MidiControl(controls, mapping, ports=[port], **kw)
 
 
@@ -291,7 +291,6 @@ def test_loopback_through_mido_socket_port(controls: RecordingControls) -> None:
 def test_close_detaches_injected_ports_and_ignores_later_messages(controls: RecordingControls) -> None:
     port = CallbackPort("keys")
     midi = listening(controls, port)
-    midi.start()
     callback = port.callback
     midi.close()
     assert port.callback is None and not port.closed
@@ -303,14 +302,17 @@ def test_close_detaches_injected_ports_and_ignores_later_messages(controls: Reco
 def test_close_injected_closes_them_and_stops_the_reader(controls: RecordingControls) -> None:
     echo = mido.ports.EchoPort("echo")
     midi = listening(controls, echo, close_injected=True)
-    midi.start()
     midi.close()
     assert echo.closed
 
 
-def test_start_twice_is_refused(controls: RecordingControls, port: CallbackPort) -> None:
-    with listening(controls, port) as midi, pytest.raises(RuntimeError, match="already started"):
-        midi.start()
+def test_a_port_that_fails_to_open_leaves_nothing_running(controls: RecordingControls) -> None:
+    class RefusingBackend(FakeBackend):
+        def open_input(self, name: str | None = None, virtual: bool = False, **kwargs: Any) -> BaseInput:
+            raise OSError("device busy")
+
+    with pytest.raises(MidiUnavailable, match="cannot open MIDI input 'Launchkey MK3:Launchkey MK3 MIDI 1 24:0'"):
+        MidiControl(controls, MAPPING, backend=RefusingBackend(LAUNCHKEY_NAMES))
 
 
 # -- opening ports by name ----------------------------------------------------------------------------------
@@ -336,6 +338,18 @@ def test_opens_the_first_port_matching_the_prefix(controls: RecordingControls) -
     assert opened.closed  # ports opened here are closed on close()
 
 
+def test_port_setting_overrides_the_map_as_the_app_passes_it(controls: RecordingControls) -> None:
+    backend = FakeBackend(LAUNCHKEY_NAMES)
+    mapping = MidiMap(input=MidiInput(port="Keystation"), notes={60: "generate"})
+    with MidiControl(
+        controls, mapping, ports=None, map_path=None, port_prefix="Midi Through", virtual=False, backend=backend
+    ) as midi:
+        assert midi.port_names == ["Midi Through:Midi Through Port-0 14:0"]
+    with MidiControl(controls, None, port_prefix="Jukebox In", virtual=True, backend=backend) as midi:
+        assert midi.port_names == ["Jukebox In"] and backend.opened[-1][1] is True
+        assert midi.mapping == MidiMap()
+
+
 def test_virtual_port_is_created_under_the_mapped_name(controls: RecordingControls) -> None:
     backend = FakeBackend([])
     mapping = MidiMap(input=MidiInput(port="Jukebox Bridge", virtual=True), notes={60: "generate"})
@@ -349,18 +363,18 @@ def test_virtual_port_is_created_under_the_mapped_name(controls: RecordingContro
 def test_no_matching_port_is_a_clear_error_listing_the_inputs(controls: RecordingControls) -> None:
     mapping = MidiMap(input=MidiInput(port="Keystation"))
     with pytest.raises(MidiUnavailable, match="no MIDI input matches 'Keystation'; inputs: Midi Through"):
-        MidiControl(controls, mapping, backend=FakeBackend(LAUNCHKEY_NAMES)).start()
+        MidiControl(controls, mapping, backend=FakeBackend(LAUNCHKEY_NAMES))
 
 
 def test_no_port_configured_is_a_clear_error(controls: RecordingControls) -> None:
     with pytest.raises(MidiUnavailable, match=r"no input port is set \(\[input\] port"):
-        MidiControl(controls, MidiMap(), backend=FakeBackend(LAUNCHKEY_NAMES)).start()
+        MidiControl(controls, MidiMap(), backend=FakeBackend(LAUNCHKEY_NAMES))
 
 
 def test_backend_failure_becomes_midi_unavailable(controls: RecordingControls) -> None:
     backend = FakeBackend([], error=OSError("open /dev/snd/seq failed"))
     with pytest.raises(MidiUnavailable, match="cannot use the MIDI system: open /dev/snd/seq failed"):
-        MidiControl(controls, MAPPING, backend=backend).start()
+        MidiControl(controls, MAPPING, backend=backend)
 
 
 def test_opening_with_the_real_rtmidi_backend_fails_clearly_without_midi(controls: RecordingControls) -> None:
@@ -373,7 +387,7 @@ def test_opening_with_the_real_rtmidi_backend_fails_clearly_without_midi(control
         have_midi = False
     mapping = MidiMap(input=MidiInput(port="jukebox-bridge-test: no such port"))
     with pytest.raises(MidiUnavailable) as caught:
-        MidiControl(controls, mapping).start()
+        MidiControl(controls, mapping)
     expected = "no MIDI input matches" if have_midi else "cannot use the MIDI system"
     assert str(caught.value).startswith(expected)
 
@@ -390,17 +404,14 @@ def map_file(tmp_path: Path) -> Path:
 
 def test_learn_binds_the_next_cc_and_persists(controls: RecordingControls, port: CallbackPort, map_file: Path) -> None:
     with listening(controls, port, map_path=map_file) as midi:
-        midi.start_learn("top_p", OSC)
+        assert midi.start_learn("top_p", OSC) == "midi learn: waiting for a knob (CC) for top_p"
         assert midi.learning == "top_p"
         port.feed(mido.Message("control_change", control=30, value=40))  # consumed by learn
         port.feed(mido.Message("control_change", control=30, value=127))
     assert controls.calls == [("set_param", "top_p", [pytest.approx(1.0)])]
     assert load_midi_map(map_file).cc[30] == CCBinding("top_p")
     assert load_midi_map(map_file).cc[21] == MAPPING.cc[21]  # the rest of the map is kept
-    assert [(o, m, e) for o, m, e in controls.reports] == [
-        (OSC, "midi learn: waiting for a knob (CC) for top_p", False),
-        (OSC, "learned cc 30 -> top_p", False),
-    ]
+    assert controls.reports == [(OSC, "learned cc 30 -> top_p", False)]
 
 
 def test_learned_cc_replaces_the_earlier_binding(
@@ -451,8 +462,9 @@ def test_learn_note_arms_learn_for_the_last_touched_parameter(
         assert midi.learning == "top_p"
         port.feed(mido.Message("control_change", control=33, value=9))
     assert load_midi_map(map_file).cc[33] == CCBinding("top_p")
-    learn_origin = controls.reports[0][0]
+    learn_origin, waiting, _ = controls.reports[0]
     assert learn_origin.kind == "midi" and "note 72" in learn_origin.address
+    assert waiting == "midi learn: waiting for a knob (CC) for top_p"
     assert controls.reports[-1] == (learn_origin, "learned cc 33 -> top_p", False)
     assert controls.calls == []
 
@@ -483,7 +495,20 @@ def test_cancel_learn_disarms(controls: RecordingControls, port: CallbackPort) -
         assert midi.cancel_learn() is True
         port.feed(mido.Message("control_change", control=30, value=1))
         assert 30 not in midi.mapping.cc
-    assert controls.reports[-1] == (OSC, "midi learn cancelled (top_p)", False)
+    assert controls.reports == []  # the OSC handler replies to a cancel itself
+
+
+def test_learn_without_a_target_takes_the_last_touched_parameter(
+    controls: RecordingControls, port: CallbackPort
+) -> None:
+    with listening(controls, port) as midi:
+        with pytest.raises(CommandError, match="no parameter has been set yet"):
+            midi.start_learn(None, OSC)
+        midi.note_param_touched("length")
+        midi.note_param_touched("top_p")
+        assert midi.start_learn(None, OSC) == "midi learn: waiting for a knob (CC) for top_p"
+        port.feed(mido.Message("control_change", control=31, value=1))
+    assert controls.reports == [(OSC, "learned cc 31 -> top_p (not saved: no mapping file)", False)]
 
 
 @pytest.mark.parametrize(
