@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Self
 
 import tomli_w
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -80,7 +80,7 @@ def check_preset_name(name: str) -> str:
         raise CommandError(f"preset name: {len(name)} characters is more than the limit of {MAX_NAME_CHARS}")
     if not _SAFE_NAME.fullmatch(name):
         raise CommandError(f"preset name {name!r}: use only letters, digits, space, '_', '-' and '.'")
-    if name.startswith(".") or name.endswith((".", " ")) or name.startswith(" "):
+    if name.startswith((".", " ")) or name.endswith((".", " ")):
         raise CommandError(f"preset name {name!r}: may not start with '.' or a space, or end with '.' or a space")
     if (name + SUFFIX).lower() == MIDI_MAP_NAME or name.split(".")[0].lower() in _WINDOWS_RESERVED:
         raise CommandError(f"preset name {name!r} is reserved")
@@ -176,7 +176,7 @@ class PresetLibrary:
             return sorted(self._presets)
 
     def get(self, name: str) -> Preset:
-        """The named preset (exact name, else a unique case-insensitive match), or CommandError listing the known ones."""
+        """The named preset (exact, else a unique case-insensitive match), or CommandError listing the known ones."""
         with self._lock:
             preset = self._presets.get(name)
             if preset is None:
@@ -223,10 +223,15 @@ class PresetLibrary:
 
     # --- watching -----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Load the folder and follow it: a debounce thread plus watchdog's observer, both joined by stop()."""
+    def start(self, *, polling: bool | None = None) -> None:
+        """Load the folder and follow it: a debounce thread plus watchdog's observer, both joined by stop().
+
+        `polling` (default: the constructor's) polls the folder instead of using OS events, for
+        network drives and container mounts where inotify/FSEvents see nothing."""
         if self._thread is not None:
             raise RuntimeError("PresetLibrary already started")
+        if polling is not None:
+            self._polling = polling
         self.folder.mkdir(parents=True, exist_ok=True)
         observer: BaseObserver = PollingObserver(timeout=self._poll_interval_s) if self._polling else Observer()
         observer.schedule(_Handler(self._file_event), str(self.folder), recursive=False)
@@ -251,7 +256,7 @@ class PresetLibrary:
         if thread is not None:
             thread.join()
 
-    def __enter__(self) -> PresetLibrary:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -1,4 +1,4 @@
-"""bridge.presets: shipped presets load, bad files are refused by file and key, hot reload keeps the last good version."""
+"""bridge.presets: shipped presets load, bad files are refused by file and key, hot reload keeps the last good one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from watchdog.observers.polling import PollingEmitter
 
 from bridge.errors import CommandError
 from bridge.params import Session
@@ -181,8 +182,17 @@ def test_reload_reports_refused_files_and_keeps_their_last_good_version(tmp_path
 
 def test_saved_preset_reads_back_as_the_same_session(tmp_path: Path) -> None:
     folder = tmp_path / "presets"
-    session = Session(artist="Kraftwerk", genre="Electronic", lyrics="a\nb", temperature=(0.99, 0.98, 0.97),
-                      length=8, length_unit="bars", bpm=123.5, seed=None, keep_prime=False)
+    session = Session(
+        artist="Kraftwerk",
+        genre="Electronic",
+        lyrics="a\nb",
+        temperature=(0.99, 0.98, 0.97),
+        length=8,
+        length_unit="bars",
+        bpm=123.5,
+        seed=None,
+        keep_prime=False,
+    )
     library = PresetLibrary(folder)
     saved = library.save("my take 1", session, description="from the DAW")
     assert saved.name == "my take 1" and saved.description == "from the DAW"
@@ -196,8 +206,25 @@ def test_saved_preset_reads_back_as_the_same_session(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "../up", "a/b", "a\\b", ".hidden", "trailing.", "trailing ", " lead", "midi", "MIDI", "con", "nul.x",
-             "colon:name", "x" * 65, "tab\tname", "émoji"],
+    "name",
+    [
+        "",
+        "../up",
+        "a/b",
+        "a\\b",
+        ".hidden",
+        "trailing.",
+        "trailing ",
+        " lead",
+        "midi",
+        "MIDI",
+        "con",
+        "nul.x",
+        "colon:name",
+        "x" * 65,
+        "tab\tname",
+        "émoji",
+    ],
 )
 def test_unsafe_preset_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(CommandError, match="preset name"):
@@ -219,8 +246,10 @@ def test_safe_preset_names_are_kept_as_given() -> None:
 def test_hot_reload_follows_edits_and_keeps_the_last_good_version(tmp_path: Path, polling: bool) -> None:
     events = Events()
     write(tmp_path / "keep.toml", "length = 2\n")
-    library = PresetLibrary(tmp_path, on_event=events, polling=polling, poll_interval_s=0.05, debounce_s=0.1)
-    with library:
+    library = PresetLibrary(tmp_path, on_event=events, poll_interval_s=0.05, debounce_s=0.1)
+    library.start(polling=polling)
+    try:
+        assert any(isinstance(t, PollingEmitter) for t in threading.enumerate()) == polling
         assert library.names() == ["keep"] and events.of(LOADED, "keep")
 
         path = write(tmp_path / "live.toml", 'description = "v1"\nlength = 4\n')
@@ -246,6 +275,8 @@ def test_hot_reload_follows_edits_and_keeps_the_last_good_version(tmp_path: Path
 
         (tmp_path / "renamed.toml").unlink()
         wait_until(lambda: library.names() == ["keep"])
+    finally:
+        library.stop()
     assert library.names() == ["keep"]  # stop() leaves the last state readable
 
 
