@@ -126,9 +126,9 @@ def test_missing_file_and_folder_are_refused(tmp_path: Path) -> None:
         check_clip(folder)
 
 
-def test_clipcheck_does_not_import_torch() -> None:
+def test_clipcheck_presets_and_inbox_do_not_import_torch() -> None:
     import subprocess
 
-    code = "import sys, bridge.clipcheck; print('torch' in sys.modules)"
+    code = "import sys, bridge.clipcheck, bridge.presets, bridge.transports.watch; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
