@@ -107,17 +107,31 @@ class Bridge:
                                   polling=self.settings.inbox_polling, auto_start_job=self.settings.inbox_auto_generate)
         self.inbox.start()
 
+    def midi_map_path(self) -> Path | None:
+        """The configured map, else presets/midi.toml when the presets folder has one."""
+        if self.settings.midi_map is not None:
+            return Path(self.settings.midi_map).expanduser()
+        if self.settings.presets_dir is not None:
+            candidate = Path(self.settings.presets_dir).expanduser() / "midi.toml"
+            if candidate.is_file():
+                return candidate
+        return None
+
     def _start_midi(self) -> None:
-        if self.settings.midi_map is None and not self.settings.midi_port and not self._midi_ports:
-            return
-        from .midi_map import load_midi_map
+        """MIDI is optional: a missing system (no ALSA), port or a bad map disables it, loudly, and the bridge serves on."""
+        from .midi_map import MidiMapError, load_midi_map
         from .transports.midi import MidiControl, MidiUnavailable
 
-        mapping = load_midi_map(self.settings.midi_map) if self.settings.midi_map else None
+        path = self.midi_map_path()
         try:
-            self.midi = MidiControl(self.controller, mapping, ports=self._midi_ports, map_path=self.settings.midi_map,
-                                    port_prefix=self.settings.midi_port or None, virtual=self.settings.midi_virtual)
-        except MidiUnavailable as e:
+            mapping = load_midi_map(path, missing_ok=True) if path is not None else None
+            wanted = bool(self._midi_ports or self.settings.midi_port or self.settings.midi_virtual
+                          or (mapping is not None and (mapping.input.port or mapping.input.virtual)))
+            if not wanted:
+                return
+            self.midi = MidiControl(self.controller, mapping, ports=self._midi_ports, map_path=path,
+                                    port_prefix=self.settings.midi_port or None, virtual=self.settings.midi_virtual or None)
+        except (MidiUnavailable, MidiMapError) as e:
             log.warning("MIDI disabled: %s", e)
             self.controller.report(Origin("app", address="midi"), f"MIDI disabled: {e}")
             return

@@ -247,7 +247,8 @@ class OscSurface:
     def _learn_cancel(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if self.midi is None:
             raise CommandError("MIDI is not enabled (no MIDI input is open)")
-        self.midi.cancel_learn()
+        if not self.midi.cancel_learn(origin):
+            raise CommandError("MIDI learn was not armed")
         return ("cancelled",)
 
 
