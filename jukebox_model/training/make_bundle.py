@@ -13,17 +13,21 @@ already in the folder (README.md, training configs) are left as they are.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..bundle_dir import export_checkpoint, load_bundle_dir, write_manifest
 from ..checkpoints import read_checkpoint
 
 ID_FILES = ("v2_artist_ids.txt", "v2_genre_ids.txt", "v3_artist_ids.txt", "v3_genre_ids.txt")
 
 
-def make_bundle(out: Path, *, vqvae: Path, priors: list[Path], ids: Path | None, name: str, description: str = "") -> Path:
+def make_bundle(out: Path, *, vqvae: Path, priors: list[Path], ids: Path | None, name: str, description: str = "",
+                demo: tuple[str, str] | None = None) -> Path:
+    """`demo`: an (artist, genre) the bundle knows, recorded as bundle.json's "demo" entry for `make demo`."""
     out.mkdir(parents=True, exist_ok=True)
     export_checkpoint(vqvae, out / "vqvae.pth.tar")
     names = []
@@ -42,7 +46,12 @@ def make_bundle(out: Path, *, vqvae: Path, priors: list[Path], ids: Path | None,
             raise FileNotFoundError(f"{ids}: no id tables ({', '.join(ID_FILES)})")
         for f in copied:
             shutil.copyfile(ids / f, out / ids_name / f)
-    write_manifest(out, name=name, vqvae="vqvae.pth.tar", priors=names, ids=ids_name, description=description)
+    manifest = write_manifest(out, name=name, vqvae="vqvae.pth.tar", priors=names, ids=ids_name, description=description)
+    if demo is not None:
+        data = json.loads(manifest.read_text())
+        data["demo"] = {"artist": demo[0], "genre": demo[1]}
+        with atomic_write(manifest) as f:
+            f.write((json.dumps(data, indent=2) + "\n").encode())
     load_bundle_dir(out)  # the folder must load as it is shipped
     return out
 
@@ -55,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ids", type=Path, default=None, help="folder of the id tables the priors were trained with")
     p.add_argument("--name", required=True)
     p.add_argument("--description", default="")
+    p.add_argument("--demo-artist", default=None, help="artist for `make demo` (with --demo-genre)")
+    p.add_argument("--demo-genre", default=None)
     args = p.parse_args(argv)
-    make_bundle(args.out, vqvae=args.vqvae, priors=args.prior, ids=args.ids, name=args.name, description=args.description)
+    demo = (args.demo_artist, args.demo_genre) if args.demo_artist and args.demo_genre else None
+    make_bundle(args.out, vqvae=args.vqvae, priors=args.prior, ids=args.ids, name=args.name, description=args.description, demo=demo)
     print(f"wrote {args.out}")
     return 0
 
