@@ -161,7 +161,8 @@ class PresetLibrary:
         self._polling = polling
         self._poll_interval_s = poll_interval_s
         self._debounce_s = debounce_s
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the fields below; never held while reading a file
+        self._reading = threading.RLock()  # one file read at a time, so an older read never lands after a newer
         self._presets: dict[str, Preset] = {}
         self._due: dict[Path, float] = {}  # file -> when to re-read it (monotonic)
         self._wake = threading.Condition(self._lock)
@@ -189,18 +190,16 @@ class PresetLibrary:
 
     def reload(self) -> dict[str, str]:
         """Re-read every preset file now; returns {name: error} for the files that were refused."""
-        files = sorted(p for p in self.folder.glob("*") if is_preset_file(p)) if self.folder.is_dir() else []
-        errors: dict[str, str] = {}
-        for path in files:
-            error = self._reload_file(path)
-            if error:
-                errors[_stem(path)] = error
-        on_disk = {_stem(p) for p in files}
-        with self._lock:
-            gone = [name for name in self._presets if name not in on_disk]
-        for name in gone:
-            self._forget(name)
-        return errors
+        with self._reading:
+            files = sorted(p for p in self.folder.glob("*") if is_preset_file(p)) if self.folder.is_dir() else []
+            with self._lock:
+                known = {p.path for p in self._presets.values() if p.path is not None}
+            errors: dict[str, str] = {}
+            for path in sorted(set(files) | known):  # known ones that are gone are removed
+                error = self._reload_file(path)
+                if error:
+                    errors[_stem(path)] = error
+            return errors
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -293,6 +292,10 @@ class PresetLibrary:
 
     def _reload_file(self, path: Path) -> str | None:
         """Bring one preset in line with its file; returns the error message if the file was refused."""
+        with self._reading:
+            return self._reload_file_locked(path)
+
+    def _reload_file_locked(self, path: Path) -> str | None:
         name = _stem(path)
         if not path.exists():
             self._forget(name)

@@ -178,6 +178,9 @@ def test_reload_reports_refused_files_and_keeps_their_last_good_version(tmp_path
     assert set(errors) == {"p"} and "length" in errors["p"] and "keeping the previous version" in errors["p"]
     assert library.get("p").values["length"] == 2.0
     assert events.of(ERROR, "p") == [errors["p"]]
+    path.unlink()
+    assert library.reload() == {} and library.names() == []
+    assert events.of(REMOVED, "p")
 
 
 def test_saved_preset_reads_back_as_the_same_session(tmp_path: Path) -> None:
