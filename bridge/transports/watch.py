@@ -246,8 +246,8 @@ class InboxWatcher:
                 self._pending.setdefault(path, _Candidate(last_activity=time.monotonic()))
                 return
             self._settled[path] = signature
+            self._accepted.pop(path, None)  # a clip rewritten into something unusable is no longer `latest()`
             if problem is None:
-                self._accepted.pop(path, None)
                 self._accepted[path] = None
         if problem is not None:
             self._report(origin, f"inbox clip refused: {problem}")

@@ -323,6 +323,10 @@ def test_startup_scan_remembers_the_newest_good_clip_without_priming(tmp_path: P
 
         (tmp_path / "dropped.wav").unlink()
         wait_until(lambda: inbox.latest() == tmp_path / "new.wav")
+
+        (tmp_path / "new.wav").write_bytes(wav_bytes()[:3000])  # overwritten by an interrupted copy
+        wait_until(lambda: controls.reports)
+        assert inbox.latest() == tmp_path / "old.wav"
     assert controls.primed() == [tmp_path / "dropped.wav"]
 
 
