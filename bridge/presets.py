@@ -234,11 +234,11 @@ class PresetLibrary:
         self.folder.mkdir(parents=True, exist_ok=True)
         observer: BaseObserver = PollingObserver(timeout=self._poll_interval_s) if self._polling else Observer()
         observer.schedule(_Handler(self._file_event), str(self.folder), recursive=False)
-        observer.name = f"presets-observer {self.folder}"
+        observer.name = f"jb-presets-observer {self.folder}"
         self._stopping = False
         observer.start()  # before the first read, so an edit made meanwhile is not missed
         self._observer = observer
-        self._thread = threading.Thread(target=self._run, name=f"presets-reload {self.folder}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"jb-presets-reload {self.folder}", daemon=True)
         self._thread.start()
         self.reload()
 

@@ -138,7 +138,7 @@ class InboxWatcher:
         self.folder.mkdir(parents=True, exist_ok=True)
         observer: BaseObserver = PollingObserver(timeout=self.poll_interval_s) if self.polling else Observer()
         observer.schedule(_Handler(self._on_activity, self._on_gone), str(self.folder), recursive=False)
-        observer.name = f"inbox-observer {self.folder}"
+        observer.name = f"jb-inbox-observer {self.folder}"
         with self._lock:
             self._stopping = False
         observer.start()  # before the scan, so a clip dropped meanwhile is not missed
@@ -149,7 +149,7 @@ class InboxWatcher:
         except BaseException:
             self.stop()
             raise
-        self._thread = threading.Thread(target=self._run, name=f"inbox-checker {self.folder}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"jb-inbox-checker {self.folder}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
