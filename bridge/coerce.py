@@ -66,4 +66,8 @@ def to_text(value: Any, what: str, *, max_chars: int) -> str:
         raise CommandError(f"{what}: {len(text)} characters is more than the limit of {max_chars}")
     if "\x00" in text:
         raise CommandError(f"{what}: text contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: no reply, preset or sidecar could hold them
+        raise CommandError(f"{what}: text is not valid Unicode (it has lone surrogates)") from None
     return text
