@@ -4,7 +4,16 @@ Every request is answered, to the sender's own port and to every subscriber: on 
 address (job id first where there is a job), or with `"error", message` on that address plus
 `/jb/error <address> <message>`. Handlers only parse and call the controller; the datagram thread
 never waits for the model. Malformed packets, unknown addresses and wrong arguments get an
-error reply; datagrams from addresses outside the allow-list get nothing at all.
+error reply; datagrams from addresses outside the allow-list get nothing at all (they are counted
+in `OscServer.refused`). The server binds 127.0.0.1 unless told otherwise.
+
+Bursts: requests are handled one at a time in arrival order, so a burst waits in the socket's
+receive buffer. The server asks for a 4 MiB buffer (`RCVBUF_BYTES`); Linux grants at most
+`net.core.rmem_max` and reports twice the granted size. `OscServer.burst_limit` is how many requests
+of up to 1000 bytes may be in flight (sent, not yet answered) without the kernel dropping any:
+the granted size over `DATAGRAM_COST`. On a stock Linux (rmem_max 212992) that is 184; with
+`sysctl net.core.rmem_max=4194304` it is 3640. A client that keeps within it loses nothing
+(tests/bridge/test_flood.py, docs/reliability.md).
 
     /jb/ping                          -> /jb/ping ok <version>
     /jb/status                        -> /jb/status <state> <queued> <running job> <bundle> <preset> <prime>
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import socketserver
 import threading
 from collections.abc import Callable, Sequence
@@ -54,6 +64,8 @@ log = logging.getLogger(__name__)
 PREFIX = "/jb"
 VERSION = "0.1.0"
 MAX_DATAGRAM = 65507
+RCVBUF_BYTES = 4 * 1024 * 1024  # asked of the kernel for the receive buffer; it grants up to net.core.rmem_max
+DATAGRAM_COST = 2304  # receive-buffer bytes one datagram of up to 1000 bytes takes on Linux (payload + skb overhead)
 Handler = Callable[[Origin, list[Any]], tuple[Any, ...] | None]
 
 
@@ -159,8 +171,7 @@ class OscSurface:
 
     def _queued(self, job_id: str) -> tuple[Any, ...]:
         job = self.controller.job(job_id)
-        position = self.controller.queue.position(job_id) or 0
-        return (job_id, "queued", position, self.controller.eta_for(job_id), job.spec.mode, job.spec.seed)
+        return (job_id, "queued", job.queued_position, self.controller.eta_for(job_id), job.spec.mode, job.spec.seed)
 
     def _generate(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         mode = None
@@ -287,8 +298,26 @@ class OscServer(socketserver.UDPServer):
         self.surface, self.allow = surface, tuple(allow)
         self.refused = 0
         self.received = 0
+        self.rcvbuf = 0  # receive-buffer bytes the kernel granted (read back after bind)
         super().__init__((host, port), _Datagram)
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, name="jb-osc", daemon=True)
+
+    def server_bind(self) -> None:
+        """A big receive buffer, so a burst of requests waits in the kernel instead of being dropped there."""
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+        except OSError as e:  # keep the system's default
+            log.warning("could not enlarge the OSC receive buffer: %s", e)
+        super().server_bind()
+        self.rcvbuf = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        if self.burst_limit < 1000:
+            log.info("OSC receive buffer %d bytes: bursts of up to %d requests are safe (raise net.core.rmem_max "
+                     "for more)", self.rcvbuf, self.burst_limit)
+
+    @property
+    def burst_limit(self) -> int:
+        """Requests of up to 1000 bytes that may be in flight, unanswered, without the kernel dropping one."""
+        return self.rcvbuf // DATAGRAM_COST
 
     @property
     def port(self) -> int:
