@@ -18,6 +18,7 @@ from typing import Any
 from .controller import Controller
 from .controls import Origin
 from .jobs import JobQueue
+from .journal import JobJournal
 from .notify import Notifier
 from .renderer import Renderer, RenderSettings
 from .settings import BridgeSettings
@@ -50,6 +51,22 @@ def engine_factory(settings: BridgeSettings) -> Callable[[], Any]:
     return load
 
 
+def remove_stale_temp_files(folders: list[Path]) -> int:
+    """Hidden `.name.*.part` files are writes an earlier run never finished (it was killed): no one
+    can use them, and none of them was ever visible under a take's name."""
+    count = 0
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(".*.part"):
+            try:
+                tmp.unlink()
+                count += 1
+            except OSError:
+                pass
+    return count
+
+
 class Bridge:
     def __init__(self, settings: BridgeSettings, *, engine: Callable[[], Any] | None = None, midi_ports: list[Any] | None = None):
         self.settings = settings
@@ -60,12 +77,15 @@ class Bridge:
         self.queue = JobQueue(settings.max_queue)
         self.presets = self._presets()
         self.inbox = None
+        self.state_dir = project / ".jukebox"
+        self.journal = JobJournal(self.state_dir / "jobs")
         self.controller = Controller(settings, self.queue, self.notifier, presets=self.presets,
-                                     check_clip=self._clip_checker(), latest_inbox_clip=self._latest_inbox)
+                                     check_clip=self._clip_checker(), latest_inbox_clip=self._latest_inbox,
+                                     journal=self.journal)
         self.renderer = Renderer(RenderSettings(project_dir=project, sample_rate=settings.sample_rate,
                                                 subtype=settings.output_format, prefix=settings.prefix))
         self.worker = ModelWorker(self.controller, self.queue, self.notifier, self.renderer,
-                                  engine or engine_factory(settings), state_dir=project / ".jukebox")
+                                  engine or engine_factory(settings), state_dir=self.state_dir)
         self.midi = None
         self._midi_ports = midi_ports
         self.surface = OscSurface(self.controller, self.notifier)
@@ -145,7 +165,13 @@ class Bridge:
         return self.osc.port
 
     def start(self) -> None:
+        removed = remove_stale_temp_files([self.settings.project_dir, self.state_dir / "codes", self.state_dir / "jobs"])
+        if removed:
+            log.info("removed %d unfinished temp files of an earlier run", removed)
         self.notifier.start()
+        resumed = self.controller.restore()  # queued before the worker starts, in their old order
+        if resumed:
+            log.info("resuming %d unfinished jobs: %s", len(resumed), ", ".join(resumed))
         self.worker.start()
         if self.presets is not None:
             self.presets.start(polling=self.settings.inbox_polling)

@@ -46,6 +46,7 @@ class Controller:
         check_clip: Callable[[Path], Any] | None = None,
         latest_inbox_clip: Callable[[], Path | None] | None = None,
         session: Session | None = None,
+        journal: Any = None,
     ):
         self.settings = settings
         self.queue = queue
@@ -54,6 +55,7 @@ class Controller:
         self.check_clip = check_clip
         self.latest_inbox_clip = latest_inbox_clip
         self.throughput = Throughput()
+        self.journal = journal  # bridge.journal.JobJournal, or None (tests of the control paths)
         self.param_listeners: list[Callable[[str], None]] = []  # e.g. MIDI learn's "last touched parameter"
         self._lock = threading.RLock()
         self._session = session or Session()
@@ -228,14 +230,49 @@ class Controller:
             prime_path=str(prime) if mode == "primed" else None,
             source_job=source, source_codes=source_codes, source_takes=source_takes,
         )
-        job = Job(spec)
-        position = self.queue.put(job, UPSAMPLE if mode == "upsample" else PREVIEW)
+        return self._enqueue(Job(spec), UPSAMPLE if mode == "upsample" else PREVIEW)
+
+    def _enqueue(self, job: Job, priority: int, *, force: bool = False) -> str:
         with self._lock:
             self._jobs[job.id] = job
             self._order.append(job.id)
+        try:
+            self.queue.put(job, priority, force=force, announce=lambda position: self._announce(job, position))
+        except CommandError:
+            with self._lock:
+                self._jobs.pop(job.id, None)
+                self._order.remove(job.id)
+            raise
+        self.record(job)
+        with self._lock:
             self._forget_old()
-        self.notifier.send(origin.client, "/jb/job/queued", job.id, position, self.eta_for(job.id), mode, spec.seed)
         return job.id
+
+    def _announce(self, job: Job, position: int) -> None:
+        job.queued_position = position
+        self.notifier.send(job.spec.origin.client, "/jb/job/queued", job.id, position, self.eta_for(job.id),
+                           job.spec.mode, job.spec.seed)
+
+    def record(self, job: Job) -> None:
+        if self.journal is not None:
+            self.journal.write(job)
+
+    def restore(self) -> list[str]:
+        """Queue again the jobs a previous run left unfinished (from the journal); returns their ids."""
+        if self.journal is None:
+            return []
+        ids = []
+        for found in self.journal.unfinished():
+            job = Job(found.spec)
+            job.resumed = True
+            job.codes_path = found.codes_path
+            job.files = list(found.files)
+            job.delivered_levels = set(found.delivered_levels)
+            job.stage = found.stage
+            self._enqueue(job, UPSAMPLE if found.stage == "upsample" or found.spec.mode == "upsample" else PREVIEW,
+                          force=True)
+            ids.append(job.id)
+        return ids
 
     def retry(self, *, origin: Origin) -> str:
         """The last job again with a fresh seed (its mode, settings and prime)."""
@@ -247,13 +284,7 @@ class Controller:
         job = Job(JobSpec(id=new_job_id(), mode=spec.mode, session=spec.session, preset=spec.preset, origin=origin,
                           seed=secrets.randbelow(2**31 - 1), prime_path=spec.prime_path, source_job=spec.source_job,
                           source_codes=spec.source_codes, source_takes=spec.source_takes))
-        position = self.queue.put(job, UPSAMPLE if spec.mode == "upsample" else PREVIEW)
-        with self._lock:
-            self._jobs[job.id] = job
-            self._order.append(job.id)
-            self._forget_old()
-        self.notifier.send(origin.client, "/jb/job/queued", job.id, position, self.eta_for(job.id), spec.mode, job.spec.seed)
-        return job.id
+        return self._enqueue(job, UPSAMPLE if spec.mode == "upsample" else PREVIEW)
 
     def _forget_old(self) -> None:
         while len(self._order) > MAX_JOBS_KEPT:
@@ -293,6 +324,7 @@ class Controller:
                 return
             job.state, job.error = state, error
             files, codes = len(job.files), job.codes_path or ""
+        self.record(job)
         client = job.spec.origin.client
         if state is JobState.DONE:
             self.notifier.send(client, "/jb/job/done", job.id, files, codes)

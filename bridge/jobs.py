@@ -14,6 +14,7 @@ import itertools
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -73,6 +74,9 @@ class Job:
         self.codes_path: str | None = None
         self.work: Any = None  # what the worker carries between stages (codes in memory)
         self.remaining_levels: tuple[int, ...] = ()
+        self.delivered_levels: set[int] = set()
+        self.resumed = False  # re-queued from the journal after a restart
+        self.queued_position = 0  # where it entered the queue (its reply says so even if it started at once)
 
     @property
     def id(self) -> str:
@@ -84,6 +88,7 @@ class Job:
                 "id": self.id, "mode": self.spec.mode, "state": self.state.value, "stage": self.stage,
                 "level": self.level, "fraction": self.fraction, "eta_s": self.eta_s, "files": list(self.files),
                 "error": self.error, "seed": self.spec.seed, "n_takes": self.spec.n_takes, "codes": self.codes_path,
+                "resumed": self.resumed,
             }
 
     def finished(self) -> bool:
@@ -99,20 +104,25 @@ class JobQueue:
         self.max_queued = max_queued
         self._heap: list[tuple[int, int, Job]] = []
         self._seq = itertools.count()
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.RLock())  # announce() may look at the queue again
         self._closed = False
 
-    def put(self, job: Job, priority: int = PREVIEW, *, force: bool = False) -> int:
+    def put(self, job: Job, priority: int = PREVIEW, *, force: bool = False,
+            announce: Callable[[int], None] | None = None) -> int:
         """Queue a stage; returns its position (1 = next). `force` skips the bound (a job's own
-        second stage must never be refused once its first ran)."""
+        second stage must never be refused once its first ran). `announce(position)` runs before
+        any worker can take the stage, so 'queued' always reaches clients before 'started'."""
         with self._cond:
             if self._closed:
                 raise CommandError("the bridge is shutting down; no new jobs")
             if not force and len(self._heap) >= self.max_queued:
                 raise CommandError(f"the queue is full ({self.max_queued} jobs); wait or cancel some")
             heapq.heappush(self._heap, (priority, next(self._seq), job))
+            position = self._position_locked(job)
+            if announce is not None:
+                announce(position)
             self._cond.notify()
-            return self._position_locked(job)
+            return position
 
     def get(self, timeout: float | None = None) -> tuple[Job, int] | None:
         """The next stage to run and its priority, or None on timeout or close."""

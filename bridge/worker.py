@@ -140,10 +140,18 @@ class ModelWorker:
                                f"{warning} is not in the model's id tables; conditioned as 'unknown'")
         start = self.engine.start_codes(request)
         chosen = start.levels_to_sample if job.spec.mode == "upsample" else start.levels_to_sample[: job.spec.session.levels]
-        job.work = Work(request, start.zs, start.start_samples, start.end_samples, start.prime_sha256, tuple(chosen))
+        zs = start.zs
+        codes_path = self.state_dir / "codes" / f"{job.id}.pt"
+        if job.resumed and codes_path.is_file():  # a restart: pick up what the earlier run had sampled
+            saved = self.engine.load_take_codes(codes_path)
+            if len(saved) == len(zs) and all(z.shape[0] == request.n_takes for z in saved):
+                zs = [z.to(start.zs[0].device) for z in saved]
+                done = [lv for lv in chosen if lv in job.delivered_levels]
+                self.notifier.send(job.spec.origin.client, "/jb/job/resumed", job.id, len(done), len(chosen))
+        job.work = Work(request, zs, start.start_samples, start.end_samples, start.prime_sha256, tuple(chosen))
         with job.lock:
-            job.remaining_levels = tuple(chosen)
-            job.codes_path = str(self.state_dir / "codes" / f"{job.id}.pt")
+            job.remaining_levels = tuple(lv for lv in chosen if lv not in job.delivered_levels)
+            job.codes_path = str(codes_path)
 
     def _run_stage(self, job: Job, priority: int) -> None:
         if job.cancel.is_set():
@@ -156,6 +164,7 @@ class ModelWorker:
         self.notifier.send(client, "/jb/job/started", job.id, "upsample" if priority == UPSAMPLE else "preview")
         if first:
             self._begin(job)
+        self.controller.record(job)
         work: Work = job.work
         levels = job.remaining_levels
         # preview-first: a job's top level runs alone; the rest waits behind queued previews
@@ -169,9 +178,9 @@ class ModelWorker:
         if job.remaining_levels:
             with job.lock:
                 job.stage, job.state = "upsample", JobState.QUEUED
-            position = self.queue.put(job, UPSAMPLE, force=True)
-            self.notifier.send(client, "/jb/job/queued", job.id, position, self.controller.eta_for(job.id),
-                               "upsample", job.spec.seed)
+            self.queue.put(job, UPSAMPLE, force=True, announce=lambda position: self.notifier.send(
+                client, "/jb/job/queued", job.id, position, self.controller.eta_for(job.id), "upsample", job.spec.seed))
+            self.controller.record(job)
         else:
             self.controller.finish(job, JobState.DONE)
 
@@ -202,6 +211,9 @@ class ModelWorker:
         if result.cancelled:
             return False
         self._deliver_level(job, work, level, result.row_seeds)
+        with job.lock:
+            job.delivered_levels.add(level)
+        self.controller.record(job)
         return True
 
     def _save_codes(self, job: Job, work: Work, *, cancelled: bool) -> None:

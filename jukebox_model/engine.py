@@ -235,6 +235,10 @@ class Engine:
         result = SampleResult(zs=[z.cpu() for z in zs], cancelled=cancelled, seed=int(request.params.seed or 0))
         return save_codes(Path(path), result, params=request.params, meta={**meta, "request": request.as_dict()})
 
+    def load_take_codes(self, path: str | Path) -> list[Tensor]:
+        """The codes of every level saved by `save_take_codes`, on this engine's device."""
+        return [z.to(self.device) for z in load_codes(Path(path))["zs"]]
+
     @staticmethod
     def codes_lengths(path: str | Path) -> list[int]:
         """Tokens per level in a codes file (the bridge checks a continue request without the model)."""
