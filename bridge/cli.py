@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument("--midi-port", help="MIDI input port name prefix")
     other.add_argument("--midi-virtual", action="store_true", default=None, help="open a virtual MIDI input named --midi-port")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument("--log-file", type=Path, help="also log to this file")
     return p
 
 
@@ -59,7 +60,7 @@ def settings_from_args(args: argparse.Namespace) -> BridgeSettings:
         midi_port=args.midi_port, midi_virtual=args.midi_virtual,
         subscribers=tuple(parse_target(t) for t in args.subscribe) if args.subscribe else None,
         allow=tuple(args.allow) if args.allow else None,
-        prime_roots=tuple(args.prime_root) if args.prime_root else None,
+        prime_roots=tuple(args.prime_root) if args.prime_root else None, log_file=args.log_file,
     )
     return load_settings(args.config, **overrides)
 
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, BundleError) as e:
         print(f"jukebox-bridge: {e}", file=sys.stderr)
         return 2
+    if settings.log_file is not None:  # a long-lived server's log outlives the terminal it started in
+        handler = logging.FileHandler(Path(settings.log_file).expanduser(), encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
     from .app import Bridge
 
     try:

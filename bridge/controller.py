@@ -8,6 +8,8 @@ the transport sends back; the session is left as it was.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import secrets
@@ -285,6 +287,45 @@ class Controller:
                           seed=secrets.randbelow(2**31 - 1), prime_path=spec.prime_path, source_job=spec.source_job,
                           source_codes=spec.source_codes, source_takes=spec.source_takes))
         return self._enqueue(job, UPSAMPLE if spec.mode == "upsample" else PREVIEW)
+
+    def regenerate(self, sidecar: Path | str, *, origin: Origin) -> str:
+        """Queue the take a sidecar describes, alone: its own seed, one take, the same settings,
+        prime and source. The prime is checked against the hash the sidecar recorded."""
+        path = Path(os.path.expanduser(str(sidecar)))
+        if not path.is_absolute():
+            path = Path(self.settings.project_dir) / path
+        path = path.resolve()
+        project = Path(self.settings.project_dir).resolve()
+        if project not in path.parents or path.suffix != ".json":
+            raise CommandError(f"{str(sidecar)!r} is not a take's .json sidecar in the project folder {project}")
+        try:
+            data = json.loads(path.read_text())
+            session = session_from_values(data["session"], source=path.name).replace(n_takes=1)
+            seed, mode = int(data["seed"]), str(data["mode"])
+            request = data["regenerate"]["request"]
+            levels = len(data["regenerate"]["levels"])
+        except FileNotFoundError:
+            raise CommandError(f"sidecar {path.name} not found") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CommandError(f"{path.name} is not a take sidecar written by the bridge ({e})") from None
+        prime = None
+        if mode == "primed":
+            prime = self.confine_prime(request["prime_path"])
+            recorded = (data.get("prime") or {}).get("sha256")
+            if recorded and hashlib.sha256(prime.read_bytes()).hexdigest() != recorded:
+                self.report(origin, f"the prime {prime} has changed since {path.name} was made; the take will differ",
+                            error=False)
+        source_codes = request.get("codes_path")
+        if mode in ("continue", "upsample") and (not source_codes or not Path(source_codes).is_file()):
+            raise CommandError(f"the codes {source_codes} that {path.name} was made from are gone")
+        takes = request.get("codes_takes")
+        spec = JobSpec(id=new_job_id(), mode=mode, session=session.replace(levels=max(1, min(3, levels))),
+                       preset=data.get("preset"), origin=origin, seed=seed,
+                       prime_path=str(prime) if prime else None,
+                       source_job=(data.get("source") or {}).get("job"), source_codes=source_codes,
+                       source_takes=tuple(takes) if takes else None)
+        self._check_lengths(spec.session, mode)
+        return self._enqueue(Job(spec), UPSAMPLE if mode == "upsample" else PREVIEW)
 
     def _forget_old(self) -> None:
         while len(self._order) > MAX_JOBS_KEPT:

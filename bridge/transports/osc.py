@@ -28,6 +28,7 @@ the granted size over `DATAGRAM_COST`. On a stock Linux (rmem_max 212992) that i
     /jb/generate [mode]               -> /jb/generate <job> queued <position> <eta_s> <mode> <seed>
     /jb/generate/<mode> [job] [take…] -> same; mode ancestral | primed | continue | upsample
     /jb/retry                         -> /jb/retry <job> queued ...
+    /jb/regenerate <take.json>        -> /jb/regenerate <job> queued ...  (that take alone, from its sidecar)
     /jb/cancel [job]                  -> /jb/cancel <count> <job> ...
     /jb/job/status <job>              -> /jb/job/status <job> <state> <stage> <level> <fraction> <eta_s> <position> <files>
     /jb/jobs                          -> /jb/jobs <job> ... (oldest first)
@@ -92,6 +93,7 @@ class OscSurface:
             "/jb/prime/clear": lambda o, a: (c.clear_prime(), "ok")[1:],
             "/jb/generate": self._generate,
             "/jb/retry": lambda o, a: self._queued(c.retry(origin=o)),
+            "/jb/regenerate": self._regenerate,
             "/jb/cancel": self._cancel,
             "/jb/job/status": self._job_status,
             "/jb/jobs": lambda o, a: tuple(j.id for j in c.jobs()),
@@ -188,6 +190,11 @@ class OscSurface:
         elif rest:
             raise CommandError(f"/jb/generate {mode}: takes no further arguments")
         return self._queued(self.controller.generate(mode, origin=origin, source_job=source, takes=takes or None))
+
+    def _regenerate(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        if len(args) != 1:
+            raise CommandError("/jb/regenerate needs the path of a take's .json sidecar")
+        return self._queued(self.controller.regenerate(to_text(args[0], "sidecar", max_chars=4096), origin=origin))
 
     def _cancel(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if len(args) > 1:

@@ -194,6 +194,16 @@ def test_one_take_regenerates_alone_from_the_seed_in_its_sidecar(make_bridge):
     b, _ = sf.read(_takes(c, alone)[0].args[3])
     np.testing.assert_allclose(a, b, atol=1e-6)
 
+    c.ask("/jb/set/seed", -1)
+    c.ask("/jb/set/length", 5)  # the sidecar, not the session, decides what is made
+    again = c.ask("/jb/regenerate", str(second.with_suffix(".json"))).args
+    assert again[1] == "queued" and again[5] == 101
+    c.wait_job(again[0])
+    regenerated, _ = sf.read(_takes(c, again[0])[0].args[3])
+    np.testing.assert_allclose(a, regenerated, atol=1e-6)
+    outside = c.ask("/jb/regenerate", "/etc/passwd")
+    assert outside.args[0] == "error" and "sidecar in the project folder" in outside.args[1]
+
 
 def test_a_failing_job_is_reported_and_the_server_keeps_serving_with_the_model_loaded(make_bridge, tmp_path):
     inbox = tmp_path / "inbox"
