@@ -50,17 +50,28 @@ class DemoClient:
 
 
 def first_names(bundle: Path) -> tuple[str, str]:
-    """An artist and a genre the bundle knows (its id tables), so the demo is conditioned on something real."""
+    """An artist and a genre the bundle knows, so the demo is conditioned on something real: the
+    manifest's "demo" entry if it has one, else the first named entry of each of its id tables."""
     import json
 
     try:
         manifest = json.loads((bundle / "bundle.json").read_text())
-        demo = manifest.get("demo") or {}
-        if demo.get("artist") and demo.get("genre"):
-            return str(demo["artist"]), str(demo["genre"])
     except (OSError, ValueError):
-        pass
-    return "unknown", "unknown"
+        return "unknown", "unknown"
+    demo = manifest.get("demo") or {}
+    if demo.get("artist") and demo.get("genre"):
+        return str(demo["artist"]), str(demo["genre"])
+    ids = bundle / str(manifest.get("ids") or "ids")
+    names = []
+    for kind in ("artist", "genre"):
+        best = ("unknown", 1 << 62)
+        for table in sorted(ids.glob(f"*_{kind}_ids.txt")):
+            for line in table.read_text(encoding="utf-8", errors="replace").splitlines():
+                name, sep, number = line.rpartition(";")
+                if sep and number.strip().isdigit() and 0 < int(number) < best[1] and name.strip():
+                    best = (name.strip().replace("_", " "), int(number))
+        names.append(best[0])
+    return names[0], names[1]
 
 
 def render_one_take(bridge: Any, *, seconds: float, artist: str, genre: str, timeout: float) -> list[str]:
