@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +32,9 @@ _TAIL_FRAMES = 16384
 _SHORTFALL_FRAMES = 4096
 _UNKNOWN_SIZES = {0, 0xFFFFFFFF}  # placeholders of writers that have not (yet) filled the header in
 _MAX_CHUNKS = 1000  # a header walk that does not reach the audio in this many chunks is garbage
+# the model reads a prime whole (as float32) before keeping its last prime_s seconds: half an hour of 48 kHz
+# stereo (690 MB decoded) is the most a clip may hold, so a huge or sparse file cannot exhaust memory
+MAX_CLIP_SAMPLES = 30 * 60 * 48000 * 2
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,10 @@ def check_clip(path: str | os.PathLike[str]) -> ClipInfo:
     """The clip's info if it is complete and decodable, else CommandError naming the file and the reason."""
     path = Path(path)
     try:
+        str(path).encode(sys.getfilesystemencoding())
+    except UnicodeEncodeError:  # os.fsdecode kept undecodable bytes as surrogates; libsndfile cannot be given them
+        raise CommandError(f"{path}: the file name is not valid UTF-8; rename the file to use it as a prime") from None
+    try:
         stat = path.stat()
     except FileNotFoundError:
         raise CommandError(f"{path}: no such file") from None
@@ -73,6 +81,11 @@ def check_clip(path: str | os.PathLike[str]) -> ClipInfo:
         raise CommandError(f"{path}: not a readable audio file ({_reason(e)})") from None
     if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
         raise CommandError(f"{path}: contains no audio frames (empty or truncated)")
+    if info.frames * info.channels > MAX_CLIP_SAMPLES:
+        raise CommandError(
+            f"{path}: too long for a prime ({info.frames / info.samplerate / 60:.0f} min of {info.channels}-channel "
+            f"audio; at most {MAX_CLIP_SAMPLES} samples, half an hour of 48 kHz stereo); trim it to the part to continue from"
+        )
     _check_tail(path, info.frames)
     return ClipInfo(
         path=path,

@@ -26,12 +26,13 @@ MAX_STRING_BYTES = 8000  # stay under the smallest common UDP limit (macOS ~9216
 
 
 def build_message(address: str, args: Iterable[Any]) -> bytes:
-    """An OSC datagram; ints beyond 32 bits travel as 'h', floats as 'f', None as 'N', long text is cut."""
+    """An OSC datagram; ints beyond 32 bits travel as 'h' (beyond 64 as text), floats as 'f', None as 'N',
+    long text is cut, text that cannot be UTF-8 is escaped: building a reply never raises."""
     builder = OscMessageBuilder(address=address)
     for arg in args:
         if isinstance(arg, bool):
             builder.add_arg(arg)
-        elif isinstance(arg, int):
+        elif isinstance(arg, int) and -(2**63) <= arg < 2**63:
             builder.add_arg(arg, "i" if -(2**31) <= arg < 2**31 else "h")
         elif isinstance(arg, float):
             builder.add_arg(arg if math.isfinite(arg) else -1.0, "f")
@@ -39,7 +40,9 @@ def build_message(address: str, args: Iterable[Any]) -> bytes:
             builder.add_arg(None)
         else:
             text = str(arg)
-            data = text.encode("utf-8")
+            # a file name that is not UTF-8 (os.fsdecode's lone surrogates) travels as \udcXX, not as an exception
+            data = text.encode("utf-8", "backslashreplace")
+            text = data.decode("utf-8")
             if len(data) > MAX_STRING_BYTES:
                 text = data[: MAX_STRING_BYTES - 3].decode("utf-8", "ignore") + "…"
             builder.add_arg(text, "s")
