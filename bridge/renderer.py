@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from jukebox_model.atomic import fsync_folder
+
 SUBTYPES = {"pcm24": "PCM_24", "pcm16": "PCM_16", "float": "FLOAT"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -42,19 +44,6 @@ class RenderSettings:
             raise ValueError(f"output format must be one of {', '.join(SUBTYPES)}, got {self.subtype!r}")
         if not 8000 <= self.sample_rate <= 384000:
             raise ValueError(f"project sample rate {self.sample_rate} is not a usable audio rate")
-
-
-def fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _link_new(tmp: Path, final: Path) -> bool:
