@@ -81,7 +81,8 @@ def write_new_pair(folder: Path, stem: str, write_wav: Any, write_sidecar: Any) 
     folder.mkdir(parents=True, exist_ok=True)
     temps: list[Path] = []
     try:
-        temps = [_temp_file(folder, stem, write_wav), _temp_file(folder, stem, write_sidecar)]
+        temps.append(_temp_file(folder, stem, write_wav))  # one at a time: a failed sidecar still removes the audio
+        temps.append(_temp_file(folder, stem, write_sidecar))
         wav_tmp, side_tmp = temps
         for n in range(1, 10_000):
             base = stem if n == 1 else f"{stem}-{n}"
