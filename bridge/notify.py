@@ -23,11 +23,23 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 MAX_STRING_BYTES = 8000  # stay under the smallest common UDP limit (macOS ~9216 bytes per datagram)
+MAX_DATAGRAM_BYTES = 65507  # the most one UDP datagram over IPv4 can carry
 
 
 def build_message(address: str, args: Iterable[Any]) -> bytes:
     """An OSC datagram; ints beyond 32 bits travel as 'h' (beyond 64 as text), floats as 'f', None as 'N',
-    long text is cut, text that cannot be UTF-8 is escaped: building a reply never raises."""
+    long text is cut, text that cannot be UTF-8 is escaped: building a reply never raises. A reply that would
+    not fit one UDP datagram (a huge request address echoed back) has its text cut further until it does."""
+    args = list(args)
+    limit = MAX_STRING_BYTES
+    dgram = _build(address, args, limit)
+    while len(dgram) > MAX_DATAGRAM_BYTES and limit > 16:
+        limit //= 2
+        dgram = _build(address, args, limit)
+    return dgram
+
+
+def _build(address: str, args: list[Any], max_text_bytes: int) -> bytes:
     builder = OscMessageBuilder(address=address)
     for arg in args:
         if isinstance(arg, bool):
@@ -43,8 +55,8 @@ def build_message(address: str, args: Iterable[Any]) -> bytes:
             # a file name that is not UTF-8 (os.fsdecode's lone surrogates) travels as \udcXX, not as an exception
             data = text.encode("utf-8", "backslashreplace")
             text = data.decode("utf-8")
-            if len(data) > MAX_STRING_BYTES:
-                text = data[: MAX_STRING_BYTES - 3].decode("utf-8", "ignore") + "…"
+            if len(data) > max_text_bytes:
+                text = data[: max(0, max_text_bytes - 3)].decode("utf-8", "ignore") + "…"
             builder.add_arg(text, "s")
     return builder.build().dgram
 
