@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -124,7 +125,7 @@ def test_a_flood_of_requests_while_a_job_runs_is_answered_in_full_and_in_order_w
 def test_a_client_that_keeps_within_the_burst_limit_loses_nothing_with_the_stock_linux_receive_buffer(
     make_bridge, monkeypatch
 ):
-    import bridge.transports.osc as osc
+    from bridge.transports import osc
 
     monkeypatch.setattr(osc, "RCVBUF_BYTES", 212992)  # what net.core.rmem_max allows on a stock kernel
     bridge, c = make_bridge()
@@ -187,7 +188,7 @@ def test_the_server_binds_loopback_by_default_and_asks_for_a_big_receive_buffer(
     bridge = Bridge(BridgeSettings(port=0, project_dir=tmp_path / "p", presets_dir=None), engine=tiny_engine_factory)
     try:
         assert bridge.osc.server_address[0] == "127.0.0.1"
-        rmem_max = int(open("/proc/sys/net/core/rmem_max").read()) if _linux() else None
+        rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text()) if _linux() else None
         if rmem_max is not None:
             assert bridge.osc.rcvbuf == 2 * min(RCVBUF_BYTES, rmem_max)  # Linux reports twice what it grants
         assert bridge.osc.burst_limit == bridge.osc.rcvbuf // 2304 >= 184

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from pathlib import Path
 
 import mido
 import pytest

@@ -29,7 +29,6 @@ from tests.bridge import osc_fuzz
 from tests.bridge.harness import Message, OscClient
 
 
-
 def fuzz(max_examples: int) -> settings:
     """Bounded and reproducible: the same examples on every run, so the counts in the docs can be checked."""
     return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
@@ -284,7 +283,7 @@ def test_text_with_lone_surrogates_is_refused_and_the_session_keeps_its_text(fuz
 
 
 def test_an_address_as_long_as_a_datagram_allows_still_gets_its_error_reply_on_that_address(fuzz_bridge):
-    bridge, client = fuzz_bridge
+    _, client = fuzz_bridge
     for length in (1_000, 9_000, 40_000, 65_400):
         address = "/jb/" + "x" * (length - 4)
         datagram = osc_fuzz.message(address, [])
