@@ -230,3 +230,18 @@ def test_preset_files_broken_while_the_bridge_runs_are_reported_and_the_last_goo
     assert c.ask("/jb/preset/list").args == ["warm"]
     assert c.ask("/jb/ping").args[0] == "ok" and bridge.presets._thread.is_alive()
     print(f"\nbroken preset edits reported: {len(broken) + 1}")
+
+
+def test_a_take_lands_in_the_project_folder_whatever_the_preset_it_was_made_with_is_called(make_bridge, tmp_path):
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    name = "evil\\..\\..\\tmp\\☃ name"  # backslashes are plain characters in a POSIX file name
+    (presets / f"{name}.toml").write_text(f"length = {SHORT}\nlevels = 1\n")
+    bridge, c = make_bridge(presets_dir=presets)
+    assert c.ask("/jb/preset/load", name).args == [name]
+    job = c.ask("/jb/generate").args[0]
+    assert c.wait_job(job, timeout=60).address == "/jb/job/done"
+    take = Path(next(m for m in c.messages("/jb/job/take") if m.args[0] == job).args[3])
+    project = bridge.settings.project_dir
+    assert take.parent == project and take.resolve().parent == project.resolve()
+    assert "\\" not in take.name and "☃" not in take.name and take.with_suffix(".json").is_file()
