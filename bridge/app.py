@@ -88,7 +88,7 @@ class Bridge:
                                   engine or engine_factory(settings), state_dir=self.state_dir)
         self.midi = None
         self._midi_ports = midi_ports
-        self.surface = OscSurface(self.controller, self.notifier)
+        self.surface = OscSurface(self.controller, self.notifier, allow=settings.allow)
         self.osc = OscServer(settings.host, settings.port, self.surface, allow=settings.allow)
         self._stop_requested = threading.Event()
         self._stop_lock = threading.Lock()
@@ -197,6 +197,7 @@ class Bridge:
             self.inbox.stop()
         if self.presets is not None:
             self.presets.stop()
+        self.notifier.send(None, "/jb/state", "stopping", str(self.controller.model_info.get("bundle", "")))
         self.worker.stop()
         self.notifier.stop()
 

@@ -130,17 +130,22 @@ class Controller:
     def confine_prime(self, path: Path | str) -> Path:
         """A prime may only come from the configured roots (inbox, project, prime_roots): `..`,
         absolute paths elsewhere and symlinks that lead out are refused."""
-        raw = Path(os.path.expanduser(str(path)))
-        if not raw.is_absolute():
-            base = self.settings.inbox_dir or self.settings.project_dir
-            raw = Path(base).expanduser() / raw
-        resolved = raw.resolve()
-        roots = self.prime_roots()
-        if not any(resolved == root or root in resolved.parents for root in roots):
-            listed = ", ".join(str(r) for r in roots)
-            raise CommandError(f"prime {str(path)!r} is outside the folders primes may come from ({listed})")
-        if not resolved.is_file():
-            raise CommandError(f"prime {str(path)!r} is not a file")
+        try:
+            raw = Path(os.path.expanduser(str(path)))
+            if not raw.is_absolute():
+                base = self.settings.inbox_dir or self.settings.project_dir
+                raw = Path(base).expanduser() / raw
+            resolved = raw.resolve()
+            roots = self.prime_roots()
+            if not any(resolved == root or root in resolved.parents for root in roots):
+                listed = ", ".join(str(r) for r in roots)
+                raise CommandError(f"prime {str(path)!r} is outside the folders primes may come from ({listed})")
+            if not resolved.is_file():
+                raise CommandError(f"prime {str(path)!r} is not a file")
+        except (OSError, RuntimeError, ValueError) as e:  # a name too long, a symlink loop, a NUL byte
+            if isinstance(e, CommandError):
+                raise
+            raise CommandError(f"prime {str(path)!r} cannot be used ({getattr(e, 'strerror', None) or e})") from None
         return resolved
 
     def set_prime(self, path: Path | str, *, origin: Origin, start_job: bool = False) -> str | None:

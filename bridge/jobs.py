@@ -77,6 +77,7 @@ class Job:
         self.delivered_levels: set[int] = set()
         self.resumed = False  # re-queued from the journal after a restart
         self.queued_position = 0  # where it entered the queue (its reply says so even if it started at once)
+        self.interrupted = False  # stopped by a shutdown, not by a user: it resumes at the next start
 
     @property
     def id(self) -> str:

@@ -70,6 +70,11 @@ class BridgeSettings:
         except ValueError:
             if self.host != "localhost":
                 raise SettingsError(f"OSC host {self.host!r} must be an IP address (or localhost)") from None
+        for entry in self.allow:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise SettingsError(f"allow entry {entry!r} is not an IP address or network (e.g. 192.168.1.0/24)") from None
         for name in ("max_queue", "max_takes"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")

@@ -43,7 +43,9 @@ class Work:
 def is_out_of_memory(error: BaseException) -> bool:
     import torch
 
-    return isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(error).lower()
+    text = str(error).lower()
+    return (isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError))
+            or any(sign in text for sign in ("out of memory", "can't allocate memory", "cannot allocate memory")))
 
 
 class ModelWorker:
@@ -65,9 +67,10 @@ class ModelWorker:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking work, cancel the running stage (its codes are kept), join."""
-        self.queue.close()
+        self.queue.close()  # what is still queued stays 'queued' in the journal and resumes at the next start
         current = self._current
         if current is not None:
+            current.interrupted = True
             current.cancel.set()
         self._thread.join(timeout=timeout)
 
@@ -171,6 +174,12 @@ class ModelWorker:
         now = levels if priority == UPSAMPLE or job.spec.mode == "upsample" else levels[:1]
         for level in now:
             if not self._sample_and_render(job, work, level):
+                if job.interrupted:  # the bridge is stopping: keep the job for the next start, codes saved
+                    with job.lock:
+                        job.state = JobState.QUEUED
+                    self.controller.record(job)
+                    log.info("job %s interrupted by the shutdown; it resumes at the next start", job.id)
+                    return
                 self.controller.finish(job, JobState.CANCELLED)
                 return
             with job.lock:

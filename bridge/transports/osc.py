@@ -79,8 +79,9 @@ def _value_args(value: Any) -> tuple[Any, ...]:
 class OscSurface:
     """Routes decoded messages to the controller; independent of sockets so it can be tested directly."""
 
-    def __init__(self, controller: Controller, notifier: Notifier, *, midi: Any = None):
+    def __init__(self, controller: Controller, notifier: Notifier, *, midi: Any = None, allow: Sequence[str] = ()):
         self.controller, self.notifier, self.midi = controller, notifier, midi
+        self.allow = tuple(allow)
         c = controller
         self.routes: dict[str, Handler] = {
             "/jb/ping": lambda o, a: ("ok", VERSION),
@@ -238,6 +239,9 @@ class OscSurface:
             ipaddress.ip_address(host)
         except ValueError:
             raise CommandError(f"host {host!r} must be an IP address") from None
+        # events go only where a client could have asked for them itself: its own host, or an allowed one
+        if origin.client is not None and host != origin.client[0] and not allowed((host, port), self.allow):
+            raise CommandError(f"{host} is neither your address nor an allowed client; subscribe from that host")
         return host, port
 
     def _subscribe(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
@@ -350,7 +354,7 @@ class OscServer(socketserver.UDPServer):
         except Exception as e:  # noqa: BLE001 - python-osc raises ParseError and, on odd input, others
             self.surface.notifier.send(client, "/jb/error", "(malformed)", f"malformed OSC packet ({len(data)} bytes): {e}")
             return
-        for timed in packet.messages:  # bundles are run at once, in order (timetags ignored)
+        for timed in packet.messages:  # a bundle's messages run at once, in timetag order (python-osc sorts them)
             self.surface.handle(timed.message.address, timed.message.params, client)
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # socketserver's hook: log, keep serving

@@ -152,16 +152,12 @@ def test_prime_paths_that_leave_the_allowed_folders_by_any_route_are_refused(pri
     assert bridge.controller.prime == project_take
 
 
-@pytest.mark.xfail(strict=True, reason="Controller.confine_prime lets Path.is_file's OSError (ENAMETOOLONG) escape: "
-                   "the reply is 'internal error: OSError ...' instead of a clear prime error")
 def test_a_prime_name_longer_than_the_file_system_allows_gets_a_clear_error_not_an_internal_one(primed_bridge):
     _, c, _ = primed_bridge
     message = _refused(c, "x" * 300 + ".wav")
     assert "internal error" not in message and "x" * 20 in message
 
 
-@pytest.mark.xfail(strict=True, reason="Controller.confine_prime lets Path.resolve's RuntimeError ('Symlink loop "
-                   "from ...', Python 3.11) escape: the reply is 'internal error: RuntimeError ...'")
 def test_a_prime_that_is_a_symlink_loop_gets_a_clear_error_not_an_internal_one(primed_bridge):
     bridge, c, _ = primed_bridge
     inbox = bridge.settings.inbox_dir

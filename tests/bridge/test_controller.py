@@ -101,3 +101,17 @@ def test_a_damaged_journal_record_is_skipped_and_left_for_a_person(tmp_path, cap
     later = _controller(tmp_path)
     assert later.restore() == [good]
     assert (tmp_path / ".jukebox/jobs/broken.json").exists() and "cannot be resumed" in caplog.text
+
+
+def test_a_client_can_subscribe_only_its_own_host_or_an_allowed_one(tmp_path):
+    """Checked on the surface with a notifier that never sends, so no datagram can leave loopback."""
+    from bridge.transports.osc import OscSurface
+
+    c = _controller(tmp_path)
+    surface = OscSurface(c, c.notifier, allow=("192.168.1.0/24",))
+    sender = ("127.0.0.1", 4000)
+    surface.handle("/jb/subscribe", [9999, "192.0.2.7"], sender)
+    assert c.notifier.log[-1][:2] == ("/jb/error", "/jb/subscribe") and "allowed client" in c.notifier.log[-1][2]
+    surface.handle("/jb/subscribe", [9999, "192.168.1.40"], sender)  # listed: fine
+    surface.handle("/jb/subscribe", [9998], sender)  # its own host: fine
+    assert c.notifier.subscribers() == [("192.168.1.40", 9999), ("127.0.0.1", 9998)]

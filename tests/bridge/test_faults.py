@@ -67,9 +67,7 @@ def _preview(c: OscClient, n_takes: int = 1) -> str:
 @pytest.mark.parametrize("fail", [
     pytest.param(_raise(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")), id="cuda-oom"),
     pytest.param(_raise(MemoryError()), id="memory-error"),
-    pytest.param(_allocate_too_much, id="cpu-allocator", marks=pytest.mark.xfail(strict=True, reason=(
-        "worker.is_out_of_memory misses torch's CPU allocator failure, a RuntimeError saying \"DefaultCPUAllocator: "
-        "can't allocate memory\": the job fails with the raw allocator text and _free_memory is not called"))),
+    pytest.param(_allocate_too_much, id="cpu-allocator"),
 ])
 def test_out_of_memory_in_a_job_fails_that_job_with_advice_and_the_next_job_runs_on_the_loaded_model(
     make_bridge, tiny_engine_factory, fail

@@ -82,3 +82,25 @@ def test_a_killed_bridge_leaves_no_partial_take_and_resumes_its_jobs_after_a_res
     assert torch.equal(top_before, top_after)  # the finished level was not sampled again
     assert not list(project.glob(".*.part"))
     assert {json.loads((project / ".jukebox/jobs" / f"{j}.json").read_text())["state"] for j in (first, second)} == {"done"}
+
+
+def test_stopping_the_bridge_interrupts_the_running_job_and_the_next_start_finishes_it(make_bridge, tmp_path):
+    project = tmp_path / "project"
+    bridge, c = make_bridge(project_dir=project)
+    c.ask("/jb/subscribe")  # the 'stopping' state is an event: subscribers hear it
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/hop_fraction", 0.5)
+    c.ask("/jb/set/length", 1.5)
+    job_id = c.ask("/jb/generate").args[0]
+    c.wait_for(lambda m: m.address == "/jb/job/progress" and m.args[0] == job_id and m.args[2] > 0.05, timeout=120)
+    bridge.stop()  # what Ctrl-C does
+    assert c.wait_for(lambda m: m.address == "/jb/state" and m.args[0] == "stopping", timeout=5)
+    assert not c.messages("/jb/job/cancelled")
+    record = json.loads((project / ".jukebox/jobs" / f"{job_id}.json").read_text())
+    assert record["state"] == "queued"
+
+    again, c2 = make_bridge(project_dir=project)
+    c2.ask("/jb/subscribe")
+    assert c2.wait_job(job_id, timeout=240).address == "/jb/job/done"
+    take = c2.wait_for(lambda m: m.address == "/jb/job/take" and m.args[0] == job_id)
+    assert sf.info(take.args[3]).frames == round(1.5 * 44100)

@@ -28,7 +28,7 @@ def test_a_settings_file_is_read_with_paths_relative_to_it_and_flags_win(tmp_pat
     ("[osc]\nprot = 1\n", "unknown key 'prot' in [osc]"), ("[sound]\n", "unknown section [sound]"),
     ("[osc]\nport = 70000\n", "not a port"), ("[osc]\nsubscribers = ['nope']\n", "host:port"),
     ("[inbox]\npolling = 'yes'\n", "true or false"), ("[output]\nformat = 'mp3'\n", "pcm24"),
-    ("[osc\n", "bridge.toml"),
+    ("[osc\n", "bridge.toml"), ("[osc]\nallow = ['192.168.1.300']\n", "not an IP address or network"),
 ])
 def test_bad_settings_files_are_refused_naming_the_file_and_key(tmp_path, text, needle):
     f = tmp_path / "bridge.toml"
