@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 import torch
 from torch import Tensor
 
@@ -33,6 +34,7 @@ from .sampling.sampler import Progress, Sampler, SampleResult, load_codes, save_
 from .sampling.window import CancelToken
 
 MODES = ("ancestral", "primed", "continue", "upsample")
+PRIME_MARGIN_S = 0.1  # decoded before the kept part of a prime, so the resampler's edge falls outside it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +164,7 @@ class Engine:
         if request.mode == "ancestral":
             zs, start = empty, 0
         elif request.mode == "primed":
-            clip = read_audio(request.prime_path)
+            clip = self._read_prime(request.prime_path, request.prime_samples)
             keep = clip.shape[0] if request.prime_samples <= 0 else min(request.prime_samples, clip.shape[0])
             keep = keep // top * top
             if keep == 0:
@@ -195,6 +197,19 @@ class Engine:
         if levels - 1 not in self.sampler.levels and request.mode != "upsample":
             raise ValueError("this bundle has no top-level prior: it can only upsample")
         return StartCodes(zs=zs, start_samples=start, end_samples=end, prime_sha256=prime_hash, levels_to_sample=to_sample)
+
+    def _read_prime(self, path: str, keep_samples: int) -> Tensor:
+        """The end of the clip, at the model's rate: only the last `keep_samples` (plus a margin for
+        the resampler) are decoded, so a long export primes as fast as a short one."""
+        if keep_samples <= 0:
+            return read_audio(path, sr=self.sr)
+        try:
+            info = sf.info(str(path))
+            duration = info.frames / info.samplerate
+        except (sf.LibsndfileError, RuntimeError, TypeError):
+            return read_audio(path, sr=self.sr)  # read_audio gives the clear error
+        offset = max(0.0, duration - keep_samples / self.sr - PRIME_MARGIN_S)
+        return read_audio(path, sr=self.sr, offset_s=offset)
 
     def sample_level(
         self,

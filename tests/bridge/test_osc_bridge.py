@@ -274,3 +274,24 @@ def test_a_model_that_fails_to_load_is_reported_and_generate_is_refused_with_the
     reply = c.ask("/jb/generate")
     assert reply.args[0] == "error" and "vqvae.pth.tar" in reply.args[1]
     assert c.ask("/jb/status").args[0] == "failed"
+
+
+def test_a_long_prime_is_read_from_its_end_and_the_take_follows_its_last_seconds(make_bridge, tmp_path):
+    """Only the kept tail of a long export is decoded; the take starts with exactly that tail."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bridge, c = make_bridge(inbox_dir=inbox, output_format="float")
+    sr = 44100
+    silence, tone = np.zeros(sr * 30, dtype=np.float32), 0.4 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)
+    sf.write(inbox / "long.wav", np.concatenate([silence, tone.astype(np.float32)]), sr, subtype="FLOAT")
+    c.ask("/jb/prime/file", "long.wav")
+    c.ask("/jb/set/prime_s", 0.1)
+    c.ask("/jb/set/length", SHORT)
+    c.ask("/jb/set/levels", 1)
+    job = c.ask("/jb/generate").args[0]
+    assert c.wait_job(job).address == "/jb/job/done"
+    take = Path(_takes(c, job)[0].args[3])
+    kept = int(0.1 * sr) // 128 * 128
+    audio, _ = sf.read(take)
+    assert len(audio) == kept + round(SHORT * sr)
+    assert np.abs(audio[:kept]).mean() > 0.05  # the prime part is the tone at the clip's end, not its silent start
