@@ -90,7 +90,7 @@ class ModelWorker:
             self.controller.set_running(job.id)
             try:
                 self._run_stage(job, priority)
-            except BaseException as e:  # the worker outlives every job
+            except Exception as e:  # noqa: BLE001 - the worker outlives every job
                 self._fail(job, e)
             finally:
                 self._current = None

@@ -47,7 +47,7 @@ class TakeRequest:
     total_samples: int  # song length for the timing label
     offset_samples: int = 0  # where the take starts in the song
     n_takes: int = 1
-    params: SamplingParams = SamplingParams()
+    params: SamplingParams = dataclasses.field(default_factory=SamplingParams)
     prime_path: str | None = None  # primed: an audio file
     prime_samples: int = 0  # primed: keep the last this-many samples of it (0: all of it)
     codes_path: str | None = None  # continue / upsample: a codes file written by `save_take_codes`

@@ -53,12 +53,12 @@ from typing import Any
 
 from pythonosc import osc_packet
 
+from ..coerce import to_int, to_text
 from ..controller import Controller
 from ..controls import Origin
 from ..errors import CommandError
 from ..notify import Notifier
 from ..params import PARAMS
-from ..coerce import to_int, to_text
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class OscSurface:
                 self.notifier.send(client, address, *reply)
         except CommandError as e:
             self.notifier.error(client, address, str(e))
-        except Exception as e:  # noqa: BLE001 - a bug must cost one reply, not the server
+        except Exception as e:  # a bug must cost one reply, not the server (logged with its traceback)
             log.exception("OSC handler for %s failed", address)
             self.notifier.error(client, address, f"internal error: {type(e).__name__}: {e}")
 

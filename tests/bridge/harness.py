@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pythonosc.osc_message import OscMessage
 from pythonosc import osc_packet
+from pythonosc.osc_message import OscMessage
 
 from bridge.notify import build_message
 from tests.reference import discover, reference_dir
@@ -78,7 +78,7 @@ class OscClient:
         while not self._stop.is_set():
             try:
                 data, source = self.sock.recvfrom(65535)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -38,7 +38,7 @@ def test_limits_from_the_settings_and_the_model_refuse_a_job_before_it_is_queued
         c.set_param(name, [value], origin=OSC)
         with pytest.raises(CommandError, match=needle):
             c.generate(origin=OSC)
-        c.set_param(name, [1 if name == "length" else 1], origin=OSC)
+        c.set_param(name, [1], origin=OSC)
     c.set_param("length", [1.0], origin=OSC)
     with pytest.raises(CommandError, match="at least 1.50 s"):
         c.generate(origin=OSC)

@@ -51,7 +51,7 @@ def test_requests_are_answered_on_their_address_and_bad_ones_get_an_error_there_
     ]:
         reply = c.ask(address, *args)
         assert reply.args[0] == "error" and needle in reply.args[1], (address, reply.args)
-        on_error = c.wait_for(lambda m: m.address == "/jb/error" and m.args[0] == address and m.args[1] == reply.args[1])
+        on_error = c.wait_for(lambda m, a=address, r=reply: m.address == "/jb/error" and m.args[:2] == [a, r.args[1]])
         assert on_error
     for value, tag in [(float("nan"), "f"), (float("inf"), "d")]:
         reply = c.ask_typed("/jb/set/temperature", (value, tag))
