@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .controller import Controller
 from .controls import Origin
@@ -24,6 +24,10 @@ from .renderer import Renderer, RenderSettings
 from .settings import BridgeSettings
 from .transports.osc import OscServer, OscSurface
 from .worker import ModelWorker
+
+if TYPE_CHECKING:
+    from .transports.midi import MidiControl
+    from .transports.watch import InboxWatcher
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,7 @@ class Bridge:
         self.notifier = Notifier(subscribers=settings.subscribers, progress_interval_s=settings.progress_interval_s)
         self.queue = JobQueue(settings.max_queue)
         self.presets = self._presets()
-        self.inbox = None
+        self.inbox: InboxWatcher | None = None
         self.state_dir = project / ".jukebox"
         self.journal = JobJournal(self.state_dir / "jobs")
         self.controller = Controller(settings, self.queue, self.notifier, presets=self.presets,
@@ -86,7 +90,7 @@ class Bridge:
                                                 subtype=settings.output_format, prefix=settings.prefix))
         self.worker = ModelWorker(self.controller, self.queue, self.notifier, self.renderer,
                                   engine or engine_factory(settings), state_dir=self.state_dir)
-        self.midi = None
+        self.midi: MidiControl | None = None
         self._midi_ports = midi_ports
         self.surface = OscSurface(self.controller, self.notifier, allow=settings.allow)
         self.osc = OscServer(settings.host, settings.port, self.surface, allow=settings.allow)
@@ -123,9 +127,10 @@ class Bridge:
 
         folder = Path(self.settings.inbox_dir).expanduser()
         folder.mkdir(parents=True, exist_ok=True)
-        self.inbox = InboxWatcher(folder, self.controller, quiet_s=self.settings.inbox_quiet_s,
-                                  polling=self.settings.inbox_polling, auto_start_job=self.settings.inbox_auto_generate)
-        self.inbox.start()
+        inbox = InboxWatcher(folder, self.controller, quiet_s=self.settings.inbox_quiet_s,
+                             polling=self.settings.inbox_polling, auto_start_job=self.settings.inbox_auto_generate)
+        inbox.start()
+        self.inbox = inbox
 
     def midi_map_path(self) -> Path | None:
         """The configured map, else presets/midi.toml when the presets folder has one."""
@@ -149,14 +154,14 @@ class Bridge:
                           or (mapping is not None and (mapping.input.port or mapping.input.virtual)))
             if not wanted:
                 return
-            self.midi = MidiControl(self.controller, mapping, ports=self._midi_ports, map_path=path,
+            midi = MidiControl(self.controller, mapping, ports=self._midi_ports, map_path=path,
                                     port_prefix=self.settings.midi_port or None, virtual=self.settings.midi_virtual or None)
         except (MidiUnavailable, MidiMapError) as e:
             log.warning("MIDI disabled: %s", e)
             self.controller.report(Origin("app", address="midi"), f"MIDI disabled: {e}")
             return
-        self.surface.midi = self.midi
-        self.controller.param_listeners.append(self.midi.note_param_touched)
+        self.midi = self.surface.midi = midi
+        self.controller.param_listeners.append(midi.note_param_touched)
 
     # --- lifecycle --------------------------------------------------------------------------------
 

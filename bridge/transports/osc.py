@@ -91,7 +91,7 @@ class OscSurface:
             "/jb/get/prime": lambda o, a: (str(c.prime or ""),),
             "/jb/prime/file": self._prime_file,
             "/jb/prime/inbox": lambda o, a: (str(c.prime_from_inbox(origin=o)),),
-            "/jb/prime/clear": lambda o, a: (c.clear_prime(), "ok")[1:],
+            "/jb/prime/clear": self._prime_clear,
             "/jb/generate": self._generate,
             "/jb/retry": lambda o, a: self._queued(c.retry(origin=o)),
             "/jb/regenerate": self._regenerate,
@@ -107,10 +107,21 @@ class OscSurface:
             "/jb/midi/learn/cancel": self._learn_cancel,
         }
         for mode in ("ancestral", "primed", "continue", "upsample"):
-            self.routes[f"/jb/generate/{mode}"] = lambda o, a, m=mode: self._generate(o, [m, *a])
+            self.routes[f"/jb/generate/{mode}"] = self._generate_as(mode)
         for name in PARAMS:
-            self.routes[f"/jb/set/{name}"] = lambda o, a, n=name: _value_args(self._set(o, n, a))
-            self.routes[f"/jb/get/{name}"] = lambda o, a, n=name: _value_args(c.get_param(n))
+            self.routes[f"/jb/set/{name}"] = self._setter(name)
+            self.routes[f"/jb/get/{name}"] = self._getter(name)
+
+    # --- handler factories (one per mode and parameter) ----------------------------------------
+
+    def _generate_as(self, mode: str) -> Handler:
+        return lambda origin, args: self._generate(origin, [mode, *args])
+
+    def _setter(self, name: str) -> Handler:
+        return lambda origin, args: _value_args(self._set(origin, name, args))
+
+    def _getter(self, name: str) -> Handler:
+        return lambda origin, args: _value_args(self.controller.get_param(name))
 
     # --- entry point ------------------------------------------------------------------------------
 
@@ -164,6 +175,10 @@ class OscSurface:
             out += [name, ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else
                     ("random" if value is None else (int(value) if isinstance(value, bool) else value))]
         return tuple(out)
+
+    def _prime_clear(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        self.controller.clear_prime()
+        return ("ok",)
 
     def _prime_file(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if len(args) != 1:
@@ -229,10 +244,11 @@ class OscSurface:
         return (self.controller.save_preset(name, origin=origin, description=description),)
 
     def _target(self, origin: Origin, args: list[Any]) -> tuple[str, int]:
+        sender_host, sender_port = origin.client if origin.client is not None else ("", 0)
         if len(args) > 2 or origin.client is None and len(args) < 2:
             raise CommandError("give [port] [host]")
-        port = to_int(args[0], "port") if args else origin.client[1]
-        host = to_text(args[1], "host", max_chars=64) if len(args) == 2 else origin.client[0]
+        port = to_int(args[0], "port") if args else sender_port
+        host = to_text(args[1], "host", max_chars=64) if len(args) == 2 else sender_host
         if not 0 < port < 65536:
             raise CommandError(f"port {port} is not a port number")
         try:
@@ -252,7 +268,7 @@ class OscSurface:
             raise CommandError(str(e)) from None
         return target
 
-    def _unsubscribe(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+    def _unsubscribe(self, origin: Origin, args: list[Any]) -> None:
         target = self._target(origin, args)
         if not self.notifier.unsubscribe(target):
             raise CommandError(f"{target[0]}:{target[1]} was not subscribed")
