@@ -93,7 +93,7 @@ class OscClient:
     def send_raw(self, data: bytes) -> None:
         self.sock.sendto(data, self.target)
 
-    def ask_typed(self, address: str, *typed: tuple[Any, str], timeout: float = 5.0) -> Message:
+    def ask_typed(self, address: str, *typed: tuple[Any, str], timeout: float = 15.0) -> Message:
         """Send arguments with explicit OSC type tags (e.g. (float('nan'), 'f')) and wait for the reply."""
         from pythonosc.osc_message_builder import OscMessageBuilder
 
@@ -123,7 +123,7 @@ class OscClient:
             time.sleep(0.01)
         raise AssertionError(f"no {what} within {timeout} s; got {[(m.address, m.args) for m in self.messages()][-20:]}")
 
-    def ask(self, address: str, *args: Any, timeout: float = 5.0) -> Message:
+    def ask(self, address: str, *args: Any, timeout: float = 15.0) -> Message:
         """Send and wait for the reply on the same address."""
         start = len(self.messages())
         self.send(address, *args)
