@@ -54,7 +54,8 @@ class JobSpec:
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex[:8]
+    """'j' and 7 hex digits: short enough for file names, never mistaken for a take number."""
+    return "j" + uuid.uuid4().hex[:7]
 
 
 class Job:
