@@ -200,11 +200,14 @@ class ModelWorker:
         with job.lock:
             job.level, job.fraction = level, 0.0
 
+        later = self._later_levels_seconds(job, work, level)
+
         def on_progress(p: Any) -> None:
             fraction = p.tokens_done / max(1, p.tokens_total)
+            eta_job = None if p.eta_s is None or later is None else p.eta_s + later
             with job.lock:
-                job.fraction, job.eta_s = fraction, p.eta_s
-            eta = p.eta_s if p.eta_s is not None else -1.0
+                job.fraction, job.eta_s = fraction, eta_job
+            eta = eta_job if eta_job is not None else -1.0
             self.notifier.progress(client, job.id, "/jb/job/progress", level, round(fraction, 4), round(eta, 2),
                                    p.window, p.n_windows, final=p.tokens_done == p.tokens_total)
 
@@ -224,6 +227,21 @@ class ModelWorker:
             job.delivered_levels.add(level)
         self.controller.record(job)
         return True
+
+    def _later_levels_seconds(self, job: Job, work: Work, level: int) -> float | None:
+        """Time the job's levels after `level` will take, from rates measured earlier; None if any is unmeasured."""
+        from math import ceil
+
+        total = 0.0
+        for lower in job.remaining_levels:
+            if lower == level:
+                continue
+            positions = work.end_samples / self.engine.sampler.vqvae.hop_lengths[lower] * ceil(work.request.n_takes / 16)
+            seconds = self.controller.throughput.seconds(lower, positions)
+            if seconds is None:
+                return None
+            total += seconds
+        return total
 
     def _save_codes(self, job: Job, work: Work, *, cancelled: bool) -> None:
         meta = {"job": job.id, "mode": job.spec.mode, "session": job.spec.session.as_dict(),

@@ -295,3 +295,18 @@ def test_a_long_prime_is_read_from_its_end_and_the_take_follows_its_last_seconds
     audio, _ = sf.read(take)
     assert len(audio) == kept + round(SHORT * sr)
     assert np.abs(audio[:kept]).mean() > 0.05  # the prime part is the tone at the clip's end, not its silent start
+
+
+def test_progress_eta_covers_the_levels_still_to_come_once_they_have_been_measured(make_bridge):
+    bridge, c = make_bridge()
+    c.ask("/jb/set/length", SHORT)
+    first = c.ask("/jb/generate").args[0]  # measures every level's rate
+    c.wait_job(first)
+    second = c.ask("/jb/generate").args[0]
+    c.wait_job(second)
+    top = [m.args[3] for m in c.messages("/jb/job/progress") if m.args[0] == second and m.args[1] == 2]
+    bottom = [m.args[3] for m in c.messages("/jb/job/progress") if m.args[0] == second and m.args[1] == 0]
+    assert top and bottom and min(top) > 0  # the preview's ETA includes the upsampling still to come
+    assert bottom[-1] == pytest.approx(0.0, abs=0.05)
+    level_one_alone = bridge.controller.throughput.seconds(1, SHORT * 44100 / 32)
+    assert min(top) >= level_one_alone * 0.5
