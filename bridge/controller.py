@@ -452,7 +452,7 @@ class Controller:
                 todo = job.remaining_levels or tuple(levels[: s.levels])
                 current, fraction = job.level, job.fraction
             for level in todo:
-                seconds = self.throughput.seconds(level, level_positions(n_samples, hops[level], s.n_takes, 16))
+                seconds = self.throughput.seconds(level, level_positions(n_samples, hops[level], s.n_takes))
                 if seconds is None:
                     return -1.0
                 total += seconds * ((1 - fraction) if level == current else 1)

@@ -34,5 +34,8 @@ class Throughput:
         return None if rate is None else positions / rate
 
 
-def level_positions(n_samples: int, hop: int, n_takes: int, max_batch: int) -> float:
+SAMPLER_BATCH = 16  # SamplingParams.max_batch_size's default: takes beyond it run as further batch chunks
+
+
+def level_positions(n_samples: float, hop: int, n_takes: int, max_batch: int = SAMPLER_BATCH) -> float:
     return (n_samples / hop) * math.ceil(n_takes / max(1, max_batch))

@@ -19,6 +19,7 @@ from typing import Any
 
 from .controller import Controller
 from .errors import CommandError
+from .eta import level_positions
 from .jobs import UPSAMPLE, Job, JobQueue, JobSpec, JobState
 from .notify import Notifier
 from .renderer import Renderer
@@ -216,9 +217,9 @@ class ModelWorker:
                                           cancel=job.cancel)
         work.zs = result.zs
         elapsed = time.perf_counter() - started
-        from math import ceil
-
-        self.controller.throughput.record(level, (work.zs[level].shape[1] - before) * ceil(work.request.n_takes / 16), elapsed)
+        hop = self.engine.sampler.vqvae.hop_lengths[level]
+        self.controller.throughput.record(level, level_positions((work.zs[level].shape[1] - before) * hop, hop,
+                                                                 work.request.n_takes), elapsed)
         self._save_codes(job, work, cancelled=result.cancelled)
         if result.cancelled:
             return False
@@ -230,13 +231,11 @@ class ModelWorker:
 
     def _later_levels_seconds(self, job: Job, work: Work, level: int) -> float | None:
         """Time the job's levels after `level` will take, from rates measured earlier; None if any is unmeasured."""
-        from math import ceil
-
         total = 0.0
         for lower in job.remaining_levels:
             if lower == level:
                 continue
-            positions = work.end_samples / self.engine.sampler.vqvae.hop_lengths[lower] * ceil(work.request.n_takes / 16)
+            positions = level_positions(work.end_samples, self.engine.sampler.vqvae.hop_lengths[lower], work.request.n_takes)
             seconds = self.controller.throughput.seconds(lower, positions)
             if seconds is None:
                 return None
