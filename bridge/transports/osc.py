@@ -273,7 +273,6 @@ class OscSurface:
         if not self.notifier.unsubscribe(target):
             raise CommandError(f"{target[0]}:{target[1]} was not subscribed")
         self.notifier.send(origin.client, "/jb/unsubscribe", *target)  # the former subscriber hears it too
-        return None
 
     def _learn(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if self.midi is None:
