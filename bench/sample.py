@@ -14,29 +14,18 @@ position's time beside the first position's.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import statistics
 import subprocess
 import time
 
 import torch
+from decode_setup import decode_setup, narrow
 
 from jukebox_model import official
-from jukebox_model.config import LyricsMode, PriorConfig
-from jukebox_model.prior.prior import Prior
+from jukebox_model.config import PriorConfig
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _narrow(config: PriorConfig, width: int) -> PriorConfig:
-    """Same depth, context, heads and patterns; widths scaled so heads still divide the attention width."""
-    def scale(t):
-        return dataclasses.replace(t, width=width)
-
-    cond = dataclasses.replace(config.conditioner, width=max(8, width // 2)) if config.conditioner else None
-    enc = scale(config.lyrics_encoder) if config.lyrics_encoder else None
-    return dataclasses.replace(config, prior=scale(config.prior), lyrics_encoder=enc, conditioner=cond, fp16_params=False)
 
 
 def _sync(device: torch.device) -> None:
@@ -47,30 +36,16 @@ def _sync(device: torch.device) -> None:
 @torch.no_grad()
 def step_times(config: PriorConfig, *, batch: int, positions: list[int], steps: int, device: torch.device, dtype: torch.dtype) -> dict[int, float]:
     """Median ms per single-token step, for `steps` steps starting at each position."""
-    torch.manual_seed(0)
-    with torch.device("meta"):
-        prior = Prior(config, official.VQVAE)
-    prior = prior.to_empty(device=device)
-    for p in prior.parameters():
-        torch.nn.init.normal_(p, std=0.02)
-    prior = prior.to(dtype).eval()
-    model = prior.prior
-    width = config.prior.width
-    x_cond = torch.zeros(batch, model.length, width, device=device, dtype=dtype)
-    y_cond = torch.zeros(batch, 1, width, device=device, dtype=dtype) if model.y_cond else None
-    encoder_kv = torch.zeros(batch, prior.n_tokens, width, device=device, dtype=dtype) if prior.mode is LyricsMode.CROSS_ATTENTION else None
-    cache = prior.empty_cache(batch, dtype=dtype, device=device)
-    token = torch.zeros(batch, 1, dtype=torch.long, device=device)
-    run = dict(cache=cache, x_cond=x_cond, y_cond=y_cond, encoder_kv=encoder_kv)
-    model.forward_cached(token, start=0, **run)  # projects the lyrics once, as sampling does
+    setup = decode_setup(config, batch=batch, device=device, dtype=dtype)
+    length = setup.model.length
     out = {}
     for position in positions:
         times = []
         for s in range(steps):
-            start = min(position + s, model.length - 1)
+            start = min(position + s, length - 1)
             _sync(device)
             t0 = time.perf_counter()
-            model.forward_cached(token, start=start, **run)
+            setup.step(start)
             _sync(device)
             times.append(time.perf_counter() - t0)
         out[position] = 1000 * statistics.median(times[1:] if len(times) > 1 else times)
@@ -102,7 +77,7 @@ def main() -> None:
     for name in args.models.split(","):
         config = official.PRIORS[name]
         if args.width != "official":
-            config = _narrow(config, int(args.width))
+            config = narrow(config, int(args.width))
         length = config.sequence_length
         positions = [0, length // 2, length - args.steps]
         ms = step_times(config, batch=args.batch, positions=positions, steps=args.steps, device=device, dtype=DTYPES[args.dtype])

@@ -1,0 +1,74 @@
+"""Official prior architectures with random weights, ready for single-token cached steps (bench/sample.py, decode_ops.py).
+
+Speed and overhead benchmarks need the real depth, context, heads and attention pattern, not real
+weights (docs/perf-anchors.md §6.1); `narrow` keeps all of those and shrinks only the widths, so a CPU
+measures the per-layer overhead of a step rather than its matmuls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from jukebox_model import official
+from jukebox_model.config import LyricsMode, PriorConfig
+from jukebox_model.prior.autoregressive import ConditionalAutoregressive2D
+from jukebox_model.prior.prior import Prior
+
+
+def narrow(config: PriorConfig, width: int) -> PriorConfig:
+    """Same depth, context, heads and patterns; widths scaled so heads still divide the attention width."""
+
+    def scale(t):
+        return dataclasses.replace(t, width=width)
+
+    cond = dataclasses.replace(config.conditioner, width=max(8, width // 2)) if config.conditioner else None
+    enc = scale(config.lyrics_encoder) if config.lyrics_encoder else None
+    return dataclasses.replace(
+        config, prior=scale(config.prior), lyrics_encoder=enc, conditioner=cond, fp16_params=False
+    )
+
+
+@dataclass
+class DecodeSetup:
+    """A prior's decoder with preallocated caches and zero conditioning; `step(p)` is one sampling step at p."""
+
+    prior: Prior
+    model: ConditionalAutoregressive2D
+    token: Tensor  # (N, 1) the token fed at every step
+    run: dict[str, Any]  # cache, x_cond, y_cond, encoder_kv: what sample_window passes to forward_cached
+
+    def step(self, position: int) -> Tensor:
+        return self.model.forward_cached(self.token, start=position, **self.run)
+
+
+@torch.no_grad()
+def decode_setup(
+    config: PriorConfig, *, batch: int = 1, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> DecodeSetup:
+    """Random N(0, 0.02) weights under seed 0 (built on `meta` first, so the 5b never holds fp32 init twice)."""
+    device = torch.device(device)
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        prior = Prior(config, official.VQVAE)
+    prior = prior.to_empty(device=device)
+    for p in prior.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    prior = prior.to(dtype).eval()
+    model = prior.prior
+    width = config.prior.width
+    x_cond = torch.zeros(batch, model.length, width, device=device, dtype=dtype)
+    y_cond = torch.zeros(batch, 1, width, device=device, dtype=dtype) if model.y_cond else None
+    cross = prior.mode is LyricsMode.CROSS_ATTENTION
+    encoder_kv = torch.zeros(batch, prior.n_tokens, width, device=device, dtype=dtype) if cross else None
+    cache = prior.empty_cache(batch, dtype=dtype, device=device)
+    token = torch.zeros(batch, 1, dtype=torch.long, device=device)
+    setup = DecodeSetup(
+        prior, model, token, {"cache": cache, "x_cond": x_cond, "y_cond": y_cond, "encoder_kv": encoder_kv}
+    )
+    setup.step(0)  # projects the lyrics once, as sampling does
+    return setup
