@@ -7,6 +7,8 @@ Two ways through a layer, numerically the same function:
 * A chunk of T positions [start, start + T) against a `KVCache` (prefill and sampling steps): the
   chunk's queries attend to keys gathered from the cache (earlier positions) and to its own keys,
   masked by `patterns.visible` on absolute positions. Any chunking equals one full pass.
+  A single position (a sampling step) instead attends to a view of the cache, after writing its
+  own key and value: no gather, concatenation or mask, so its ops do not depend on the position.
 
 The cache is preallocated per layer and holds only what a later query can still need (spec §4.1):
   DENSE, TRANSPOSE_BLOCK  every position            (n_ctx slots)
@@ -187,6 +189,9 @@ class FactoredAttention(nn.Module):
         n, t_len, s = q.shape
         stop = start + t_len
         window = self._key_window(start, stop)
+        if t_len == 1 and cache is not None and len(window) and cache.k.dtype == k.dtype:
+            if not (k.requires_grad or cache.k.requires_grad):  # a view of the cache would be written under autograd
+                return self._step(q, k, v, cache, start, window, need_weights)
         n_past = len(range(window.start, min(start, window.stop), window.step))  # keys before the chunk: from the cache
         n_new = len(window) - n_past  # keys from the chunk itself: positions start, start + 1, …
         weights = None
@@ -207,6 +212,20 @@ class FactoredAttention(nn.Module):
         if cache is not None:
             self._store(cache, k, v, start, stop)
         return a, weights
+
+    def _step(
+        self, q: Tensor, k: Tensor, v: Tensor, cache: KVCache, start: int, window: range, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """One query position: store its key/value, then attend to a view of the cache holding exactly its window.
+
+        A sampling step so reads the static cache in place, with no gather, concatenation or mask whose size
+        grows with the position. Equal to the chunk path: for one query every key of `_key_window` is visible,
+        its slots are one strided run that does not wrap the cache, and a cache of the activations' dtype
+        stores the new key/value exactly."""
+        self._store(cache, k, v, start, start + 1)
+        lo = window.start % cache.capacity
+        sl = slice(lo, lo + (len(window) - 1) * window.step + 1, window.step)
+        return self._attend(q, cache.k[:, sl], cache.v[:, sl], None, need_weights)
 
     def _store(self, cache: KVCache, k: Tensor, v: Tensor, start: int, stop: int) -> None:
         """Write the chunk's keys/values; only the last `capacity` positions matter (and PRIME's first ones)."""

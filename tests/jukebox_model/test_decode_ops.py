@@ -1,0 +1,66 @@
+"""A cached decode step does the same work wherever it is in the window (issue #7, docs/perf-anchors.md §6.3).
+
+Counted with a TorchDispatchMode (exact, load-independent) on tiny priors of each official attention
+pattern family: attn_order 2 (upsamplers, 5b), 10 (5b_lyrics: cross-attention to the lyrics) and 12
+(1b_lyrics: prime and dense layers). From the third block on (and past the lyrics' prime length) the
+number of aten ops and of allocations must not depend on the position, there must be no host sync,
+and bytes allocated may grow only with the keys a layer attends to (its scaled keys and scores), not
+with a gathered or concatenated copy of the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from jukebox_model import official
+from jukebox_model.op_count import count_ops
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from decode_setup import decode_setup, narrow
+
+N_CTX, BLOCKS, WIDTH, N_TOKENS = 256, 8, 32, 32
+DEPTHS = {"upsampler_level_0": 6, "prior_5b_lyrics": 19, "prior_1b_lyrics": 48}  # every layer type appears
+
+
+def _tiny(name: str):
+    c = narrow(official.PRIORS[name], WIDTH)
+    prior = dataclasses.replace(c.prior, depth=DEPTHS[name], blocks=BLOCKS)
+    enc = dataclasses.replace(c.lyrics_encoder, depth=3, blocks=4) if c.lyrics_encoder else None
+    labels = dataclasses.replace(c.labels, n_tokens=N_TOKENS) if c.labels.use_tokens else c.labels
+    return dataclasses.replace(c, n_ctx=N_CTX, prior=prior, lyrics_encoder=enc, labels=labels)
+
+
+def _keys(setup, position: int) -> int:
+    """Keys all layers attend to at this position, times their attention width."""
+    total = 0
+    for block in setup.model.transformer._attn_mods:
+        attn = block.attn
+        n = setup.prior.n_tokens if attn.attn_type.name == "CROSS" else len(attn._key_window(position, position + 1))
+        total += n * attn.n_state
+    return total
+
+
+@pytest.mark.parametrize("name", sorted(DEPTHS))
+def test_decode_step_ops_and_allocations_are_flat_in_position(name):
+    setup = decode_setup(_tiny(name))
+    length = setup.model.length
+    block_ctx = setup.model.transformer._attn_mods[0].attn.block_ctx
+    prime = setup.model.transformer._attn_mods[0].attn.prime_len or 0
+    early = max(2 * block_ctx, prime) + 1
+    positions = [early, length // 2, length // 2 + 1, length - block_ctx, length - 1]
+    with torch.no_grad():
+        counts = {p: count_ops(setup.step, p) for p in positions}
+    ref = counts[early]
+    assert {p: c.n_ops for p, c in counts.items()} == {p: ref.n_ops for p in positions}
+    assert {p: c.allocations for p, c in counts.items()} == {p: ref.allocations for p in positions}
+    assert all(c.syncs == 0 for c in counts.values())
+    item = torch.get_default_dtype().itemsize
+    for p in positions[1:]:
+        growth = counts[p].bytes - ref.bytes
+        allowed = 3 * item * (_keys(setup, p) - _keys(setup, early))  # scaled key + scores + softmax per key element
+        assert growth <= max(allowed, 0), f"position {p}: {growth} more bytes than at {early}, allowed {allowed}"
