@@ -31,6 +31,8 @@ from decode_setup import decode_setup, narrow
 from jukebox_model import official
 from jukebox_model.op_count import OpCounts, count_ops
 
+_OWN_FILES = ("bench/decode_ops.py", "bench/decode_setup.py")  # with jukebox_model/: what the counts depend on
+
 
 def default_positions(length: int, block_ctx: int) -> list[int]:
     """Start, the second block, a block start and its neighbour in the middle, the last block, the end."""
@@ -100,13 +102,13 @@ def main() -> None:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no", "--", "jukebox_model", "bench"],
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", "jukebox_model", *_OWN_FILES],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.strip()
     if commit and dirty:
-        commit += " + uncommitted changes to jukebox_model/ or bench/"
+        commit += " + uncommitted changes to jukebox_model/ or this bench"
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = (
         f"{when} — {_cpu_model()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}, fp32, "
