@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     w("## Limits")
     w("")
     w("- Trained for well under an hour of CPU time per model on ~1.5 h of music: the priors have learnt local "
-      "texture and the labels' broad colour, not melody or form. The VQ-VAE's level 0 (hop 32) is coarse next to the "
+      "texture, not melody or form, and whether takes follow their artist/genre labels was not measured. The VQ-VAE's level 0 (hop 32) is coarse next to the "
       "reference's hop 8, so reconstructions are muffled and noisy.")
     w(f"- The top prior sees {sampler.levels[levels - 1].prior.config.n_ctx * cfg.hop_lengths[-1] / sr:.1f} s at a time; "
       "a longer take is sampled in overlapping windows, and its character can change at a window start (in the "
