@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .clipcheck import check_clip
 from .controller import Controller
 from .controls import Origin
 from .jobs import JobQueue
@@ -84,7 +85,7 @@ class Bridge:
         self.state_dir = project / ".jukebox"
         self.journal = JobJournal(self.state_dir / "jobs")
         self.controller = Controller(settings, self.queue, self.notifier, presets=self.presets,
-                                     check_clip=self._clip_checker(), latest_inbox_clip=self._latest_inbox,
+                                     check_clip=check_clip, latest_inbox_clip=self._latest_inbox,
                                      journal=self.journal)
         self.renderer = Renderer(RenderSettings(project_dir=project, sample_rate=settings.sample_rate,
                                                 subtype=settings.output_format, prefix=settings.prefix))
@@ -111,11 +112,6 @@ class Bridge:
     def _preset_event(self, kind: str, name: str, message: str) -> None:
         origin = Origin("app", address=f"preset {name}")
         self.controller.report(origin, message, error=kind == "error")
-
-    def _clip_checker(self) -> Callable[[Path], Any]:
-        from .clipcheck import check_clip
-
-        return check_clip
 
     def _latest_inbox(self) -> Path | None:
         return self.inbox.latest() if self.inbox is not None else None

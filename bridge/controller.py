@@ -244,7 +244,7 @@ class Controller:
             self._jobs[job.id] = job
             self._order.append(job.id)
         try:
-            self.queue.put(job, priority, force=force, announce=lambda position: self._announce(job, position))
+            self.queue.put(job, priority, force=force, announce=lambda position: self.announce_queued(job, position))
         except CommandError:
             with self._lock:
                 self._jobs.pop(job.id, None)
@@ -255,10 +255,11 @@ class Controller:
             self._forget_old()
         return job.id
 
-    def _announce(self, job: Job, position: int) -> None:
+    def announce_queued(self, job: Job, position: int, stage: str | None = None) -> None:
+        """/jb/job/queued for a job (or, with stage "upsample", its second stage); called under the queue's lock."""
         job.queued_position = position
         self.notifier.send(job.spec.origin.client, "/jb/job/queued", job.id, position, self.eta_for(job.id),
-                           job.spec.mode, job.spec.seed)
+                           stage or job.spec.mode, job.spec.seed)
 
     def record(self, job: Job) -> None:
         if self.journal is not None:

@@ -17,7 +17,7 @@ class Throughput:
         self._rates: dict[int, float] = {}  # level -> positions per second
         self._lock = threading.Lock()
 
-    def record(self, level: int, positions: int, seconds: float) -> None:
+    def record(self, level: int, positions: float, seconds: float) -> None:
         if positions <= 0 or seconds <= 0:
             return
         rate = positions / seconds

@@ -85,10 +85,6 @@ class BridgeSettings:
         if not 8000 <= self.sample_rate <= 384000:
             raise SettingsError(f"output sample_rate {self.sample_rate} is not a usable audio rate")
 
-    @property
-    def loopback_only(self) -> bool:
-        return self.host in ("127.0.0.1", "localhost", "::1")
-
     def replace(self, **changes: Any) -> BridgeSettings:
         return dataclasses.replace(self, **changes)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .controller import Controller
 from .errors import CommandError
 from .eta import level_positions
@@ -25,8 +26,6 @@ from .notify import Notifier
 from .renderer import Renderer
 
 log = logging.getLogger(__name__)
-
-VERSION = "0.1.0"
 
 
 @dataclass
@@ -109,10 +108,6 @@ class ModelWorker:
             self.ready.set()
             return False
         info = self.engine.info()
-        lower = [lv for lv in self.engine.levels if lv != max(self.engine.levels)]
-        if lower:
-            need = max(self.engine.sampler.levels[lv].prior.n_ctx * self.engine.sampler.vqvae.hop_lengths[lv] for lv in lower)
-            info["upsample_min_seconds"] = need / self.engine.sr
         info["load_seconds"] = time.perf_counter() - started
         self.controller.set_model_state("ready", info)
         log.info("model ready in %.1f s: %s", info["load_seconds"], info.get("bundle"))
@@ -149,7 +144,7 @@ class ModelWorker:
         if job.resumed and codes_path.is_file():  # a restart: pick up what the earlier run had sampled
             saved = self.engine.load_take_codes(codes_path)
             if len(saved) == len(zs) and all(z.shape[0] == request.n_takes for z in saved):
-                zs = [z.to(start.zs[0].device) for z in saved]
+                zs = saved
                 done = [lv for lv in chosen if lv in job.delivered_levels]
                 self.notifier.send(job.spec.origin.client, "/jb/job/resumed", job.id, len(done), len(chosen))
         job.work = Work(request, zs, start.start_samples, start.end_samples, start.prime_sha256, tuple(chosen))
@@ -188,8 +183,8 @@ class ModelWorker:
         if job.remaining_levels:
             with job.lock:
                 job.stage, job.state = "upsample", JobState.QUEUED
-            self.queue.put(job, UPSAMPLE, force=True, announce=lambda position: self.notifier.send(
-                client, "/jb/job/queued", job.id, position, self.controller.eta_for(job.id), "upsample", job.spec.seed))
+            self.queue.put(job, UPSAMPLE, force=True,
+                           announce=lambda position: self.controller.announce_queued(job, position, "upsample"))
             self.controller.record(job)
         else:
             self.controller.finish(job, JobState.DONE)
@@ -272,7 +267,7 @@ class ModelWorker:
                           codes_takes=(spec.source_takes[take],) if spec.source_takes else
                           ((take,) if work.request.codes_path else None))
         return {
-            "generator": {"software": "jukebox-bridge", "version": VERSION, "torch": torch.__version__},
+            "generator": {"software": "jukebox-bridge", "version": __version__, "torch": torch.__version__},
             "job": spec.id, "mode": spec.mode, "take": take + 1, "level": level, "seed": seed, "job_seed": spec.seed,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(spec.created)),
             "preset": spec.preset,

@@ -129,6 +129,8 @@ class Engine:
 
     def info(self) -> dict[str, Any]:
         top = self.sampler.levels[max(self.sampler.levels)]
+        upsamplers = [m.prior for lv, m in self.sampler.levels.items() if lv != max(self.sampler.levels)]
+        hops = self.sampler.vqvae.hop_lengths
         return {
             **self.description,
             "sr": self.sr,
@@ -136,6 +138,8 @@ class Engine:
             "hop_lengths": list(self.sampler.vqvae.hop_lengths),
             "labels": top.labeller is not None,
             "lyrics": bool(top.prior.config.labels and top.prior.config.labels.n_tokens),
+            # an upsampler samples whole windows of its context: shorter takes cannot go below the top level
+            "upsample_min_seconds": max((p.n_ctx * hops[p.config.level] for p in upsamplers), default=0) / self.sr,
         }
 
     def label_warnings(self, request: TakeRequest) -> list[str]:
@@ -254,11 +258,3 @@ class Engine:
         """The codes of every level saved by `save_take_codes`, on this engine's device."""
         return [z.to(self.device) for z in load_codes(Path(path))["zs"]]
 
-    @staticmethod
-    def codes_lengths(path: str | Path) -> list[int]:
-        """Tokens per level in a codes file (the bridge checks a continue request without the model)."""
-        return [int(z.shape[1]) for z in load_codes(Path(path))["zs"]]
-
-
-def default_seed() -> int:
-    return int(torch.randint(0, 2**31 - 1, ()).item())

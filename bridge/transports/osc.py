@@ -53,6 +53,7 @@ from typing import Any
 
 from pythonosc import osc_packet
 
+from .. import __version__
 from ..coerce import to_int, to_text
 from ..controller import Controller
 from ..controls import Origin
@@ -63,7 +64,6 @@ from ..params import PARAMS
 log = logging.getLogger(__name__)
 
 PREFIX = "/jb"
-VERSION = "0.1.0"
 MAX_DATAGRAM = 65507
 RCVBUF_BYTES = 4 * 1024 * 1024  # asked of the kernel for the receive buffer; it grants up to net.core.rmem_max
 DATAGRAM_COST = 2304  # receive-buffer bytes one datagram of up to 1000 bytes takes on Linux (payload + skb overhead)
@@ -84,7 +84,7 @@ class OscSurface:
         self.allow = tuple(allow)
         c = controller
         self.routes: dict[str, Handler] = {
-            "/jb/ping": lambda o, a: ("ok", VERSION),
+            "/jb/ping": lambda o, a: ("ok", __version__),
             "/jb/status": self._status,
             "/jb/help": self._help,
             "/jb/get/session": self._session,

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from pythonosc import osc_packet
-from pythonosc.osc_message import OscMessage
 
 from bridge.notify import build_message
 from tests.reference import discover, reference_dir
@@ -138,10 +137,6 @@ class OscClient:
         self._stop.set()
         self.sock.close()
         self._thread.join(timeout=2)
-
-
-def decode(datagram: bytes) -> OscMessage:
-    return OscMessage(datagram)
 
 
 def tiny_bundle_or_skip(tmp_path_factory: pytest.TempPathFactory) -> Path:
