@@ -8,12 +8,14 @@ the transport sends back; the session is left as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 from .controls import ACTIONS, Origin
 from .errors import CommandError
 from .eta import Throughput, level_positions
-from .jobs import PREVIEW, UPSAMPLE, Job, JobQueue, JobSpec, JobState, new_job_id
+from .jobs import Job, JobQueue, JobSpec, JobState, new_job_id
 from .notify import Notifier
 from .params import PARAMS, Session, parse_param, session_from_values
 from .settings import BridgeSettings
@@ -237,14 +239,14 @@ class Controller:
             prime_path=str(prime) if mode == "primed" else None,
             source_job=source, source_codes=source_codes, source_takes=source_takes,
         )
-        return self._enqueue(Job(spec), UPSAMPLE if mode == "upsample" else PREVIEW)
+        return self._enqueue(Job(spec))
 
-    def _enqueue(self, job: Job, priority: int, *, force: bool = False) -> str:
+    def _enqueue(self, job: Job, *, force: bool = False) -> str:
         with self._lock:
             self._jobs[job.id] = job
             self._order.append(job.id)
         try:
-            self.queue.put(job, priority, force=force, announce=lambda position: self.announce_queued(job, position))
+            self.queue.put(job, job.priority, force=force, announce=lambda position: self.announce_queued(job, position))
         except CommandError:
             with self._lock:
                 self._jobs.pop(job.id, None)
@@ -277,8 +279,7 @@ class Controller:
             job.files = list(found.files)
             job.delivered_levels = set(found.delivered_levels)
             job.stage = found.stage
-            self._enqueue(job, UPSAMPLE if found.stage == "upsample" or found.spec.mode == "upsample" else PREVIEW,
-                          force=True)
+            self._enqueue(job, force=True)
             ids.append(job.id)
         return ids
 
@@ -288,11 +289,9 @@ class Controller:
             last = self._jobs[self._order[-1]] if self._order else None
         if last is None:
             raise CommandError("nothing to retry yet")
-        spec = last.spec
-        job = Job(JobSpec(id=new_job_id(), mode=spec.mode, session=spec.session, preset=spec.preset, origin=origin,
-                          seed=secrets.randbelow(2**31 - 1), prime_path=spec.prime_path, source_job=spec.source_job,
-                          source_codes=spec.source_codes, source_takes=spec.source_takes))
-        return self._enqueue(job, UPSAMPLE if spec.mode == "upsample" else PREVIEW)
+        spec = dataclasses.replace(last.spec, id=new_job_id(), origin=origin, seed=secrets.randbelow(2**31 - 1),
+                                   created=time.time())
+        return self._enqueue(Job(spec))
 
     def regenerate(self, sidecar: Path | str, *, origin: Origin) -> str:
         """Queue the take a sidecar describes, alone: its own seed, one take, the same settings,
@@ -331,7 +330,7 @@ class Controller:
                        source_job=(data.get("source") or {}).get("job"), source_codes=source_codes,
                        source_takes=tuple(takes) if takes else None)
         self._check_lengths(spec.session, mode)
-        return self._enqueue(Job(spec), UPSAMPLE if mode == "upsample" else PREVIEW)
+        return self._enqueue(Job(spec))
 
     def _forget_old(self) -> None:
         while len(self._order) > MAX_JOBS_KEPT:

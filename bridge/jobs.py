@@ -84,6 +84,11 @@ class Job:
     def id(self) -> str:
         return self.spec.id
 
+    @property
+    def priority(self) -> int:
+        """Upsampling work (an upsample job, or a job's second stage) waits behind every preview."""
+        return UPSAMPLE if self.spec.mode == "upsample" or self.stage == "upsample" else PREVIEW
+
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {

@@ -167,7 +167,7 @@ class ModelWorker:
         work: Work = job.work
         levels = job.remaining_levels
         # preview-first: a job's top level runs alone; the rest waits behind queued previews
-        now = levels if priority == UPSAMPLE or job.spec.mode == "upsample" else levels[:1]
+        now = levels if priority == UPSAMPLE else levels[:1]
         for level in now:
             if not self._sample_and_render(job, work, level):
                 if job.interrupted:  # the bridge is stopping: keep the job for the next start, codes saved
@@ -183,7 +183,7 @@ class ModelWorker:
         if job.remaining_levels:
             with job.lock:
                 job.stage, job.state = "upsample", JobState.QUEUED
-            self.queue.put(job, UPSAMPLE, force=True,
+            self.queue.put(job, job.priority, force=True,
                            announce=lambda position: self.controller.announce_queued(job, position, "upsample"))
             self.controller.record(job)
         else:
