@@ -43,7 +43,9 @@ class DecodeSetup:
     run: dict[str, Any]  # cache, x_cond, y_cond, encoder_kv: what sample_window passes to forward_cached
 
     def step(self, position: int) -> Tensor:
-        return self.model.forward_cached(self.token, start=position, **self.run)
+        """The sampler's per-token step (`ConditionalAutoregressive2D.step`), position on the device."""
+        at = torch.tensor(position, device=self.token.device)
+        return self.model.step(self.token, at, cache=self.run["cache"], x_cond=self.run["x_cond"], y_cond=self.run["y_cond"])
 
 
 @torch.no_grad()
@@ -70,5 +72,6 @@ def decode_setup(
     setup = DecodeSetup(
         prior, model, token, {"cache": cache, "x_cond": x_cond, "y_cond": y_cond, "encoder_kv": encoder_kv}
     )
-    setup.step(0)  # projects the lyrics once, as sampling does
+    if encoder_kv is not None:
+        model.transformer.project_encoder(cache, encoder_kv)  # once per window, as sampling does
     return setup

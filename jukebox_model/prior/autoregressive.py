@@ -117,6 +117,39 @@ class ConditionalAutoregressive2D(nn.Module):
         layers need encoder_kv when start is 0. Token ids are not range-checked on this hot path."""
         return self._run(inputs, start, x_cond=x_cond, y_cond=y_cond, encoder_kv=encoder_kv, cache=cache, record=record)
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The activations' dtype: that of the weights (`sampling.precision` casts them once)."""
+        return self.x_emb.weight.dtype
+
+    def step(
+        self,
+        fed: Tensor,
+        position: Tensor,
+        *,
+        cache: Sequence[KVCache],
+        x_cond: Tensor | None = None,
+        y_cond: Tensor | None = None,
+    ) -> Tensor:
+        """One sampling step: fed (N, 1) the token at position − 1, position a 0-d long tensor on the
+        device -> logits (N, bins). Same result as `forward_cached(fed, start=int(position))`, but no
+        shape depends on the position and nothing is read back to the host, so a CUDA graph can
+        capture it once. CROSS layers read their caches: `transformer.project_encoder` first."""
+        n = fed.shape[0]
+        at = position.view(1)
+        h = self.x_emb(fed)  # (N, 1, W)
+        first = y_cond.view(n, 1, self.width) if self.y_cond else self.start_token.view(1, 1, -1).expand(n, 1, -1)
+        h = torch.where(position == 0, first.to(h.dtype), h)
+        if x_cond is None:
+            x_cond = h.new_zeros(n, 1, self.width)
+        elif x_cond.shape[1] > 1:
+            x_cond = x_cond.index_select(1, at)
+        h = h + self.pos_emb().index_select(0, at) + x_cond
+        h = self.transformer.step(h, cache, position)
+        if self.add_cond_after_transformer:
+            h = h + x_cond
+        return self.x_out(h.to(self.x_out.weight.dtype))[:, 0]
+
     def _run(
         self,
         fed: Tensor,

@@ -7,8 +7,15 @@ Two ways through a layer, numerically the same function:
 * A chunk of T positions [start, start + T) against a `KVCache` (prefill and sampling steps): the
   chunk's queries attend to keys gathered from the cache (earlier positions) and to its own keys,
   masked by `patterns.visible` on absolute positions. Any chunking equals one full pass.
-  A single position (a sampling step) instead attends to a view of the cache, after writing its
-  own key and value: no gather, concatenation or mask, so its ops do not depend on the position.
+* One sampling step (`step`): a single query whose position is a 0-d tensor on the device. It
+  writes its key and value into the cache and reads a fixed-size part of it, masked where the
+  pattern says, so every op has the same shapes at every position and no value reaches the host:
+  what a CUDA graph needs to capture the step once and replay it for every token.
+    DENSE, PRIME     the whole cache, masked to slots ≤ position
+    BLOCK            the whole cache (= the current block), masked to slots ≤ position in it
+    TRANSPOSE_BLOCK  the column of the position's block index: n_ctx / block_ctx keys, masked
+    PREV_BLOCK       the half of the cache holding the previous block (zero output in block 0)
+    CROSS            the encoder's keys and values (`project_encoder` fills them first)
 
 The cache is preallocated per layer and holds only what a later query can still need (spec §4.1):
   DENSE, TRANSPOSE_BLOCK  every position            (n_ctx slots)
@@ -180,8 +187,8 @@ class FactoredAttention(nn.Module):
         if t is AttnType.PREV_BLOCK:
             return range(max(start - start % bc - bc, 0), (stop - 1) - (stop - 1) % bc)
         if t is AttnType.PRIME:
-            return range(0, min(stop, self.prime_len))
-        return range(0, stop)
+            return range(min(stop, self.prime_len))
+        return range(stop)
 
     def _chunk(
         self, q: Tensor, k: Tensor, v: Tensor, cache: KVCache | None, start: int, need_weights: bool
@@ -189,9 +196,6 @@ class FactoredAttention(nn.Module):
         n, t_len, s = q.shape
         stop = start + t_len
         window = self._key_window(start, stop)
-        if t_len == 1 and cache is not None and len(window) and cache.k.dtype == k.dtype:
-            if not (k.requires_grad or cache.k.requires_grad):  # a view of the cache would be written under autograd
-                return self._step(q, k, v, cache, start, window, need_weights)
         n_past = len(range(window.start, min(start, window.stop), window.step))  # keys before the chunk: from the cache
         n_new = len(window) - n_past  # keys from the chunk itself: positions start, start + 1, …
         weights = None
@@ -213,20 +217,6 @@ class FactoredAttention(nn.Module):
             self._store(cache, k, v, start, stop)
         return a, weights
 
-    def _step(
-        self, q: Tensor, k: Tensor, v: Tensor, cache: KVCache, start: int, window: range, need_weights: bool
-    ) -> tuple[Tensor, Tensor | None]:
-        """One query position: store its key/value, then attend to a view of the cache holding exactly its window.
-
-        A sampling step so reads the static cache in place, with no gather, concatenation or mask whose size
-        grows with the position. Equal to the chunk path: for one query every key of `_key_window` is visible,
-        its slots are one strided run that does not wrap the cache, and a cache of the activations' dtype
-        stores the new key/value exactly."""
-        self._store(cache, k, v, start, start + 1)
-        lo = window.start % cache.capacity
-        sl = slice(lo, lo + (len(window) - 1) * window.step + 1, window.step)
-        return self._attend(q, cache.k[:, sl], cache.v[:, sl], None, need_weights)
-
     def _store(self, cache: KVCache, k: Tensor, v: Tensor, start: int, stop: int) -> None:
         """Write the chunk's keys/values; only the last `capacity` positions matter (and PRIME's first ones)."""
         hi = min(stop, self.prime_len) if self.attn_type is AttnType.PRIME else stop
@@ -237,6 +227,65 @@ class FactoredAttention(nn.Module):
         cache.k.index_copy_(1, slots, k[:, lo - start : hi - start].to(cache.k.dtype))
         cache.v.index_copy_(1, slots, v[:, lo - start : hi - start].to(cache.v.dtype))
 
+    # -- one sampling step, position-independent shapes ----------------------------------------
+
+    def step(self, x: Tensor, cache: KVCache, position: Tensor) -> Tensor:
+        """x (N, 1, W) at `position` (0-d long tensor, same device) -> (N, 1, W); see the module docstring.
+
+        Equal to `forward(x, cache=cache, start=int(position))` for every position of the pattern."""
+        if self.attn_type is AttnType.CROSS:
+            a, _ = self._attend(self.c_attn(x), cache.k, cache.v, None, False)
+            return self.c_proj(a)
+        q, k, v = self.c_attn(x).chunk(3, dim=-1)
+        self._store_at(cache, k, v, position)
+        keys, values, mask = self._static_keys(cache, position)
+        a, _ = self._attend(q, keys.to(q.dtype), values.to(q.dtype), mask, False)
+        if self.attn_type is AttnType.PREV_BLOCK:  # block 0 has no previous block: zero output
+            a = a * (position >= self.block_ctx).to(a.dtype)
+        return self.c_proj(a)
+
+    def _store_at(self, cache: KVCache, k: Tensor, v: Tensor, position: Tensor) -> None:
+        cap = cache.capacity
+        if self.attn_type is AttnType.PRIME:  # only the first prime_len positions are kept
+            slot = position.clamp(max=cap - 1).view(1)
+            inside = position < self.prime_len
+            k = torch.where(inside, k.to(cache.k.dtype), cache.k.index_select(1, slot))
+            v = torch.where(inside, v.to(cache.v.dtype), cache.v.index_select(1, slot))
+        else:
+            slot = (position % cap).view(1)
+        cache.k.index_copy_(1, slot, k.to(cache.k.dtype))
+        cache.v.index_copy_(1, slot, v.to(cache.v.dtype))
+
+    def _static_keys(self, cache: KVCache, position: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(keys, values, mask (1, K) or None): the same K at every position."""
+        t, bc, dev = self.attn_type, self.block_ctx, position.device
+        n, cap, s = cache.k.shape
+        if t is AttnType.TRANSPOSE_BLOCK:
+            nb = cap // bc
+            column = (position % bc).view(1)
+
+            def pick(c: Tensor) -> Tensor:
+                return c.view(n, nb, bc, s).index_select(2, column).view(n, nb, s)
+
+            return pick(cache.k), pick(cache.v), (torch.arange(nb, device=dev) <= position // bc)[None]
+        if t is AttnType.PREV_BLOCK:  # positions of block b live in half b % 2; the previous one is (b + 1) % 2
+            half = ((position // bc + 1) % 2).view(1)
+
+            def pick(c: Tensor) -> Tensor:
+                return c.view(n, 2, bc, s).index_select(1, half).view(n, bc, s)
+
+            return pick(cache.k), pick(cache.v), None
+        last = position % bc if t is AttnType.BLOCK else position  # DENSE, PRIME: slot = position
+        return cache.k, cache.v, (torch.arange(cap, device=dev) <= last)[None]
+
+    def project_encoder(self, cache: KVCache, encoder_kv: Tensor) -> None:
+        """CROSS layers: the encoder's keys and values, projected once into the cache before stepping."""
+        k, v = self.c_enc_kv(encoder_kv.to(cache.k.dtype)).chunk(2, dim=-1)
+        if cache.capacity != k.shape[1]:
+            raise ValueError(f"cache holds {cache.capacity} encoder states, encoder_kv has {k.shape[1]}")
+        cache.k.copy_(k)
+        cache.v.copy_(v)
+
     def _cross(
         self, x: Tensor, encoder_kv: Tensor | None, cache: KVCache | None, start: int, need_weights: bool
     ) -> tuple[Tensor, Tensor | None]:
@@ -244,12 +293,11 @@ class FactoredAttention(nn.Module):
         if cache is None or start == 0:
             if encoder_kv is None:
                 raise ValueError("cross-attention layer called without encoder states (encoder_kv)")
-            k, v = self.c_enc_kv(encoder_kv.to(x.dtype)).chunk(2, dim=-1)
             if cache is not None:
-                if cache.capacity != k.shape[1]:
-                    raise ValueError(f"cache holds {cache.capacity} encoder states, encoder_kv has {k.shape[1]}")
-                cache.k.copy_(k)
-                cache.v.copy_(v)
+                self.project_encoder(cache, encoder_kv)
+                k, v = cache.k.to(q.dtype), cache.v.to(q.dtype)
+            else:
+                k, v = self.c_enc_kv(encoder_kv.to(x.dtype)).chunk(2, dim=-1)
         else:  # projected once at start 0
             k, v = cache.k.to(q.dtype), cache.v.to(q.dtype)
         return self._attend(q, k, v, None, need_weights)

@@ -65,6 +65,12 @@ class ResAttnBlock(nn.Module):
         m = self.mlp(self.ln_1(x + a))
         return x + self.res_scale * (a + m), w
 
+    def step(self, x: Tensor, cache: KVCache, position: Tensor) -> Tensor:
+        """One sampling step at a device-side position (FactoredAttention.step)."""
+        a = self.attn.step(self.ln_0(x), cache, position)
+        m = self.mlp(self.ln_1(x + a))
+        return x + self.res_scale * (a + m)
+
 
 class Transformer(nn.Module):
     def __init__(self, config: TransformerConfig, n_ctx: int, *, prime_len: int | None = None):
@@ -91,6 +97,18 @@ class Transformer(nn.Module):
             block.attn.empty_cache(batch, dtype=dtype, device=device, encoder_len=encoder_len)
             for block in self._attn_mods
         ]
+
+    def project_encoder(self, cache: Sequence[KVCache], encoder_kv: Tensor) -> None:
+        """Fill the CROSS layers' caches from the lyrics encoder's states, before stepping from position 0."""
+        for block, layer_cache in zip(self._attn_mods, cache):
+            if block.attn.attn_type is AttnType.CROSS:
+                block.attn.project_encoder(layer_cache, encoder_kv)
+
+    def step(self, x: Tensor, cache: Sequence[KVCache], position: Tensor) -> Tensor:
+        """x (N, 1, W) at a device-side position -> (N, 1, W), with the same shapes at every position."""
+        for block, layer_cache in zip(self._attn_mods, cache):
+            x = block.step(x, layer_cache, position)
+        return x
 
     def forward(
         self,
