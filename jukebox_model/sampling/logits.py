@@ -1,4 +1,11 @@
-"""Turning logits into a token: temperature, top-k, top-p (nucleus) and a seeded draw (spec §4.1)."""
+"""Turning logits into a token: temperature, top-k, top-p (nucleus) and a seeded draw (spec §4.1).
+
+The draw is the Gumbel-max form of sampling from softmax(l): argmax(l + g) with g = −log(−log u),
+u uniform, picks token i with probability softmax(l)_i. Unlike `torch.multinomial` it needs no
+normalisation and no host round trip, and its noise can be drawn ahead for many steps: each row
+(take) draws from its own generator, so a take regenerates alone from its seed, and a sampling step
+on the GPU is a fixed sequence of kernels (window.py captures it as a CUDA graph).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +22,9 @@ def filter_logits(logits: Tensor, *, top_k: int = 0, top_p: float = 0.0) -> Tens
     mass before them already exceeds p; the most likely token always stays) rule out. 0 disables each."""
     if top_k < 0 or not 0.0 <= top_p <= 1.0:
         raise ValueError(f"top_k must be ≥ 0 and top_p in [0, 1], got {top_k}, {top_p}")
-    logits = logits.clone()
     if top_k > 0:
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
-        logits[logits < kth] = float("-inf")
+        logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p > 0.0:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         probs = torch.softmax(sorted_logits.float(), dim=-1)
@@ -26,24 +32,42 @@ def filter_logits(logits: Tensor, *, top_k: int = 0, top_p: float = 0.0) -> Tens
         drop_sorted = before > top_p
         drop_sorted[..., 0] = False
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits[drop] = float("-inf")
+        logits = logits.masked_fill(drop, float("-inf"))
     return logits
+
+
+def gumbel_noise(
+    rows: int, steps: int, vocab: int, *, generator: Generators = None, device: torch.device | str | None = None, out: Tensor | None = None
+) -> Tensor:
+    """(rows, steps, vocab) float32 Gumbel noise; with one generator per row, row i comes from generator i alone."""
+    if out is None:
+        out = torch.empty(rows, steps, vocab, device=device)
+    if generator is None or isinstance(generator, torch.Generator):
+        out.uniform_(generator=generator)
+    else:
+        if len(generator) != rows:
+            raise ValueError(f"{len(generator)} generators for {rows} rows")
+        for row, g in zip(out, generator):
+            row.uniform_(generator=g)
+    tiny = torch.finfo(out.dtype).tiny  # u = 0 would give −inf noise: that token is then never drawn
+    return out.clamp_(min=tiny).log_().neg_().log_().neg_()
+
+
+def draw(logits: Tensor, noise: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0) -> Tensor:
+    """(N, V) logits and (N, V) Gumbel noise -> (N,) token ids distributed as softmax(filter(logits / T))."""
+    scores = filter_logits(logits.float() * (1.0 / temperature), top_k=top_k, top_p=top_p)
+    return (scores + noise).argmax(dim=-1)
 
 
 def sample_tokens(
     logits: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0, generator: Generators = None
 ) -> Tensor:
-    """(N, V) logits -> (N,) token ids drawn from softmax(filter(logits / temperature)).
+    """(N, V) logits -> (N,) token ids drawn from softmax(filter(logits / temperature)): one step of `draw`.
 
     `generator` is one generator for the batch, or one per row: with one per row, a row's draws do
     not depend on which other rows share its batch, so a take can be regenerated alone from its seed.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    filtered = filter_logits(logits.float() / temperature, top_k=top_k, top_p=top_p)
-    probs = torch.softmax(filtered, dim=-1)
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-    if len(generator) != probs.shape[0]:
-        raise ValueError(f"{len(generator)} generators for {probs.shape[0]} rows")
-    return torch.cat([torch.multinomial(p[None], 1, generator=g)[0] for p, g in zip(probs, generator)])
+    noise = gumbel_noise(logits.shape[0], 1, logits.shape[-1], generator=generator, device=logits.device)[:, 0]
+    return draw(logits, noise, temperature=temperature, top_k=top_k, top_p=top_p)

@@ -27,7 +27,9 @@ from ..labels import Labeller, LabelRow
 from ..prior import lyrics as lyr
 from ..prior.prior import Prior
 from ..vqvae import VQVAE
+from .decoder import DecoderPool
 from .params import SamplingParams
+from .precision import cast_for_inference
 from .schedule import level_hop, plan_level
 from .window import CancelToken, sample_window
 
@@ -67,11 +69,21 @@ class LevelModel:
 
 
 class Sampler:
-    def __init__(self, vqvae: VQVAE, levels: dict[int, LevelModel]):
-        self.vqvae, self.levels = vqvae, levels
+    def __init__(self, vqvae: VQVAE, levels: dict[int, LevelModel], *, cuda_graphs: bool | None = None):
+        """cuda_graphs: replay each token step from a CUDA graph (None: whenever the model is on a GPU)."""
+        self.vqvae, self.levels, self.cuda_graphs = vqvae, levels, cuda_graphs
         for level, m in levels.items():
             if m.prior.config.level != level:
                 raise ValueError(f"the prior given for level {level} models level {m.prior.config.level}")
+
+    def set_precision(self, dtype: torch.dtype) -> None:
+        """Cast every prior's weights to the activations' dtype, once (precision.py); the VQ-VAE stays float32."""
+        for model in self.levels.values():
+            cast_for_inference(model.prior, dtype)
+
+    @property
+    def precision(self) -> torch.dtype:
+        return next(iter(self.levels.values())).prior.prior.compute_dtype
 
     def tokens_for(self, n_samples: int, level: int) -> int:
         return n_samples // self.vqvae.hop_lengths[level]
@@ -104,20 +116,25 @@ class Sampler:
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         generators = [torch.Generator(device=self._device()).manual_seed(s) for s in row_seeds(seed, n)]
         order = sorted(levels if levels is not None else self.levels, reverse=True)
-        for level in order:
-            if level not in self.levels:
-                raise ValueError(f"no prior loaded for level {level}")
-            cancelled = self._sample_level(zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel)
-            if cancelled:
-                return SampleResult(zs=zs, cancelled=True, seed=seed)
-            if on_level_done is not None:
-                on_level_done(level, zs[level])
+        if unknown := [lv for lv in order if lv not in self.levels]:
+            raise ValueError(f"no prior loaded for level {unknown[0]}")
+        decoders = DecoderPool(graph=self.cuda_graphs)  # step buffers live for this run only
+        try:
+            for level in order:
+                cancelled = self._sample_level(zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders)
+                decoders.clear()
+                if cancelled:
+                    return SampleResult(zs=zs, cancelled=True, seed=seed)
+                if on_level_done is not None:
+                    on_level_done(level, zs[level])
+        finally:
+            decoders.clear()
         return SampleResult(zs=zs, cancelled=False, seed=seed)
 
     def _device(self) -> torch.device:
         return next(self.vqvae.parameters()).device
 
-    def _sample_level(self, zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel) -> bool:
+    def _sample_level(self, zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders) -> bool:
         model = self.levels[level]
         prior = model.prior
         total = self.tokens_for(n_samples, level)
@@ -165,6 +182,7 @@ class Sampler:
                     chunk_size=params.chunk_size,
                     on_token=tick,
                     cancel=cancel,
+                    decoders=decoders,
                 )
                 tokens = lyr.music_codes(out.tokens, prior.n_tokens, prior.n_vocab) if prior.mode is LyricsMode.MERGED else out.tokens
                 new_parts.append(tokens[:, w.n_existing :])

@@ -1,0 +1,82 @@
+"""The token draw samples the right distribution, and the window decoder's fixed buffers can be reused from
+one window to the next without carrying anything over (what CUDA-graph replay relies on)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jukebox_model.prior.prior import DecoderInputs
+from jukebox_model.sampling.decoder import DecoderPool, DrawSettings, WindowDecoder
+from jukebox_model.sampling.logits import sample_tokens
+from jukebox_model.sampling.window import sample_window
+from tests.jukebox_model.test_static_step import conditioning, tiny_prior
+
+DRAWS = 40_000
+
+
+def _frequencies(tokens: torch.Tensor, vocab: int) -> torch.Tensor:
+    return torch.bincount(tokens, minlength=vocab).double() / tokens.numel()
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_draws_follow_the_softmax_of_the_tempered_logits(temperature):
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0])
+    expected = torch.softmax(logits.double() / temperature, dim=0)
+    got = _frequencies(sample_tokens(logits.expand(DRAWS, -1), temperature=temperature, generator=torch.Generator().manual_seed(0)), 6)
+    sigma = (expected * (1 - expected) / DRAWS).sqrt()
+    assert ((got - expected).abs() <= 4 * sigma + 1e-9).all(), (got, expected)
+
+
+def test_top_k_and_top_p_draws_renormalise_over_what_they_keep():
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0])
+    p = torch.softmax(logits.double(), dim=0)
+    g = torch.Generator().manual_seed(1)
+    top2 = _frequencies(sample_tokens(logits.expand(DRAWS, -1), top_k=2, generator=g), 4)
+    expected = torch.cat([p[:2] / p[:2].sum(), torch.zeros(2, dtype=torch.double)])
+    assert (top2 - expected).abs().max() < 0.015 and top2[2:].sum() == 0
+    nucleus = _frequencies(sample_tokens(logits.expand(DRAWS, -1), top_p=0.5, generator=g), 4)  # p[0] ≈ 0.57
+    assert nucleus[0] == 1.0
+
+
+def _window(prior, run, encoder_kv, prefix_len, seed, **kw):
+    inputs = DecoderInputs(run["x_cond"], run["y_cond"], encoder_kv)
+    prefix = torch.randint(0, prior.music_bins, (2, prefix_len), generator=torch.Generator().manual_seed(seed))
+    gens = [torch.Generator().manual_seed(seed + i) for i in range(2)]
+    return sample_window(prior, inputs, prefix=prefix, length=prior.prior.length, generator=gens, chunk_size=8, keep_logits=True, **kw)
+
+
+@pytest.mark.parametrize("name", ["upsampler_level_0", "prior_5b_lyrics"])
+def test_a_reused_decoder_samples_a_window_as_a_fresh_one_does(name):
+    prior = tiny_prior(name)
+    run, encoder_kv = conditioning(prior, 2)
+    pool = DecoderPool()
+    with torch.no_grad():
+        _window(prior, run, encoder_kv, 40, seed=3, decoders=pool)  # leaves its cache, position, noise behind
+        other = {k: (None if v is None else v.flip(0)) for k, v in run.items()}
+        reused = _window(prior, other, None if encoder_kv is None else encoder_kv.flip(0), 9, seed=5, decoders=pool)
+        fresh = _window(prior, other, None if encoder_kv is None else encoder_kv.flip(0), 9, seed=5)
+    assert len(pool._decoders) == 1
+    assert torch.equal(reused.tokens, fresh.tokens)
+    torch.testing.assert_close(reused.logits, fresh.logits, rtol=0, atol=0)
+
+
+def test_a_row_draws_the_same_tokens_alone_or_in_a_batch():
+    prior = tiny_prior("upsampler_level_0")
+    run, _ = conditioning(prior, 2)
+    y = run["y_cond"]
+    inputs = DecoderInputs(run["x_cond"], y, None)
+    prefix = torch.zeros(2, 3, dtype=torch.long)
+    with torch.no_grad():
+        both = sample_window(prior, inputs, prefix=prefix, length=prior.prior.length, generator=[torch.Generator().manual_seed(s) for s in (7, 8)])
+        alone = sample_window(
+            prior, DecoderInputs(run["x_cond"][1:], None if y is None else y[1:], None), prefix=prefix[1:], length=prior.prior.length, generator=[torch.Generator().manual_seed(8)]
+        )
+    assert torch.equal(both.tokens[1:], alone.tokens)
+
+
+def test_cuda_graphs_without_a_gpu_are_a_clear_error():
+    prior = tiny_prior("upsampler_level_0")
+    run, _ = conditioning(prior, 1)
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        WindowDecoder(prior, DecoderInputs(run["x_cond"], run["y_cond"], None), 1, DrawSettings(), device=torch.device("cpu"), graph=True)
