@@ -4,7 +4,7 @@
     [folders] project = "~/Music/MySong/jukebox"  inbox = "~/Music/MySong/inbox"  presets = "presets"
               prime_roots = ["~/Music"]  midi_map = "presets/midi.toml"
     [model]   bundle = "path/to/bundle"  (or)  official_root = "~/jukebox"  official_bundle = "5b_lyrics"
-              ids = "~/jukebox/ids"  device = "auto"
+              ids = "~/jukebox/ids"  device = "auto"  precision = "auto"  (bfloat16 on a GPU, float32 on a CPU)
     [output]  sample_rate = 48000  format = "pcm24"  prefix = "jb"
     [limits]  max_queue = 32  max_takes = 16  max_seconds = 600  progress_interval_s = 0.25
     [inbox]   quiet_s = 1.0  polling = false  auto_generate = false
@@ -26,6 +26,7 @@ from typing import Any
 
 DEFAULT_PORT = 9950
 RESERVED_PORTS = {3333, 5000, 7860, 8000, 8080, 9000, 11000, 11001}
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 class SettingsError(ValueError):
@@ -48,6 +49,7 @@ class BridgeSettings:
     official_bundle: str = "5b_lyrics"
     ids_dir: Path | None = None
     device: str = "auto"
+    precision: str = "auto"  # the priors' weights and activations: auto, float32, bfloat16, float16
     sample_rate: int = 44100
     output_format: str = "pcm24"
     prefix: str = "jb"
@@ -80,6 +82,8 @@ class BridgeSettings:
                 raise SettingsError(f"{name} must be positive")
         if self.max_seconds <= 0 or self.progress_interval_s < 0 or self.inbox_quiet_s < 0:
             raise SettingsError("max_seconds must be positive, progress_interval_s and inbox quiet_s not negative")
+        if self.precision not in PRECISIONS:
+            raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.output_format not in ("pcm24", "pcm16", "float"):
             raise SettingsError(f"output format must be pcm24, pcm16 or float, got {self.output_format!r}")
         if not 8000 <= self.sample_rate <= 384000:
@@ -109,7 +113,8 @@ def _table(base: Path) -> dict[str, dict[str, tuple[str, Any]]]:
         "folders": {"project": ("project_dir", p), "inbox": ("inbox_dir", p), "presets": ("presets_dir", p),
                     "prime_roots": ("prime_roots", lambda v: tuple(p(x) for x in v)), "midi_map": ("midi_map", p)},
         "model": {"bundle": ("bundle_dir", p), "official_root": ("official_root", p), "official_bundle": ("official_bundle", str),
-                  "ids": ("ids_dir", p), "device": ("device", str)},
+                  "ids": ("ids_dir", p), "device": ("device", str),
+                  "precision": ("precision", str)},
         "output": {"sample_rate": ("sample_rate", int), "format": ("output_format", str), "prefix": ("prefix", str)},
         "limits": {"max_queue": ("max_queue", int), "max_takes": ("max_takes", int), "max_seconds": ("max_seconds", float),
                    "progress_interval_s": ("progress_interval_s", float)},

@@ -30,6 +30,7 @@ from .audio import read_audio
 from .bundle import load_official_bundle
 from .bundle_dir import load_bundle_dir
 from .sampling.params import SamplingParams
+from .sampling.precision import default_dtype, parse_dtype
 from .sampling.sampler import Progress, Sampler, SampleResult, load_codes, save_codes
 from .sampling.window import CancelToken
 
@@ -88,6 +89,13 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _set_precision(sampler: Sampler, device: str, precision: str) -> str:
+    """Cast the priors once, at load: 'auto' is bfloat16 on a GPU and float32 elsewhere."""
+    dtype = default_dtype(device) if precision == "auto" else parse_dtype(precision)
+    sampler.set_precision(dtype)
+    return str(dtype).removeprefix("torch.")
+
+
 class Engine:
     """One loaded model bundle. Not thread-safe: one worker thread owns it."""
 
@@ -98,15 +106,18 @@ class Engine:
     # --- loading --------------------------------------------------------------------------------
 
     @classmethod
-    def from_bundle_dir(cls, folder: str | Path, *, device: str = "cpu") -> Engine:
+    def from_bundle_dir(cls, folder: str | Path, *, device: str = "cpu", precision: str = "auto") -> Engine:
         sampler, manifest = load_bundle_dir(folder, device=device)
-        return cls(sampler, {**manifest.describe(), "device": device})
+        return cls(sampler, {**manifest.describe(), "device": device, "precision": _set_precision(sampler, device, precision)})
 
     @classmethod
-    def from_official(cls, root: str | Path, name: str, *, ids_dir: str | Path | None, device: str = "cpu") -> Engine:
+    def from_official(
+        cls, root: str | Path, name: str, *, ids_dir: str | Path | None, device: str = "cpu", precision: str = "auto"
+    ) -> Engine:
         sampler = load_official_bundle(Path(root).expanduser(), name, ids_dir=Path(ids_dir) if ids_dir else None, device=device)
         priors = [official.CHECKPOINT_PATHS[p] for p in official.BUNDLES[name].priors]
-        return cls(sampler, {"bundle": name, "folder": str(root), "priors": priors, "device": device})
+        described = {"bundle": name, "folder": str(root), "priors": priors, "device": device}
+        return cls(sampler, {**described, "precision": _set_precision(sampler, device, precision)})
 
     # --- facts ------------------------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ def test_a_settings_file_is_read_with_paths_relative_to_it_and_flags_win(tmp_pat
     f = tmp_path / "conf" / "bridge.toml"
     f.parent.mkdir()
     f.write_text('[osc]\nport = 9960\nsubscribers = ["127.0.0.1:9961"]\n[folders]\nproject = "takes"\n'
-                 '[output]\nsample_rate = 48000\nformat = "float"\n[inbox]\npolling = true\n')
+                 '[output]\nsample_rate = 48000\nformat = "float"\n[inbox]\npolling = true\n[model]\nprecision = "bfloat16"\n')
     s = load_settings(f, port=9970, inbox_dir=None)
+    assert s.precision == "bfloat16" and load_settings().precision == "auto"
     assert s.port == 9970 and s.subscribers == (("127.0.0.1", 9961),)
     assert s.project_dir == (f.parent / "takes").resolve() and s.sample_rate == 48000 and s.inbox_polling
 
@@ -29,6 +30,7 @@ def test_a_settings_file_is_read_with_paths_relative_to_it_and_flags_win(tmp_pat
     ("[osc]\nport = 70000\n", "not a port"), ("[osc]\nsubscribers = ['nope']\n", "host:port"),
     ("[inbox]\npolling = 'yes'\n", "true or false"), ("[output]\nformat = 'mp3'\n", "pcm24"),
     ("[osc\n", "bridge.toml"), ("[osc]\nallow = ['192.168.1.300']\n", "not an IP address or network"),
+    ("[model]\nprecision = 'int8'\n", "precision must be one of auto, float32, bfloat16, float16"),
 ])
 def test_bad_settings_files_are_refused_naming_the_file_and_key(tmp_path, text, needle):
     f = tmp_path / "bridge.toml"
@@ -40,3 +42,14 @@ def test_bad_settings_files_are_refused_naming_the_file_and_key(tmp_path, text, 
 def test_a_missing_settings_file_is_a_clear_error(tmp_path):
     with pytest.raises(SettingsError, match="not found"):
         load_settings(Path(tmp_path / "none.toml"))
+
+
+def test_the_engine_casts_its_priors_to_the_precision_asked_for_and_reports_it(tiny_bundle):
+    import torch
+
+    from jukebox_model.engine import Engine
+
+    engine = Engine.from_bundle_dir(tiny_bundle, device="cpu", precision="bfloat16")
+    assert engine.info()["precision"] == "bfloat16"
+    assert all(m.prior.prior.compute_dtype == torch.bfloat16 for m in engine.sampler.levels.values())
+    assert Engine.from_bundle_dir(tiny_bundle, device="cpu").info()["precision"] == "float32"  # auto on a CPU
