@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=0.0)
     p.add_argument("--hop-fraction", type=_floats, default=(0.5, 0.5, 0.125), help="per level 0,1,2")
-    p.add_argument("--chunk-size", type=int, default=32)
+    p.add_argument("--chunk-size", type=int, default=SamplingParams().chunk_size, help="most positions per prefill pass")
     p.add_argument("--max-batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="cpu")

@@ -145,9 +145,9 @@ class WindowDecoder:
 
         # prefill: positions [0, k) are fed [start, prefix[0], …, prefix[k − 2]]
         fed = torch.cat([prefix.new_zeros(n, 1), prefix[:, :-1]], dim=1) if k else prefix[:, :0]
-        for start in range(0, k, chunk_size):
+        for start, stop in prefill_chunks(k, chunk_size, model.transformer._attn_mods[0].attn.block_ctx):
             logits = model.forward_cached(
-                fed[:, start : start + chunk_size], start=start, cache=self.cache, x_cond=self.x_cond, y_cond=self.y_cond, encoder_kv=inputs.encoder_kv
+                fed[:, start:stop], start=start, cache=self.cache, x_cond=self.x_cond, y_cond=self.y_cond, encoder_kv=inputs.encoder_kv
             )
             if keep_logits:
                 kept.append(logits.float())
@@ -184,6 +184,18 @@ class WindowDecoder:
                 in_flight.popleft().synchronize()
         gumbel_noise(self.batch, self.noise_steps, self.model.bins, generator=generator, out=self.noise)
         self.noise_index.zero_()
+
+
+def prefill_chunks(k: int, chunk_size: int, block_ctx: int) -> list[tuple[int, int]]:
+    """[start, stop) passes over k context positions, at most chunk_size each. The first, from position 0,
+    takes the attention's full-sequence path, which needs whole blocks: when it would cover the whole
+    context but end inside a block, it stops at the last block boundary and the rest is a second pass."""
+    first = min(k, chunk_size)
+    if first == k and k % block_ctx and k > block_ctx:
+        first = k - k % block_ctx
+    bounds = [(0, first)] if first else []
+    bounds += [(s, min(s + chunk_size, k)) for s in range(first, k, chunk_size)]
+    return bounds
 
 
 class DecoderPool:

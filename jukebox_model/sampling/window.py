@@ -41,7 +41,7 @@ def sample_window(
     top_k: int = 0,
     top_p: float = 0.0,
     generator: Generators = None,
-    chunk_size: int = 32,
+    chunk_size: int = 8192,
     keep_logits: bool = False,
     on_token: Callable[[int, int], None] | None = None,
     cancel: CancelToken | None = None,

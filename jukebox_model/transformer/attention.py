@@ -4,7 +4,10 @@ Two ways through a layer, numerically the same function:
 * Full sequence from position 0 (teacher forcing): the block patterns reshape the sequence into
   blocks and run dense attention inside them — the reference's arithmetic, and far cheaper than
   an L × L mask. Lengths that are not whole blocks fall back to the chunk path.
-* A chunk of T positions [start, start + T) against a `KVCache` (prefill and sampling steps): the
+* A prefill chunk from position 0 takes the full-sequence path and then writes its keys and values
+  to the cache: one pass over a window's context costs no L × L mask (sampling/decoder.py makes its
+  first chunk whole blocks).
+* A chunk of T positions [start, start + T) against a `KVCache` (later prefill chunks): the
   chunk's queries attend to keys gathered from the cache (earlier positions) and to its own keys,
   masked by `patterns.visible` on absolute positions. Any chunking equals one full pass.
 * One sampling step (`step`): a single query whose position is a 0-d tensor on the device. It
@@ -159,21 +162,21 @@ class FactoredAttention(nn.Module):
                 return x.reshape(n * nb, bc, s)
 
             a, w = self._attend(by_block(q), by_block(k), by_block(v), causal_mask(bc, bc, dev), need_weights)
-            return a.view(n, l, s), w
+            return a.reshape(n, l, s), w
         if t is AttnType.TRANSPOSE_BLOCK:  # index i of every block together: (N·bc, nb, S)
 
             def by_index(x: Tensor) -> Tensor:
                 return x.reshape(n, nb, bc, s).transpose(1, 2).reshape(n * bc, nb, s)
 
             a, w = self._attend(by_index(q), by_index(k), by_index(v), causal_mask(nb, nb, dev), need_weights)
-            return a.view(n, bc, nb, s).transpose(1, 2).reshape(n, l, s), w
+            return a.reshape(n, bc, nb, s).transpose(1, 2).reshape(n, l, s), w
 
         def previous(x: Tensor) -> Tensor:  # PREV_BLOCK: block b sees block b − 1, block 0 sees zeros
             shifted = nn.functional.pad(x.reshape(n, nb, bc, s)[:, :-1], (0, 0, 0, 0, 1, 0))
             return shifted.reshape(n * nb, bc, s)
 
         a, w = self._attend(q.reshape(n * nb, bc, s), previous(k), previous(v), None, need_weights)
-        return a.view(n, l, s), w
+        return a.reshape(n, l, s), w
 
     # -- a chunk of positions against the cache -----------------------------------------------
 
@@ -330,6 +333,9 @@ class FactoredAttention(nn.Module):
             q, k, v = self.c_attn(x).chunk(3, dim=-1)
             if cache is None:
                 a, w = self._full(q, k, v, need_weights)
+            elif start == 0 and t_len > 1:  # a prefill from the window start: block-reshaped, then cached
+                a, w = self._full(q, k, v, need_weights)
+                self._store(cache, k, v, 0, t_len)
             else:
                 a, w = self._chunk(q, k, v, cache, start, need_weights)
         return self.c_proj(a), w

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from jukebox_model.prior.prior import DecoderInputs
-from jukebox_model.sampling.decoder import DecoderPool, DrawSettings, WindowDecoder
+from jukebox_model.sampling.decoder import DecoderPool, DrawSettings, WindowDecoder, prefill_chunks
 from jukebox_model.sampling.logits import sample_tokens
 from jukebox_model.sampling.window import sample_window
 from tests.jukebox_model.test_static_step import conditioning, tiny_prior
@@ -80,3 +80,29 @@ def test_cuda_graphs_without_a_gpu_are_a_clear_error():
     run, _ = conditioning(prior, 1)
     with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
         WindowDecoder(prior, DecoderInputs(run["x_cond"], run["y_cond"], None), 1, DrawSettings(), device=torch.device("cpu"), graph=True)
+
+
+def test_prefill_passes_start_with_whole_blocks_and_cover_the_context():
+    assert prefill_chunks(7168, 8192, 64) == [(0, 7168)]
+    assert prefill_chunks(1000, 8192, 64) == [(0, 960), (960, 1000)]
+    assert prefill_chunks(100, 32, 64) == [(0, 32), (32, 64), (64, 96), (96, 100)]
+    assert prefill_chunks(40, 8192, 64) == [(0, 40)] and prefill_chunks(0, 32, 64) == []
+
+
+@pytest.mark.parametrize("name", ["upsampler_level_0", "prior_5b_lyrics", "prior_1b_lyrics"])
+def test_a_one_pass_prefill_equals_a_position_by_position_one(name):
+    prior = tiny_prior(name)
+    run, encoder_kv = conditioning(prior, 2)
+    with torch.no_grad():
+        whole = _window(prior, run, encoder_kv, 45, seed=4, top_k=1)  # chunk 8 from 0: whole blocks, then the rest
+        one = _window_chunked(prior, run, encoder_kv, 45, seed=4, chunk_size=1)
+        big = _window_chunked(prior, run, encoder_kv, 45, seed=4, chunk_size=8192)
+    for other in (one, big):
+        assert torch.equal(whole.tokens, other.tokens)
+        torch.testing.assert_close(other.logits, whole.logits, atol=2e-5, rtol=2e-5)
+
+
+def _window_chunked(prior, run, encoder_kv, prefix_len, seed, chunk_size):
+    inputs = DecoderInputs(run["x_cond"], run["y_cond"], encoder_kv)
+    prefix = torch.randint(0, prior.music_bins, (2, prefix_len), generator=torch.Generator().manual_seed(seed))
+    return sample_window(prior, inputs, prefix=prefix, length=prior.prior.length, top_k=1, chunk_size=chunk_size, keep_logits=True)
