@@ -17,7 +17,8 @@ from torch import Tensor
 from jukebox_model import official
 from jukebox_model.config import LyricsMode, PriorConfig
 from jukebox_model.prior.autoregressive import ConditionalAutoregressive2D
-from jukebox_model.prior.prior import Prior
+from jukebox_model.prior.prior import DecoderInputs, Prior
+from jukebox_model.sampling.precision import cast_for_inference
 
 
 def narrow(config: PriorConfig, width: int) -> PriorConfig:
@@ -49,29 +50,44 @@ class DecodeSetup:
 
 
 @torch.no_grad()
-def decode_setup(
-    config: PriorConfig, *, batch: int = 1, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
-) -> DecodeSetup:
-    """Random N(0, 0.02) weights under seed 0 (built on `meta` first, so the 5b never holds fp32 init twice)."""
+def random_prior(config: PriorConfig, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Prior:
+    """Random N(0, 0.02) weights under seed 0, built on `meta` first (the 5b never holds fp32 init twice),
+    the output head tied as loading ties it, cast once to `dtype` as the engine does."""
     device = torch.device(device)
     torch.manual_seed(0)
     with torch.device("meta"):
         prior = Prior(config, official.VQVAE)
     prior = prior.to_empty(device=device)
+    if not config.merged_decoder:
+        prior.prior.x_out.weight = prior.prior.x_emb.weight
     for p in prior.parameters():
         torch.nn.init.normal_(p, std=0.02)
-    prior = prior.to(dtype).eval()
-    model = prior.prior
-    width = config.prior.width
-    x_cond = torch.zeros(batch, model.length, width, device=device, dtype=dtype)
-    y_cond = torch.zeros(batch, 1, width, device=device, dtype=dtype) if model.y_cond else None
+    return cast_for_inference(prior, dtype)
+
+
+@torch.no_grad()
+def random_inputs(prior: Prior, batch: int) -> DecoderInputs:
+    """Small random conditioning of the right shapes (timing or upper level, label start, lyrics states)."""
+    model, width = prior.prior, prior.config.prior.width
+    device, dtype = model.x_emb.weight.device, model.compute_dtype
+    x_cond = 0.02 * torch.randn(batch, model.length, width, device=device, dtype=dtype)
+    y_cond = 0.02 * torch.randn(batch, 1, width, device=device, dtype=dtype) if model.y_cond else None
     cross = prior.mode is LyricsMode.CROSS_ATTENTION
-    encoder_kv = torch.zeros(batch, prior.n_tokens, width, device=device, dtype=dtype) if cross else None
+    encoder_kv = 0.02 * torch.randn(batch, prior.n_tokens, width, device=device, dtype=dtype) if cross else None
+    return DecoderInputs(x_cond, y_cond, encoder_kv)
+
+
+@torch.no_grad()
+def decode_setup(
+    config: PriorConfig, *, batch: int = 1, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> DecodeSetup:
+    prior = random_prior(config, device=device, dtype=dtype)
+    model = prior.prior
+    inputs = random_inputs(prior, batch)
     cache = prior.empty_cache(batch, dtype=dtype, device=device)
     token = torch.zeros(batch, 1, dtype=torch.long, device=device)
-    setup = DecodeSetup(
-        prior, model, token, {"cache": cache, "x_cond": x_cond, "y_cond": y_cond, "encoder_kv": encoder_kv}
-    )
-    if encoder_kv is not None:
-        model.transformer.project_encoder(cache, encoder_kv)  # once per window, as sampling does
+    run = {"cache": cache, "x_cond": inputs.x_cond, "y_cond": inputs.y_cond, "encoder_kv": inputs.encoder_kv}
+    setup = DecodeSetup(prior, model, token, run)
+    if inputs.encoder_kv is not None:
+        model.transformer.project_encoder(cache, inputs.encoder_kv)  # once per window, as sampling does
     return setup
