@@ -15,6 +15,7 @@ KV bytes over the copy bandwidth, prefill FLOPs over the matmul rate, both measu
   G5  end to end: a real Sampler run over all three levels (--e2e-seconds), and 20 s / 60 s
       extrapolated from G1–G3 with the sampler's window plan (stated as such)
   G7  memory: peak allocated per batch size, and the batch that fits
+  C   the decode step fused by torch.compile before capture (opt-in: a compilation per model)
   (G6, the VQ-VAE, is bench/vqvae.py.)
 
     python bench/gpu_sampling.py --device cuda --markdown                     # everything, bf16
@@ -51,7 +52,7 @@ from jukebox_model.sampling.schedule import level_hop, plan_level, seconds_to_sa
 from jukebox_model.sampling.window import sample_window
 from jukebox_model.vqvae import VQVAE
 
-TOPS = ("prior_5b_lyrics", "prior_1b_lyrics")
+TOPS = ["prior_5b_lyrics", "prior_1b_lyrics"]  # --tops narrows it
 UPSAMPLER = "upsampler_level_0"  # level 1 has the same transformer
 HOP_FRACTION = SamplingParams().hop_fraction
 REFERENCE_CHUNK = 32  # the reference's prefill chunk (sample.py): one weight pass per 32 positions
@@ -155,10 +156,10 @@ def fidelity(run: Run) -> None:
 
 
 @torch.no_grad()
-def decode_ms(run: Run, prior: Prior, batch: int, positions: list[int]) -> dict[int, float]:
+def decode_ms(run: Run, prior: Prior, batch: int, positions: list[int], *, compile: bool = False) -> dict[int, float]:
     """Seconds per token step at each position: `steps` consecutive steps from it, median of repeats."""
     inputs = random_inputs(prior, batch)
-    decoder = WindowDecoder(prior, inputs, batch, DrawSettings(), device=run.device, graph=run.graph)
+    decoder = WindowDecoder(prior, inputs, batch, DrawSettings(), device=run.device, graph=run.graph, compile=compile)
     if inputs.encoder_kv is not None:
         prior.prior.transformer.project_encoder(decoder.cache, inputs.encoder_kv)
     out = {}
@@ -172,7 +173,7 @@ def decode_ms(run: Run, prior: Prior, batch: int, positions: list[int]) -> dict[
                 if decoder.graph is not None:
                     decoder.graph.replay()
                 else:
-                    decoder._advance()
+                    decoder._step()
 
         out[p] = run.timed(steps) / run.steps
     return out
@@ -196,6 +197,22 @@ def decode(run: Run, names: tuple[str, ...], batches: list[int], section: str, p
                 run.add(section, {"model": name, "B": batch, "position": p, "ms/step": f"{1000 * s:.3f}", "tokens/s": f"{batch / s:.0f}",
                                   "floor ms": f"{1000 * floor:.3f}", "× floor": ratio(s, floor), "H100 floor ms": f"{1000 * anchor:.3f}",
                                   "GB/s": f"{(floor * run.ceilings.bandwidth) / s / 1e9:.3g}"})
+
+
+@torch.no_grad()
+def compiled_decode(run: Run) -> None:
+    """C: the same steps fused by torch.compile before capture, at the first batch size, with the compile time."""
+    batch = run.batches[0]
+    for name in (UPSAMPLER, *reversed(TOPS)):
+        prior = run.prior(name)
+        p = prior.prior.length // 2
+        t0 = time.perf_counter()
+        compiled = decode_ms(run, prior, batch, [p], compile=True)
+        total = time.perf_counter() - t0
+        plain = run.measured.get(("decode", name, batch, p)) or decode_ms(run, prior, batch, [p])[p]
+        floor = decode_floor_s(prior, batch, p, run.ceilings)
+        run.add("C", {"model": name, "B": batch, "position": p, "ms/step uncompiled": f"{1000 * plain:.3f}", "ms/step compiled": f"{1000 * compiled[p]:.3f}",
+                      "floor ms": f"{1000 * floor:.3f}", "× floor": ratio(compiled[p], floor), "compile + timing s": f"{total:.0f}"})
 
 
 # -- G3: prefill ------------------------------------------------------------------------------------
@@ -286,7 +303,7 @@ def sampler_for(run: Run, top: str, ids: Path) -> Sampler:
 @torch.no_grad()
 def end_to_end(run: Run, seconds: float) -> None:
     run._priors = {}
-    top = TOPS[1] if run.quick else TOPS[0]
+    top = TOPS[-1] if run.quick else TOPS[0]
     with tempfile.TemporaryDirectory() as tmp:
         sampler = sampler_for(run, top, synthetic_id_tables(Path(tmp)))
         hops = sampler.vqvae.hop_lengths
@@ -411,6 +428,7 @@ def main() -> None:
     p.add_argument("--width", default="official", help="transformer width, or 'official'")
     p.add_argument("--context", type=int, default=0, help="replace every n_ctx (smoke runs on a CPU; 0: official)")
     p.add_argument("--workloads", default="F,G1,G2,G3,G4,G5,G7")
+    p.add_argument("--tops", default=",".join(TOPS), help="top-level priors to include (the 5b does not fit a 24 GB CPU in fp32)")
     p.add_argument("--batches", default="1,3,16")
     p.add_argument("--steps", type=int, default=64, help=f"consecutive steps per decode timing (≤ {NOISE_STEPS})")
     p.add_argument("--repeats", type=int, default=5)
@@ -420,6 +438,7 @@ def main() -> None:
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json", type=Path, help="also write every row here")
     args = p.parse_args()
+    TOPS[:] = args.tops.split(",")
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     torch.set_grad_enabled(False)
     run = Run(args)
@@ -434,6 +453,7 @@ def main() -> None:
         "G4": lambda: window(run),
         "G5": lambda: (end_to_end(run, args.e2e_seconds) if args.e2e_seconds > 0 else None, extrapolate(run)),
         "G7": lambda: memory(run),
+        "C": lambda: compiled_decode(run),
     }
     for w in wanted:
         print(f"\n{w} ...", flush=True)

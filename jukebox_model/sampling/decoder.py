@@ -7,6 +7,9 @@ from pre-drawn Gumbel noise, writing the token and advancing the position — ru
 addresses and shapes never change: the KV cache, the conditioning, the token fed, the position (a
 device scalar), the noise and the output tokens. On CUDA it is captured once as a graph and each
 token is one `replay()`; elsewhere (and when logits are kept) the same function runs eagerly.
+With `compile`, the step is first compiled whole by `torch.compile` (fullgraph, static shapes), which
+fuses its ~30 small kernels per layer (norms, activations, residuals, masks) before the graph
+captures them; it costs a compilation per decoder (about a minute on a CPU for a tiny prior).
 
 Nothing is read back per token. The host refills the noise every `noise_steps` tokens from each
 row's generator and, on CUDA, waits at most for the block before last, so progress and cancel stay
@@ -58,6 +61,7 @@ class WindowDecoder:
         *,
         device: torch.device,
         graph: bool | None = None,
+        compile: bool = False,
         noise_steps: int = NOISE_STEPS,
     ):
         self.prior, self.model, self.settings = prior, prior.prior, draw_settings
@@ -73,6 +77,7 @@ class WindowDecoder:
         self.noise = torch.zeros(batch, noise_steps, self.model.bins, device=device)
         self.noise_index = torch.zeros((), dtype=torch.long, device=device)
         self.logits: Tensor | None = None
+        self._step = torch.compile(self._advance, fullgraph=True, dynamic=False) if compile else self._advance
         use_graph = device.type == "cuda" if graph is None else graph
         if use_graph and device.type != "cuda":
             raise ValueError("CUDA graphs need a CUDA device")
@@ -107,11 +112,11 @@ class WindowDecoder:
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
             for _ in range(2):
-                self._advance()
+                self._step()
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self.logits = self._advance()
+            self.logits = self._step()
         torch.cuda.synchronize(self.device)
         return graph  # the warm-up and capture steps wrote buffers: `run` resets every one it reads
 
@@ -166,7 +171,7 @@ class WindowDecoder:
             if graph is not None:
                 graph.replay()
             else:
-                logits = self._advance()
+                logits = self._step()
                 if keep_logits:
                     kept.append(logits[:, None].float())
             done = position + 1
@@ -201,8 +206,8 @@ def prefill_chunks(k: int, chunk_size: int, block_ctx: int) -> list[tuple[int, i
 class DecoderPool:
     """Keeps a window decoder (and its CUDA graph) per level and batch size for the windows of one run."""
 
-    def __init__(self, *, graph: bool | None = None):
-        self.graph = graph
+    def __init__(self, *, graph: bool | None = None, compile: bool = False):
+        self.graph, self.compile = graph, compile
         self._decoders: dict[tuple[int, int], WindowDecoder] = {}
 
     def get(self, prior: Prior, inputs: DecoderInputs, batch: int, settings: DrawSettings, device: torch.device) -> WindowDecoder:
@@ -210,7 +215,9 @@ class DecoderPool:
         found = self._decoders.get(key)
         if found is None or not found.fits(inputs, batch, settings):
             self._decoders.pop(key, None)  # free its buffers before making the new ones
-            found = self._decoders[key] = WindowDecoder(prior, inputs, batch, settings, device=device, graph=self.graph)
+            found = self._decoders[key] = WindowDecoder(
+                prior, inputs, batch, settings, device=device, graph=self.graph, compile=self.compile
+            )
         return found
 
     def clear(self) -> None:

@@ -69,9 +69,13 @@ class LevelModel:
 
 
 class Sampler:
-    def __init__(self, vqvae: VQVAE, levels: dict[int, LevelModel], *, cuda_graphs: bool | None = None):
-        """cuda_graphs: replay each token step from a CUDA graph (None: whenever the model is on a GPU)."""
-        self.vqvae, self.levels, self.cuda_graphs = vqvae, levels, cuda_graphs
+    def __init__(
+        self, vqvae: VQVAE, levels: dict[int, LevelModel], *, cuda_graphs: bool | None = None, compile_steps: bool = False
+    ):
+        """cuda_graphs: replay each token step from a CUDA graph (None: whenever the model is on a GPU);
+        compile_steps: fuse the step with torch.compile first (a compilation per level and run)."""
+        self.vqvae, self.levels = vqvae, levels
+        self.cuda_graphs, self.compile_steps = cuda_graphs, compile_steps
         for level, m in levels.items():
             if m.prior.config.level != level:
                 raise ValueError(f"the prior given for level {level} models level {m.prior.config.level}")
@@ -118,7 +122,7 @@ class Sampler:
         order = sorted(levels if levels is not None else self.levels, reverse=True)
         if unknown := [lv for lv in order if lv not in self.levels]:
             raise ValueError(f"no prior loaded for level {unknown[0]}")
-        decoders = DecoderPool(graph=self.cuda_graphs)  # step buffers live for this run only
+        decoders = DecoderPool(graph=self.cuda_graphs, compile=self.compile_steps)  # step buffers live for this run only
         try:
             for level in order:
                 cancelled = self._sample_level(zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders)

@@ -27,9 +27,9 @@ N_CTX, BLOCKS, WIDTH, N_TOKENS = 64, 4, 32, 16
 DEPTHS = {"upsampler_level_0": 6, "prior_5b_lyrics": 19, "prior_1b_lyrics": 48}  # every layer type appears
 
 
-def tiny_prior(name: str) -> Prior:
+def tiny_prior(name: str, depth: int | None = None) -> Prior:
     c = narrow(official.PRIORS[name], WIDTH)
-    prior = dataclasses.replace(c.prior, depth=DEPTHS[name], blocks=BLOCKS)
+    prior = dataclasses.replace(c.prior, depth=depth or DEPTHS[name], blocks=BLOCKS)
     enc = dataclasses.replace(c.lyrics_encoder, depth=3, blocks=4) if c.lyrics_encoder else None
     labels = dataclasses.replace(c.labels, n_tokens=N_TOKENS) if c.labels.use_tokens else c.labels
     config = dataclasses.replace(c, n_ctx=N_CTX, prior=prior, lyrics_encoder=enc, labels=labels)

@@ -106,3 +106,18 @@ def _window_chunked(prior, run, encoder_kv, prefix_len, seed, chunk_size):
     inputs = DecoderInputs(run["x_cond"], run["y_cond"], encoder_kv)
     prefix = torch.randint(0, prior.music_bins, (2, prefix_len), generator=torch.Generator().manual_seed(seed))
     return sample_window(prior, inputs, prefix=prefix, length=prior.prior.length, top_k=1, chunk_size=chunk_size, keep_logits=True)
+
+
+def test_a_compiled_step_samples_the_eager_tokens():
+    """torch.compile traces the whole step as one graph (fullgraph: no break on any op) and computes the same draw."""
+    prior = tiny_prior("upsampler_level_0", depth=3)
+    run, _ = conditioning(prior, 2)
+    inputs = DecoderInputs(run["x_cond"], run["y_cond"], None)
+    outs = []
+    with torch.no_grad():
+        for compiled in (False, True):
+            pool = DecoderPool(compile=compiled)
+            gens = [torch.Generator().manual_seed(s) for s in (5, 6)]
+            prefix = torch.zeros(2, 9, dtype=torch.long)
+            outs.append(sample_window(prior, inputs, prefix=prefix, length=prior.prior.length, generator=gens, top_k=16, decoders=pool).tokens)
+    assert torch.equal(outs[0], outs[1])
