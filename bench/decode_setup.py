@@ -1,4 +1,4 @@
-"""Official prior architectures with random weights, ready for single-token cached steps (bench/sample.py, decode_ops.py).
+"""Official prior architectures with random weights, ready for single-token cached steps (gpu_sampling.py, decode_ops.py).
 
 Speed and overhead benchmarks need the real depth, context, heads and attention pattern, not real
 weights (docs/perf-anchors.md §6.1); `narrow` keeps all of those and shrinks only the widths, so a CPU
