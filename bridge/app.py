@@ -51,9 +51,11 @@ def engine_factory(settings: BridgeSettings) -> Callable[[], Any]:
         device = resolve_device(settings.device)
         if settings.official_root is not None:
             return Engine.from_official(
-                settings.official_root, settings.official_bundle, ids_dir=settings.ids_dir, device=device, precision=settings.precision
+                settings.official_root, settings.official_bundle, ids_dir=settings.ids_dir, device=device, precision=settings.precision,
+                compile_steps=settings.compile_steps,
             )
-        return Engine.from_bundle_dir(settings.bundle_dir or DEFAULT_BUNDLE_DIR, device=device, precision=settings.precision)
+        folder = settings.bundle_dir or DEFAULT_BUNDLE_DIR
+        return Engine.from_bundle_dir(folder, device=device, precision=settings.precision, compile_steps=settings.compile_steps)
 
     return load
 

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     model.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"),
                        help="priors' weights and activations (auto: bfloat16 on a GPU, float32 on a CPU)")
+    model.add_argument("--compile", dest="compile_steps", action="store_true", default=None,
+                       help="fuse the token step with torch.compile (compiles once per level and batch size)")
     out = p.add_argument_group("output")
     out.add_argument("--sample-rate", type=int, help="the project's rate; takes are resampled to it")
     out.add_argument("--format", dest="output_format", choices=("pcm24", "pcm16", "float"))
@@ -57,7 +59,7 @@ def settings_from_args(args: argparse.Namespace) -> BridgeSettings:
     overrides = dict(
         host=args.host, port=args.port, project_dir=args.project, inbox_dir=args.inbox, presets_dir=args.presets,
         midi_map=args.midi_map, bundle_dir=args.bundle, official_root=args.official_root,
-        official_bundle=args.official_bundle, ids_dir=args.ids, device=args.device, precision=args.precision, sample_rate=args.sample_rate,
+        official_bundle=args.official_bundle, ids_dir=args.ids, device=args.device, precision=args.precision, compile_steps=args.compile_steps, sample_rate=args.sample_rate,
         output_format=args.output_format, inbox_polling=args.polling, inbox_auto_generate=args.auto_generate,
         midi_port=args.midi_port, midi_virtual=args.midi_virtual,
         subscribers=tuple(parse_target(t) for t in args.subscribe) if args.subscribe else None,

@@ -5,6 +5,7 @@
               prime_roots = ["~/Music"]  midi_map = "presets/midi.toml"
     [model]   bundle = "path/to/bundle"  (or)  official_root = "~/jukebox"  official_bundle = "5b_lyrics"
               ids = "~/jukebox/ids"  device = "auto"  precision = "auto"  (bfloat16 on a GPU, float32 on a CPU)
+              compile = false  (torch.compile the token step: minutes of compiling, then faster steps)
     [output]  sample_rate = 48000  format = "pcm24"  prefix = "jb"
     [limits]  max_queue = 32  max_takes = 16  max_seconds = 600  progress_interval_s = 0.25
     [inbox]   quiet_s = 1.0  polling = false  auto_generate = false
@@ -50,6 +51,7 @@ class BridgeSettings:
     ids_dir: Path | None = None
     device: str = "auto"
     precision: str = "auto"  # the priors' weights and activations: auto, float32, bfloat16, float16
+    compile_steps: bool = False  # fuse the token step with torch.compile (a compilation per level and batch size)
     sample_rate: int = 44100
     output_format: str = "pcm24"
     prefix: str = "jb"
@@ -114,7 +116,7 @@ def _table(base: Path) -> dict[str, dict[str, tuple[str, Any]]]:
                     "prime_roots": ("prime_roots", lambda v: tuple(p(x) for x in v)), "midi_map": ("midi_map", p)},
         "model": {"bundle": ("bundle_dir", p), "official_root": ("official_root", p), "official_bundle": ("official_bundle", str),
                   "ids": ("ids_dir", p), "device": ("device", str),
-                  "precision": ("precision", str)},
+                  "precision": ("precision", str), "compile": ("compile_steps", bool)},
         "output": {"sample_rate": ("sample_rate", int), "format": ("output_format", str), "prefix": ("prefix", str)},
         "limits": {"max_queue": ("max_queue", int), "max_takes": ("max_takes", int), "max_seconds": ("max_seconds", float),
                    "progress_interval_s": ("progress_interval_s", float)},

@@ -298,12 +298,14 @@ class ModelWorker:
         job.work = None  # free the codes in memory; the codes file keeps what was saved
         self.controller.finish(job, JobState.FAILED, message)
 
-    @staticmethod
-    def _free_memory() -> None:
+    def _free_memory(self) -> None:
         import gc
 
         import torch
 
+        release = getattr(self.engine, "release_buffers", None)
+        if release is not None:  # the sampler's kept step buffers (KV caches, CUDA graphs)
+            release()
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

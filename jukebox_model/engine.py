@@ -106,18 +106,34 @@ class Engine:
     # --- loading --------------------------------------------------------------------------------
 
     @classmethod
-    def from_bundle_dir(cls, folder: str | Path, *, device: str = "cpu", precision: str = "auto") -> Engine:
+    def from_bundle_dir(
+        cls, folder: str | Path, *, device: str = "cpu", precision: str = "auto", compile_steps: bool = False
+    ) -> Engine:
         sampler, manifest = load_bundle_dir(folder, device=device)
-        return cls(sampler, {**manifest.describe(), "device": device, "precision": _set_precision(sampler, device, precision)})
+        sampler.compile_steps = compile_steps
+        described = {**manifest.describe(), "device": device, "compile_steps": compile_steps}
+        return cls(sampler, {**described, "precision": _set_precision(sampler, device, precision)})
 
     @classmethod
     def from_official(
-        cls, root: str | Path, name: str, *, ids_dir: str | Path | None, device: str = "cpu", precision: str = "auto"
+        cls,
+        root: str | Path,
+        name: str,
+        *,
+        ids_dir: str | Path | None,
+        device: str = "cpu",
+        precision: str = "auto",
+        compile_steps: bool = False,
     ) -> Engine:
         sampler = load_official_bundle(Path(root).expanduser(), name, ids_dir=Path(ids_dir) if ids_dir else None, device=device)
+        sampler.compile_steps = compile_steps
         priors = [official.CHECKPOINT_PATHS[p] for p in official.BUNDLES[name].priors]
-        described = {"bundle": name, "folder": str(root), "priors": priors, "device": device}
+        described = {"bundle": name, "folder": str(root), "priors": priors, "device": device, "compile_steps": compile_steps}
         return cls(sampler, {**described, "precision": _set_precision(sampler, device, precision)})
+
+    def release_buffers(self) -> None:
+        """Free what the sampler keeps between jobs (step buffers, CUDA graphs), e.g. after running out of memory."""
+        self.sampler.release()
 
     # --- facts ------------------------------------------------------------------------------------
 

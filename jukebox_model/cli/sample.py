@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
                    help="priors' weights and activations, cast once at load (auto: bfloat16 on a GPU, float32 on a CPU)")
+    p.add_argument("--compile", action="store_true", help="fuse the token step with torch.compile (compiles once per level)")
     p.add_argument("--out", type=Path, required=True)
     return p
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace) -> Sampler:
     sampler = _load_models(args)
     sampler.set_precision(default_dtype(args.device) if args.precision == "auto" else parse_dtype(args.precision))
+    sampler.compile_steps = args.compile
     return sampler
 
 

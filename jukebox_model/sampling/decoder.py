@@ -42,6 +42,11 @@ class DrawSettings:
     top_k: int = 0
     top_p: float = 0.0
 
+    @property
+    def shape_key(self) -> tuple[int, bool]:
+        """What a captured step is built for: top-k's k is a shape; temperature and top-p are device values."""
+        return self.top_k, self.top_p > 0
+
 
 def _same_shape(a: Tensor | None, b: Tensor | None) -> bool:
     if a is None or b is None:
@@ -64,7 +69,7 @@ class WindowDecoder:
         compile: bool = False,
         noise_steps: int = NOISE_STEPS,
     ):
-        self.prior, self.model, self.settings = prior, prior.prior, draw_settings
+        self.prior, self.model, self.shape_key = prior, prior.prior, draw_settings.shape_key
         self.batch, self.device, self.noise_steps = batch, device, noise_steps
         dtype = self.model.compute_dtype
         self.cache = prior.empty_cache(batch, dtype=dtype, device=device)
@@ -76,6 +81,8 @@ class WindowDecoder:
         self.tokens = torch.zeros(batch, self.model.length, dtype=torch.long, device=device)
         self.noise = torch.zeros(batch, noise_steps, self.model.bins, device=device)
         self.noise_index = torch.zeros((), dtype=torch.long, device=device)
+        self.inv_temperature = torch.ones((), device=device)
+        self.top_p = torch.zeros((), device=device)
         self.logits: Tensor | None = None
         self._step = torch.compile(self._advance, fullgraph=True, dynamic=False) if compile else self._advance
         use_graph = device.type == "cuda" if graph is None else graph
@@ -86,7 +93,7 @@ class WindowDecoder:
     def fits(self, inputs: DecoderInputs, batch: int, draw_settings: DrawSettings) -> bool:
         return (
             batch == self.batch
-            and draw_settings == self.settings
+            and draw_settings.shape_key == self.shape_key
             and _same_shape(inputs.x_cond, self.x_cond)
             and _same_shape(inputs.y_cond, self.y_cond)
             and (inputs.encoder_kv is not None) == self.has_encoder
@@ -98,8 +105,8 @@ class WindowDecoder:
         """One token for every row, entirely on the device."""
         logits = self.model.step(self.fed, self.position, cache=self.cache, x_cond=self.x_cond, y_cond=self.y_cond)
         noise = self.noise.index_select(1, self.noise_index.view(1))[:, 0]
-        s = self.settings
-        token = draw(logits, noise, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)[:, None]
+        top_k, nucleus = self.shape_key
+        token = draw(logits, noise, scale=self.inv_temperature, top_k=top_k, top_p=self.top_p if nucleus else None)[:, None]
         self.tokens.index_copy_(1, self.position.view(1), token)
         self.fed.copy_(token)
         self.position.add_(1)
@@ -128,6 +135,7 @@ class WindowDecoder:
         inputs: DecoderInputs,
         prefix: Tensor,
         length: int,
+        draw_settings: DrawSettings,
         *,
         generator: Generators,
         chunk_size: int,
@@ -138,6 +146,10 @@ class WindowDecoder:
         """Extend prefix (N, k) to `length` tokens -> (tokens (N, ≤ length), logits (N, L', V) or None)."""
         n, k = prefix.shape
         model = self.model
+        if draw_settings.shape_key != self.shape_key:
+            raise ValueError(f"this decoder was built for top_k/top-p {self.shape_key}, not {draw_settings.shape_key}")
+        self.inv_temperature.fill_(1.0 / draw_settings.temperature)
+        self.top_p.fill_(draw_settings.top_p)
         for c in self.cache:
             c.k.zero_()
             c.v.zero_()
@@ -204,20 +216,24 @@ def prefill_chunks(k: int, chunk_size: int, block_ctx: int) -> list[tuple[int, i
 
 
 class DecoderPool:
-    """Keeps a window decoder (and its CUDA graph) per level and batch size for the windows of one run."""
+    """Keeps window decoders (buffers, CUDA graph, compiled step) per level and batch size, so later windows
+    and, when kept across runs, later jobs replay them instead of capturing or compiling again. At most
+    `limit` are held (their KV caches are the memory); the least recently used goes first."""
 
-    def __init__(self, *, graph: bool | None = None, compile: bool = False):
-        self.graph, self.compile = graph, compile
-        self._decoders: dict[tuple[int, int], WindowDecoder] = {}
+    def __init__(self, *, graph: bool | None = None, compile: bool = False, limit: int = 4):
+        self.graph, self.compile, self.limit = graph, compile, limit
+        self._decoders: dict[tuple, WindowDecoder] = {}
 
     def get(self, prior: Prior, inputs: DecoderInputs, batch: int, settings: DrawSettings, device: torch.device) -> WindowDecoder:
-        key = (id(prior), batch)
-        found = self._decoders.get(key)
-        if found is None or not found.fits(inputs, batch, settings):
-            self._decoders.pop(key, None)  # free its buffers before making the new ones
-            found = self._decoders[key] = WindowDecoder(
-                prior, inputs, batch, settings, device=device, graph=self.graph, compile=self.compile
-            )
+        key = (id(prior), batch, settings.shape_key)
+        found = self._decoders.pop(key, None)
+        if found is not None and not found.fits(inputs, batch, settings):
+            found = None  # its buffers are freed before the new ones are made
+        while len(self._decoders) >= self.limit:
+            self._decoders.pop(next(iter(self._decoders)))
+        if found is None:
+            found = WindowDecoder(prior, inputs, batch, settings, device=device, graph=self.graph, compile=self.compile)
+        self._decoders[key] = found  # most recently used last
         return found
 
     def clear(self) -> None:

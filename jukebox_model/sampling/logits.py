@@ -23,17 +23,26 @@ def filter_logits(logits: Tensor, *, top_k: int = 0, top_p: float = 0.0) -> Tens
     if top_k < 0 or not 0.0 <= top_p <= 1.0:
         raise ValueError(f"top_k must be ≥ 0 and top_p in [0, 1], got {top_k}, {top_p}")
     if top_k > 0:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        logits = keep_top_k(logits, top_k)
     if top_p > 0.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits.float(), dim=-1)
-        before = probs.cumsum(dim=-1) - probs
-        drop_sorted = before > top_p
-        drop_sorted[..., 0] = False
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        logits = keep_top_p(logits, top_p)
     return logits
+
+
+def keep_top_k(logits: Tensor, k: int) -> Tensor:
+    kth = torch.topk(logits, min(k, logits.shape[-1]), dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def keep_top_p(logits: Tensor, p: float | Tensor) -> Tensor:
+    """p may be a 0-d tensor on the device, so that one captured step serves any p."""
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits.float(), dim=-1)
+    before = probs.cumsum(dim=-1) - probs
+    drop_sorted = before > p
+    drop_sorted[..., 0] = False
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
 
 
 def gumbel_noise(
@@ -53,9 +62,16 @@ def gumbel_noise(
     return out.clamp_(min=tiny).log_().neg_().log_().neg_()
 
 
-def draw(logits: Tensor, noise: Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 0.0) -> Tensor:
-    """(N, V) logits and (N, V) Gumbel noise -> (N,) token ids distributed as softmax(filter(logits / T))."""
-    scores = filter_logits(logits.float() * (1.0 / temperature), top_k=top_k, top_p=top_p)
+def draw(logits: Tensor, noise: Tensor, *, scale: float | Tensor = 1.0, top_k: int = 0, top_p: float | Tensor | None = None) -> Tensor:
+    """(N, V) logits and (N, V) Gumbel noise -> (N,) token ids distributed as softmax(filter(logits · scale)).
+
+    scale is 1 / temperature; top_p None disables the nucleus. Either may be a 0-d device tensor, so one
+    captured step serves any temperature and p (top_k is a shape)."""
+    scores = logits.float() * scale
+    if top_k > 0:
+        scores = keep_top_k(scores, top_k)
+    if top_p is not None:
+        scores = keep_top_p(scores, top_p)
     return (scores + noise).argmax(dim=-1)
 
 
@@ -69,5 +85,7 @@ def sample_tokens(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    if top_k < 0 or not 0.0 <= top_p <= 1.0:
+        raise ValueError(f"top_k must be ≥ 0 and top_p in [0, 1], got {top_k}, {top_p}")
     noise = gumbel_noise(logits.shape[0], 1, logits.shape[-1], generator=generator, device=logits.device)[:, 0]
-    return draw(logits, noise, temperature=temperature, top_k=top_k, top_p=top_p)
+    return draw(logits, noise, scale=1.0 / temperature, top_k=top_k, top_p=top_p if top_p > 0 else None)

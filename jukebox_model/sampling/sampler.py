@@ -76,6 +76,7 @@ class Sampler:
         compile_steps: fuse the step with torch.compile first (a compilation per level and run)."""
         self.vqvae, self.levels = vqvae, levels
         self.cuda_graphs, self.compile_steps = cuda_graphs, compile_steps
+        self._decoders: DecoderPool | None = None  # kept from run to run: later jobs replay, not capture
         for level, m in levels.items():
             if m.prior.config.level != level:
                 raise ValueError(f"the prior given for level {level} models level {m.prior.config.level}")
@@ -122,18 +123,24 @@ class Sampler:
         order = sorted(levels if levels is not None else self.levels, reverse=True)
         if unknown := [lv for lv in order if lv not in self.levels]:
             raise ValueError(f"no prior loaded for level {unknown[0]}")
-        decoders = DecoderPool(graph=self.cuda_graphs, compile=self.compile_steps)  # step buffers live for this run only
-        try:
-            for level in order:
-                cancelled = self._sample_level(zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders)
-                decoders.clear()
-                if cancelled:
-                    return SampleResult(zs=zs, cancelled=True, seed=seed)
-                if on_level_done is not None:
-                    on_level_done(level, zs[level])
-        finally:
-            decoders.clear()
+        decoders = self._pool()
+        for level in order:
+            cancelled = self._sample_level(zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders)
+            if cancelled:
+                return SampleResult(zs=zs, cancelled=True, seed=seed)
+            if on_level_done is not None:
+                on_level_done(level, zs[level])
         return SampleResult(zs=zs, cancelled=False, seed=seed)
+
+    def _pool(self) -> DecoderPool:
+        pool = self._decoders
+        if pool is None or (pool.graph, pool.compile) != (self.cuda_graphs, self.compile_steps):
+            pool = self._decoders = DecoderPool(graph=self.cuda_graphs, compile=self.compile_steps)
+        return pool
+
+    def release(self) -> None:
+        """Free the kept step buffers (KV caches, graphs, compiled steps); the next run makes them again."""
+        self._decoders = None
 
     def _device(self) -> torch.device:
         return next(self.vqvae.parameters()).device

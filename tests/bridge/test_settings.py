@@ -18,9 +18,9 @@ def test_a_settings_file_is_read_with_paths_relative_to_it_and_flags_win(tmp_pat
     f = tmp_path / "conf" / "bridge.toml"
     f.parent.mkdir()
     f.write_text('[osc]\nport = 9960\nsubscribers = ["127.0.0.1:9961"]\n[folders]\nproject = "takes"\n'
-                 '[output]\nsample_rate = 48000\nformat = "float"\n[inbox]\npolling = true\n[model]\nprecision = "bfloat16"\n')
+                 '[output]\nsample_rate = 48000\nformat = "float"\n[inbox]\npolling = true\n[model]\nprecision = "bfloat16"\ncompile = true\n')
     s = load_settings(f, port=9970, inbox_dir=None)
-    assert s.precision == "bfloat16" and load_settings().precision == "auto"
+    assert s.precision == "bfloat16" and s.compile_steps and load_settings().precision == "auto"
     assert s.port == 9970 and s.subscribers == (("127.0.0.1", 9961),)
     assert s.project_dir == (f.parent / "takes").resolve() and s.sample_rate == 48000 and s.inbox_polling
 

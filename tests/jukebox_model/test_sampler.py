@@ -123,3 +123,16 @@ def test_each_take_has_its_own_seed_so_one_take_regenerates_alone(sampler):
     assert torch.equal(batch.zs[2], one_chunk_each.zs[2])
     assert torch.equal(batch.zs[2][1:], alone.zs[2])
     assert not torch.equal(batch.zs[2][0], batch.zs[2][1])
+
+
+def test_step_buffers_are_kept_from_run_to_run_until_released(sampler):
+    n = _length(sampler)
+    params = SamplingParams(seed=5, hop_fraction=(0.5, 0.5, 0.5))
+    first = sampler.sample(_empty(sampler), n_samples=n, songs=SONGS, total_length=60 * 44100, params=params)
+    kept = dict(sampler._decoders._decoders)
+    assert len(kept) == 3  # one per level at this batch size and draw shape
+    again = sampler.sample(_empty(sampler), n_samples=n, songs=SONGS, total_length=60 * 44100, params=params)
+    assert all(a is b for a, b in zip(kept.values(), sampler._decoders._decoders.values()))
+    assert all(torch.equal(a, b) for a, b in zip(first.zs, again.zs))  # reused buffers carry nothing over
+    sampler.release()
+    assert sampler._decoders is None

@@ -121,3 +121,22 @@ def test_a_compiled_step_samples_the_eager_tokens():
             prefix = torch.zeros(2, 9, dtype=torch.long)
             outs.append(sample_window(prior, inputs, prefix=prefix, length=prior.prior.length, generator=gens, top_k=16, decoders=pool).tokens)
     assert torch.equal(outs[0], outs[1])
+
+
+def test_a_pooled_decoder_serves_new_temperatures_and_nucleus_values_without_a_new_capture():
+    prior = tiny_prior("upsampler_level_0")
+    run, _ = conditioning(prior, 2)
+    pool = DecoderPool(limit=2)
+    with torch.no_grad():
+        first = _window(prior, run, None, 9, seed=3, decoders=pool, temperature=0.9, top_p=0.8)
+        decoder = next(iter(pool._decoders.values()))
+        second = _window(prior, run, None, 9, seed=3, decoders=pool, temperature=0.5, top_p=0.3)
+        fresh = _window(prior, run, None, 9, seed=3, temperature=0.5, top_p=0.3)
+        assert next(iter(pool._decoders.values())) is decoder
+        assert torch.equal(second.tokens, fresh.tokens) and not torch.equal(first.tokens, second.tokens)
+        _window(prior, run, None, 9, seed=3, decoders=pool, top_k=5)  # top-k is a shape: a decoder of its own
+        assert len(pool._decoders) == 2
+        other = {k: (None if v is None else v[:1]) for k, v in run.items()}
+        sample_window(prior, DecoderInputs(other["x_cond"], other["y_cond"], None), prefix=torch.zeros(1, 3, dtype=torch.long),
+                      length=prior.prior.length, decoders=pool)
+    assert len(pool._decoders) == 2  # the limit: the least recently used went
