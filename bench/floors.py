@@ -30,8 +30,11 @@ class Ceilings:
 H100_ANCHOR = Ceilings(3.0e12, 800e12, "H100 anchor of perf-anchors §3 (3.0 TB/s, 800 TFLOP/s bf16)")
 
 
-def _time(fn, device: torch.device, repeats: int = 10) -> float:
+def median_seconds(fn, device: torch.device, repeats: int = 10) -> float:
+    """Median seconds of fn() after one warm-up: CUDA events on a GPU (the work is asynchronous), a clock elsewhere."""
     fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
@@ -55,12 +58,11 @@ def measure_ceilings(device: torch.device, dtype: torch.dtype) -> Ceilings:
     n_bytes = (2 << 30) if big else (256 << 20)
     src = torch.rand(n_bytes // 4, device=device)
     dst = torch.empty_like(src)
-    copy_s = _time(lambda: dst.copy_(src), device)
-    del src, dst
+    copy_s = median_seconds(lambda: dst.copy_(src), device)
     n = 8192 if big else 1024
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    mm_s = _time(lambda: a @ b, device, repeats=10 if big else 3)
+    mm_s = median_seconds(lambda: a @ b, device, repeats=10 if big else 3)
     name = torch.cuda.get_device_name(device) if big else "CPU"
     return Ceilings(2 * n_bytes / copy_s, 2 * n**3 / mm_s, f"measured on {name} ({str(dtype).removeprefix('torch.')} matmul)")
 

@@ -39,7 +39,15 @@ from pathlib import Path
 
 import torch
 from decode_setup import narrow, random_inputs, random_prior
-from floors import H100_ANCHOR, Ceilings, decode_floor_s, lyric_prefix, measure_ceilings, prefill_floor_s, step_weight_bytes
+from floors import (
+    H100_ANCHOR,
+    decode_floor_s,
+    lyric_prefix,
+    measure_ceilings,
+    median_seconds,
+    prefill_floor_s,
+    step_weight_bytes,
+)
 
 from jukebox_model import official
 from jukebox_model.labels import Labeller
@@ -96,23 +104,7 @@ class Run:
             torch.cuda.synchronize(self.device)
 
     def timed(self, fn, repeats: int | None = None) -> float:
-        """Median seconds of fn() after one warm-up; CUDA events on a GPU."""
-        fn()
-        self.sync()
-        times = []
-        for _ in range(repeats or self.repeats):
-            if self.device.type == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                fn()
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end) / 1000)
-            else:
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+        return median_seconds(fn, self.device, repeats or self.repeats)
 
     def add(self, section: str, row: dict) -> None:
         self.sections.setdefault(section, []).append(row)
