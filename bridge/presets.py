@@ -29,18 +29,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Self
+from typing import Any
 
 import tomli_w
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
 
 from jukebox_model.atomic import atomic_write
 
 from .errors import CommandError
 from .params import PARAMS, Session, session_from_values
+from .transports.folder_watch import FolderWatch
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +138,7 @@ def preset_toml(session: Session, description: str = "") -> str:
     return tomli_w.dumps(data)
 
 
-class PresetLibrary:
+class PresetLibrary(FolderWatch):
     """The presets of one folder, kept current by a folder watcher; reads are thread-safe.
 
     `on_event(kind, name, message)` is called with LOADED (new or changed), REMOVED or ERROR
@@ -164,11 +162,8 @@ class PresetLibrary:
         self._lock = threading.Lock()  # guards the fields below; never held while reading a file
         self._reading = threading.RLock()  # one file read at a time, so an older read never lands after a newer
         self._presets: dict[str, Preset] = {}
-        self._due: dict[Path, float] = {}  # file -> when to re-read it (monotonic)
-        self._wake = threading.Condition(self._lock)
-        self._stopping = False
-        self._observer: BaseObserver | None = None
-        self._thread: threading.Thread | None = None
+        self._pending: dict[Path, float] = {}  # file -> when to re-read it (monotonic)
+        self._init_watch(threading.Condition(self._lock))
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -232,41 +227,17 @@ class PresetLibrary:
         if polling is not None:
             self._polling = polling
         self.folder.mkdir(parents=True, exist_ok=True)
-        observer: BaseObserver = PollingObserver(timeout=self._poll_interval_s) if self._polling else Observer()
-        observer.schedule(_Handler(self._file_event), str(self.folder), recursive=False)
-        observer.name = f"jb-presets-observer {self.folder}"
-        self._stopping = False
-        observer.start()  # before the first read, so an edit made meanwhile is not missed
-        self._observer = observer
+        name = f"jb-presets-observer {self.folder}"
+        self._observe(self.folder, _Handler(self._file_event), polling=self._polling, poll_interval_s=self._poll_interval_s, name=name)
         self._thread = threading.Thread(target=self._run, name=f"jb-presets-reload {self.folder}", daemon=True)
         self._thread.start()
         self.reload()
-
-    def stop(self) -> None:
-        observer, thread = self._observer, self._thread
-        self._observer = self._thread = None
-        if observer is not None:
-            observer.stop()
-            observer.join()
-        with self._wake:
-            self._stopping = True
-            self._due.clear()
-            self._wake.notify_all()
-        if thread is not None:
-            thread.join()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _file_event(self, path: Path) -> None:
         """Called on watchdog's thread: only schedule a re-read, never read here."""
         with self._wake:
             if not self._stopping:
-                self._due[path] = time.monotonic() + self._debounce_s
+                self._pending[path] = time.monotonic() + self._debounce_s
                 self._wake.notify_all()
 
     def _run(self) -> None:
@@ -274,14 +245,14 @@ class PresetLibrary:
             with self._wake:
                 while not self._stopping:
                     now = time.monotonic()
-                    ready = [p for p, t in self._due.items() if t <= now]
+                    ready = [p for p, t in self._pending.items() if t <= now]
                     if ready:
                         break
-                    self._wake.wait(timeout=min(self._due.values()) - now if self._due else None)
+                    self._wake.wait(timeout=min(self._pending.values()) - now if self._pending else None)
                 if self._stopping:
                     return
                 for path in ready:
-                    del self._due[path]
+                    del self._pending[path]
             for path in sorted(ready):
                 try:
                     self._reload_file(path)

@@ -28,16 +28,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
 
 from ..clipcheck import check_clip
 from ..controls import Controls, Origin
 from ..errors import CommandError
+from .folder_watch import FolderWatch
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +61,7 @@ class _Candidate:
     stable: int = 0  # consecutive checks since `signature` was first seen that found it unchanged
 
 
-class InboxWatcher:
+class InboxWatcher(FolderWatch):
     """Watch `folder`; complete clips become the prime through `controls.set_prime`."""
 
     def __init__(
@@ -94,19 +91,16 @@ class InboxWatcher:
         self.auto_start_job = auto_start_job
         self.scan_existing = scan_existing
         self.check_interval_s = check_interval_s or max(0.02, min(0.25, quiet_s / 4))
-        self._lock = threading.Condition()
+        self._init_watch(threading.Condition())
         self._pending: dict[Path, _Candidate] = {}
         self._settled: dict[Path, Signature] = {}  # taken or refused as it was then; ignored until it changes
         self._accepted: dict[Path, None] = {}  # accepted clips, oldest first (a dict as an ordered set)
-        self._stopping = False
-        self._observer: BaseObserver | None = None
-        self._thread: threading.Thread | None = None
 
     # --- public ---------------------------------------------------------------------------------
 
     def latest(self) -> Path | None:
         """The newest accepted clip that still exists (what `/jb/prime/inbox` primes with), or None."""
-        with self._lock:
+        with self._wake:
             newest_first = list(reversed(self._accepted))
         return next((p for p in newest_first if p.is_file()), None)
 
@@ -122,10 +116,10 @@ class InboxWatcher:
                 check_clip(path)
             except CommandError as e:
                 log.warning("inbox: ignoring a clip already in the folder: %s", e)
-                with self._lock:
+                with self._wake:
                     self._settled[path] = signature
                 continue
-            with self._lock:
+            with self._wake:
                 self._settled[path] = signature
                 self._accepted.pop(path, None)
                 self._accepted[path] = None
@@ -136,13 +130,9 @@ class InboxWatcher:
         if self._thread is not None:
             raise RuntimeError("InboxWatcher already started")
         self.folder.mkdir(parents=True, exist_ok=True)
-        observer: BaseObserver = PollingObserver(timeout=self.poll_interval_s) if self.polling else Observer()
-        observer.schedule(_Handler(self._on_activity, self._on_gone), str(self.folder), recursive=False)
-        observer.name = f"jb-inbox-observer {self.folder}"
-        with self._lock:
-            self._stopping = False
-        observer.start()  # before the scan, so a clip dropped meanwhile is not missed
-        self._observer = observer
+        handler = _Handler(self._on_activity, self._on_gone)
+        name = f"jb-inbox-observer {self.folder}"
+        self._observe(self.folder, handler, polling=self.polling, poll_interval_s=self.poll_interval_s, name=name)
         try:
             if self.scan_existing:
                 self.scan()
@@ -152,30 +142,10 @@ class InboxWatcher:
         self._thread = threading.Thread(target=self._run, name=f"jb-inbox-checker {self.folder}", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        observer, thread = self._observer, self._thread
-        self._observer = self._thread = None
-        if observer is not None:
-            observer.stop()
-            observer.join()
-        with self._lock:
-            self._stopping = True
-            self._pending.clear()
-            self._lock.notify_all()
-        if thread is not None:
-            thread.join()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # --- watchdog's thread: record only ---------------------------------------------------------
 
     def _on_activity(self, path: Path) -> None:
-        with self._lock:
+        with self._wake:
             if self._stopping:
                 return
             candidate = self._pending.get(path)
@@ -185,7 +155,7 @@ class InboxWatcher:
                 candidate.last_activity = time.monotonic()
 
     def _on_gone(self, path: Path) -> None:
-        with self._lock:
+        with self._wake:
             self._pending.pop(path, None)
             self._settled.pop(path, None)
             self._accepted.pop(path, None)
@@ -194,9 +164,9 @@ class InboxWatcher:
 
     def _run(self) -> None:
         while True:
-            with self._lock:
+            with self._wake:
                 if not self._stopping:
-                    self._lock.wait(timeout=self.check_interval_s)
+                    self._wake.wait(timeout=self.check_interval_s)
                 if self._stopping:
                     return
                 paths = list(self._pending)
@@ -210,7 +180,7 @@ class InboxWatcher:
         """One look at one candidate: still changing, spurious, not yet quiet, or ready to decide."""
         signature = _signature(path)
         now = time.monotonic()
-        with self._lock:
+        with self._wake:
             candidate = self._pending.get(path)
             if candidate is None:
                 return
@@ -241,7 +211,7 @@ class InboxWatcher:
         if after is None:
             log.debug("inbox: %s went away while it was read", path)
             return
-        with self._lock:
+        with self._wake:
             if after != signature:  # it changed while we read it: wait for it to go quiet again
                 self._pending.setdefault(path, _Candidate(last_activity=time.monotonic()))
                 return
