@@ -41,6 +41,15 @@ def no_thread_leaks() -> Iterator[None]:
 
 
 @pytest.fixture
+def no_new_threads() -> Iterator[None]:
+    """Fails a test that leaves any thread running at its end, watchdog's included, without waiting."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leaked, f"threads left running: {leaked}"
+
+
+@pytest.fixture
 def make_bridge(tmp_path, tiny_engine_factory, no_thread_leaks):
     """make_bridge(**settings) -> (bridge, client): started on 127.0.0.1:<free port>, stopped at teardown."""
     from bridge.app import Bridge

@@ -24,6 +24,15 @@ from tests.reference import discover, reference_dir
 TOP_BASE = "prior_1b_lyrics"
 
 
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> None:
+    """Poll until predicate() is true; fail naming it after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout} s: {predicate}")
+        time.sleep(interval)
+
+
 def make_tiny_bundle(folder: Path) -> Path | None:
     """A bundle folder of symlinks to the tiny fixtures; None when the fixture folder lacks them."""
     from jukebox_model.bundle_dir import write_manifest

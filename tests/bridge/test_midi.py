@@ -8,8 +8,7 @@ Ports without callbacks (EchoPort, mido's socket PortServer) exercise the pollin
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from bridge.controls import Origin
 from bridge.errors import CommandError
 from bridge.midi_map import CCBinding, MidiInput, MidiMap, load_midi_map, save_midi_map
 from bridge.transports.midi import MidiControl, MidiUnavailable, match_input, port_base_name
+from tests.bridge.harness import wait_until
 
 OSC = Origin("osc", client=("127.0.0.1", 9001), address="/jb/midi/learn")
 LAUNCHKEY_NAMES = [
@@ -552,7 +552,7 @@ def test_learn_from_another_thread_while_messages_flow(controls: RecordingContro
         learner.join()
         echo.send(mido.Message("control_change", control=90, value=1))
         controls.wait_for_calls(50)
-        wait_until(lambda: midi.learning is None)
+        wait_until(lambda: midi.learning is None, timeout=2.0, interval=0.001)
     assert load_midi_map(map_file).cc[90] == CCBinding("top_p")
     assert controls.calls == [("trigger", "generate")] * 50
 
@@ -564,9 +564,3 @@ def test_learn_note_is_not_rebound_by_a_note_learn(controls: RecordingControls, 
         assert midi.learning is None and midi.mapping.notes[72] == "learn"
     assert controls.reports[-1][1:] == ("midi learn cancelled (generate)", False)
 
-
-def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,26 +13,13 @@ from watchdog.observers.polling import PollingEmitter
 from bridge.errors import CommandError
 from bridge.params import Session
 from bridge.presets import ERROR, LOADED, REMOVED, PresetLibrary, check_preset_name, parse_preset
+from tests.bridge.harness import wait_until
 from tests.reference import REPO_ROOT, reference_dir
 
 SHIPPED = REPO_ROOT / "presets"
-DEADLINE_S = 5.0
 
 
-@pytest.fixture(autouse=True)
-def no_thread_leaks() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leaked, f"threads left running: {leaked}"
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout} s: {predicate}")
-        time.sleep(0.01)
+pytestmark = pytest.mark.usefixtures("no_new_threads")
 
 
 class Events:

@@ -6,7 +6,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +18,13 @@ from watchdog.observers.polling import PollingEmitter
 from bridge.controls import Origin
 from bridge.errors import CommandError
 from bridge.transports.watch import InboxWatcher, is_inbox_clip
+from tests.bridge.harness import wait_until
 
 SR = 44100
 QUIET_S = 0.2
-DEADLINE_S = 5.0
 
 
-@pytest.fixture(autouse=True)
-def no_thread_leaks() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leaked, f"threads left running: {leaked}"
+pytestmark = pytest.mark.usefixtures("no_new_threads")
 
 
 class RecordingControls:
@@ -73,14 +68,6 @@ class RecordingControls:
     def messages(self) -> list[str]:
         with self._lock:
             return [m for _, m, _ in self.reports]
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout} s")
-        time.sleep(0.01)
 
 
 def wav_bytes(frames: int = SR // 2, seed: int = 0) -> bytes:
