@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from jukebox_model.config import AttnType, LyricsMode
+from jukebox_model.config import AttnType, LyricsMode, PriorConfig
 from jukebox_model.prior.prior import Prior
 from jukebox_model.transformer.ops import Conv1D
 
@@ -99,6 +99,6 @@ def prefill_floor_s(prior: Prior, tokens: int, batch: int, ceilings: Ceilings) -
     return max(flops / ceilings.matmul, step_weight_bytes(prior) / ceilings.bandwidth)
 
 
-def lyric_prefix(prior: Prior) -> int:
+def lyric_prefix(config: PriorConfig) -> int:
     """Sequence positions in front of the music (the merged 1b layout's lyrics)."""
-    return prior.n_tokens if prior.mode is LyricsMode.MERGED else 0
+    return config.n_tokens if config.lyrics_mode is LyricsMode.MERGED else 0

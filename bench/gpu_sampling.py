@@ -215,7 +215,7 @@ def prefill(run: Run) -> None:
     chunk = SamplingParams().chunk_size
     for name, ctx in ((UPSAMPLER, 7168), (UPSAMPLER, 4096), *((t, 4096) for t in TOPS)):
         prior = run.prior(name)
-        ctx = min(ctx, prior.n_ctx - 1) + lyric_prefix(prior)
+        ctx = min(ctx, prior.n_ctx - 1) + lyric_prefix(prior.config)
         for batch in run.batches:
             inputs = random_inputs(prior, batch)
             fed = torch.randint(0, prior.music_bins, (batch, ctx), device=run.device)
@@ -341,7 +341,7 @@ def extrapolate(run: Run) -> None:
                 for level, name in ((2, top), (1, UPSAMPLER), (0, UPSAMPLER)):
                     config = run.config(name)
                     windows, new, ctx = level_plan(n // official.VQVAE.hop_lengths[level], config.n_ctx, HOP_FRACTION[level])
-                    ctx += windows * (config.n_tokens if config.lyrics_mode.name == "MERGED" else 0)
+                    ctx += windows * lyric_prefix(config)
                     step = [v for k, v in run.measured.items() if k[:3] == ("decode", name, batch)]
                     step_floor = [v for k, v in run.measured.items() if k[:3] == ("decode floor", name, batch)]
                     pre, pre_floor = run.measured.get(("prefill", name, batch, chunk)), run.measured.get(("prefill floor", name, batch, chunk))

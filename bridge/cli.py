@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .settings import BridgeSettings, SettingsError, load_settings, parse_target
+from .settings import PRECISIONS, BridgeSettings, SettingsError, load_settings, parse_target
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--official-bundle", choices=("5b", "5b_lyrics", "1b_lyrics"))
     model.add_argument("--ids", type=Path, help="artist/genre id tables for the official priors")
     model.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
-    model.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"),
+    model.add_argument("--precision", choices=PRECISIONS,
                        help="priors' weights and activations (auto: bfloat16 on a GPU, float32 on a CPU)")
     model.add_argument("--compile", dest="compile_steps", action="store_true", default=None,
                        help="fuse the token step with torch.compile (compiles once per level and batch size)")

@@ -89,11 +89,13 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _set_precision(sampler: Sampler, device: str, precision: str) -> str:
-    """Cast the priors once, at load: 'auto' is bfloat16 on a GPU and float32 elsewhere."""
+def _prepare(sampler: Sampler, device: str, precision: str, compile_steps: bool) -> dict[str, Any]:
+    """Cast the priors once, at load ('auto': bfloat16 on a GPU, float32 elsewhere), and set how steps run;
+    returns what Engine.info reports of it."""
     dtype = default_dtype(device) if precision == "auto" else parse_dtype(precision)
     sampler.set_precision(dtype)
-    return str(dtype).removeprefix("torch.")
+    sampler.compile_steps = compile_steps
+    return {"device": device, "precision": str(dtype).removeprefix("torch."), "compile_steps": compile_steps}
 
 
 class Engine:
@@ -110,9 +112,7 @@ class Engine:
         cls, folder: str | Path, *, device: str = "cpu", precision: str = "auto", compile_steps: bool = False
     ) -> Engine:
         sampler, manifest = load_bundle_dir(folder, device=device)
-        sampler.compile_steps = compile_steps
-        described = {**manifest.describe(), "device": device, "compile_steps": compile_steps}
-        return cls(sampler, {**described, "precision": _set_precision(sampler, device, precision)})
+        return cls(sampler, {**manifest.describe(), **_prepare(sampler, device, precision, compile_steps)})
 
     @classmethod
     def from_official(
@@ -126,10 +126,9 @@ class Engine:
         compile_steps: bool = False,
     ) -> Engine:
         sampler = load_official_bundle(Path(root).expanduser(), name, ids_dir=Path(ids_dir) if ids_dir else None, device=device)
-        sampler.compile_steps = compile_steps
         priors = [official.CHECKPOINT_PATHS[p] for p in official.BUNDLES[name].priors]
-        described = {"bundle": name, "folder": str(root), "priors": priors, "device": device, "compile_steps": compile_steps}
-        return cls(sampler, {**described, "precision": _set_precision(sampler, device, precision)})
+        described = {"bundle": name, "folder": str(root), "priors": priors}
+        return cls(sampler, {**described, **_prepare(sampler, device, precision, compile_steps)})
 
     def release_buffers(self) -> None:
         """Free what the sampler keeps between jobs (step buffers, CUDA graphs), e.g. after running out of memory."""

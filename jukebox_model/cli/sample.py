@@ -30,7 +30,7 @@ from ..bundle_dir import DEFAULT_BUNDLE_DIR, BundleError, load_bundle_dir
 from ..checkpoints import CheckpointError
 from ..labels import LabelError
 from ..sampling.params import SamplingParams
-from ..sampling.precision import default_dtype, parse_dtype
+from ..sampling.precision import DTYPES, default_dtype, parse_dtype
 from ..sampling.sampler import Progress, Sampler, SampleResult, load_codes, save_codes
 from ..sampling.schedule import seconds_to_samples
 
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+    p.add_argument("--precision", default="auto", choices=("auto", *DTYPES),
                    help="priors' weights and activations, cast once at load (auto: bfloat16 on a GPU, float32 on a CPU)")
     p.add_argument("--compile", action="store_true", help="fuse the token step with torch.compile (compiles once per level)")
     p.add_argument("--out", type=Path, required=True)

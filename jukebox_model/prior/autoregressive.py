@@ -117,6 +117,10 @@ class ConditionalAutoregressive2D(nn.Module):
         layers need encoder_kv when start is 0. Token ids are not range-checked on this hot path."""
         return self._run(inputs, start, x_cond=x_cond, y_cond=y_cond, encoder_kv=encoder_kv, cache=cache, record=record)
 
+    def _start_embedding(self, n: int, y_cond: Tensor | None) -> Tensor:
+        """(N, 1, W) fed at position 0: the label's artist/genre vector, or the learned start token."""
+        return y_cond.view(n, 1, self.width) if self.y_cond else self.start_token.view(1, 1, -1).expand(n, 1, -1)
+
     @property
     def compute_dtype(self) -> torch.dtype:
         """The activations' dtype: that of the weights (`sampling.precision` casts them once)."""
@@ -138,8 +142,7 @@ class ConditionalAutoregressive2D(nn.Module):
         n = fed.shape[0]
         at = position.view(1)
         h = self.x_emb(fed)  # (N, 1, W)
-        first = y_cond.view(n, 1, self.width) if self.y_cond else self.start_token.view(1, 1, -1).expand(n, 1, -1)
-        h = torch.where(position == 0, first.to(h.dtype), h)
+        h = torch.where(position == 0, self._start_embedding(n, y_cond).to(h.dtype), h)
         if x_cond is None:
             x_cond = h.new_zeros(n, 1, self.width)
         elif x_cond.shape[1] > 1:
@@ -169,8 +172,7 @@ class ConditionalAutoregressive2D(nn.Module):
             raise ValueError("this model is label-conditioned: pass y_cond")
         h = self.x_emb(fed)  # (N, T, W)
         if start == 0:
-            first = y_cond.view(n, 1, self.width) if self.y_cond else self.start_token.view(1, 1, -1).expand(n, 1, -1)
-            h = torch.cat([first.to(h.dtype), h[:, 1:]], dim=1)
+            h = torch.cat([self._start_embedding(n, y_cond).to(h.dtype), h[:, 1:]], dim=1)
         if x_cond is None:
             x_cond = h.new_zeros(n, 1, self.width)
         elif x_cond.shape[1] > 1:

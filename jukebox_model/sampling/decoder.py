@@ -156,7 +156,7 @@ class WindowDecoder:
         for buf, src in ((self.x_cond, inputs.x_cond), (self.y_cond, inputs.y_cond)):
             if buf is not None and src is not None:
                 buf.copy_(src)
-        if inputs.encoder_kv is not None:
+        if inputs.encoder_kv is not None and k == 0:  # a prefill (from position 0) projects them itself
             model.transformer.project_encoder(self.cache, inputs.encoder_kv)
         kept: list[Tensor] = []
 

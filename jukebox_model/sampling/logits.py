@@ -20,11 +20,19 @@ Generators = torch.Generator | Sequence[torch.Generator] | None
 def filter_logits(logits: Tensor, *, top_k: int = 0, top_p: float = 0.0) -> Tensor:
     """Set to −inf what top-k (keep values ≥ the k-th largest) and top-p (drop tokens whose probability
     mass before them already exceeds p; the most likely token always stays) rule out. 0 disables each."""
+    _check_filters(top_k, top_p)
+    return _filtered(logits, top_k, top_p if top_p > 0 else None)
+
+
+def _check_filters(top_k: int, top_p: float) -> None:
     if top_k < 0 or not 0.0 <= top_p <= 1.0:
         raise ValueError(f"top_k must be ≥ 0 and top_p in [0, 1], got {top_k}, {top_p}")
+
+
+def _filtered(logits: Tensor, top_k: int, top_p: float | Tensor | None) -> Tensor:
     if top_k > 0:
         logits = keep_top_k(logits, top_k)
-    if top_p > 0.0:
+    if top_p is not None:
         logits = keep_top_p(logits, top_p)
     return logits
 
@@ -67,12 +75,7 @@ def draw(logits: Tensor, noise: Tensor, *, scale: float | Tensor = 1.0, top_k: i
 
     scale is 1 / temperature; top_p None disables the nucleus. Either may be a 0-d device tensor, so one
     captured step serves any temperature and p (top_k is a shape)."""
-    scores = logits.float() * scale
-    if top_k > 0:
-        scores = keep_top_k(scores, top_k)
-    if top_p is not None:
-        scores = keep_top_p(scores, top_p)
-    return (scores + noise).argmax(dim=-1)
+    return (_filtered(logits.float() * scale, top_k, top_p) + noise).argmax(dim=-1)
 
 
 def sample_tokens(
@@ -85,7 +88,6 @@ def sample_tokens(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    if top_k < 0 or not 0.0 <= top_p <= 1.0:
-        raise ValueError(f"top_k must be ≥ 0 and top_p in [0, 1], got {top_k}, {top_p}")
+    _check_filters(top_k, top_p)
     noise = gumbel_noise(logits.shape[0], 1, logits.shape[-1], generator=generator, device=logits.device)[:, 0]
     return draw(logits, noise, scale=1.0 / temperature, top_k=top_k, top_p=top_p if top_p > 0 else None)

@@ -86,10 +86,6 @@ class Sampler:
         for model in self.levels.values():
             cast_for_inference(model.prior, dtype)
 
-    @property
-    def precision(self) -> torch.dtype:
-        return next(iter(self.levels.values())).prior.prior.compute_dtype
-
     def tokens_for(self, n_samples: int, level: int) -> int:
         return n_samples // self.vqvae.hop_lengths[level]
 
