@@ -20,7 +20,8 @@ from ..checkpoints import CheckpointError, read_checkpoint, vqvae_config_from_ch
 from ..hparams import prior_config_from_hparams, prior_config_to_hparams, vqvae_config_from_hparams, vqvae_config_to_hparams
 from .loop import PRECISIONS, OptimSettings
 from .prior_trainer import PriorTrainSettings, train_prior
-from .vqvae_trainer import DEFAULT_SAMPLE_LENGTH, LATEST, VQVAETrainSettings, train_vqvae
+from .run_state import LATEST
+from .vqvae_trainer import DEFAULT_SAMPLE_LENGTH, VQVAETrainSettings, train_vqvae
 
 
 class UsageError(ValueError):

@@ -24,10 +24,10 @@ from ..hparams import vqvae_config_to_hparams
 from ..vqvae import VQVAE
 from ..vqvae.losses import SPEC_N_FFT, calculate_bandwidth
 from .audio_dataset import AudioCrops, scan_audio_folder
-from .distributed import DistInfo, distributed_session
+from .distributed import distributed_session
 from .ema import ParameterEMA, default_ema_decay
 from .loop import MetricsLog, OptimSettings, Precision, batches_per_epoch, epoch_loader, make_optimizer, optimizer_step
-from .run_state import LATEST, RunParts, restore_run, save_run
+from .run_state import RunParts, restore_run, save_run
 
 DEFAULT_SAMPLE_LENGTH = 262144  # samples per crop (~5.9 s at 44.1 kHz), as the reference trains the VQ-VAE
 
