@@ -53,7 +53,7 @@ from jukebox_model import official
 from jukebox_model.labels import Labeller
 from jukebox_model.prior.prior import DecoderInputs, Prior
 from jukebox_model.sampling.decoder import NOISE_STEPS, DecoderPool, DrawSettings, WindowDecoder
-from jukebox_model.sampling.params import SamplingParams
+from jukebox_model.api import SamplingParams
 from jukebox_model.sampling.precision import parse_dtype
 from jukebox_model.sampling.sampler import LevelModel, Sampler
 from jukebox_model.sampling.schedule import level_hop, plan_level, seconds_to_samples

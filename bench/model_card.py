@@ -35,7 +35,7 @@ from jukebox_model.audio import read_audio, write_wav  # noqa: E402
 from jukebox_model.audio_metrics import multi_resolution_stft_distance, rms, spectral_flatness  # noqa: E402
 from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, load_bundle_dir  # noqa: E402
 from jukebox_model.checkpoints import read_checkpoint  # noqa: E402
-from jukebox_model.sampling.params import SamplingParams  # noqa: E402
+from jukebox_model.api import SamplingParams  # noqa: E402
 from jukebox_model.vqvae.losses import spectral_convergence  # noqa: E402
 
 CHUNK_SECONDS = 23.0

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 from .clipcheck import check_clip
 from .controller import Controller
 from .controls import Origin
+from .events import Event, EventBus, ModelState, Notice
 from .jobs import JobQueue
 from .journal import JobJournal
 from .notify import Notifier
 from .renderer import Renderer, RenderSettings
 from .settings import BridgeSettings
-from .transports.osc import OscServer, OscSurface
+from .transports.osc import OscEvents, OscServer, OscSurface
 from .worker import ModelWorker
 
 if TYPE_CHECKING:
@@ -33,31 +34,31 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
+def model_source(settings: BridgeSettings) -> Any:
+    """The weights the settings name: the official release, a bundle folder, or (neither) the embedded default."""
+    from jukebox_model.api import BundleSource, OfficialSource
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if settings.official_root is not None:
+        return OfficialSource(Path(settings.official_root), settings.official_bundle,
+                              Path(settings.ids_dir) if settings.ids_dir else None)
+    return BundleSource(Path(settings.bundle_dir)) if settings.bundle_dir is not None else None
 
 
 def engine_factory(settings: BridgeSettings) -> Callable[[], Any]:
-    """What the worker calls to load the model: a bundle folder, the official release, or the embedded default."""
+    """What the worker calls to load the model (on its own thread: torch is imported there)."""
 
     def load() -> Any:
-        from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR
-        from jukebox_model.engine import Engine
+        from jukebox_model.engine import load_engine
 
-        device = resolve_device(settings.device)
-        if settings.official_root is not None:
-            return Engine.from_official(
-                settings.official_root, settings.official_bundle, ids_dir=settings.ids_dir, device=device, precision=settings.precision,
-                compile_steps=settings.compile_steps,
-            )
-        folder = settings.bundle_dir or DEFAULT_BUNDLE_DIR
-        return Engine.from_bundle_dir(folder, device=device, precision=settings.precision, compile_steps=settings.compile_steps)
+        return load_engine(model_source(settings), device=settings.device, precision=settings.precision,
+                           compile_steps=settings.compile_steps)
 
     return load
+
+
+def log_notice(event: Event) -> None:
+    if isinstance(event, Notice):
+        (log.warning if event.error else log.info)("%s: %s", event.origin.describe(), event.message)
 
 
 def remove_stale_temp_files(folders: list[Path]) -> int:
@@ -82,23 +83,26 @@ class Bridge:
         project = Path(settings.project_dir).expanduser().resolve()
         project.mkdir(parents=True, exist_ok=True)
         self.settings = settings = settings.replace(project_dir=project)
+        self.bus = EventBus()
         self.notifier = Notifier(subscribers=settings.subscribers, progress_interval_s=settings.progress_interval_s)
         self.queue = JobQueue(settings.max_queue)
         self.presets = self._presets()
         self.inbox: InboxWatcher | None = None
         self.state_dir = project / ".jukebox"
         self.journal = JobJournal(self.state_dir / "jobs")
-        self.controller = Controller(settings, self.queue, self.notifier, presets=self.presets,
+        self.controller = Controller(settings, self.queue, self.bus, presets=self.presets,
                                      check_clip=check_clip, latest_inbox_clip=self._latest_inbox,
-                                     journal=self.journal)
+                                     journal=self.journal, codes_dir=self.state_dir / "codes")
         self.renderer = Renderer(RenderSettings(project_dir=project, sample_rate=settings.sample_rate,
                                                 subtype=settings.output_format, prefix=settings.prefix))
-        self.worker = ModelWorker(self.controller, self.queue, self.notifier, self.renderer,
+        self.worker = ModelWorker(self.controller.board, self.queue, self.renderer,
                                   engine or engine_factory(settings), state_dir=self.state_dir)
         self.midi: MidiControl | None = None
         self._midi_ports = midi_ports
         self.surface = OscSurface(self.controller, self.notifier, allow=settings.allow)
         self.osc = OscServer(settings.host, settings.port, self.surface, allow=settings.allow)
+        self.bus.subscribe(log_notice)
+        self.bus.subscribe(OscEvents(self.notifier))
         self._stop_requested = threading.Event()
         self._stop_lock = threading.Lock()
         self._closed = False
@@ -161,7 +165,7 @@ class Bridge:
             self.controller.report(Origin("app", address="midi"), f"MIDI disabled: {e}")
             return
         self.midi = self.surface.midi = midi
-        self.controller.param_listeners.append(midi.note_param_touched)
+        self.controller.state.param_listeners.append(midi.note_param_touched)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -174,7 +178,8 @@ class Bridge:
         if removed:
             log.info("removed %d unfinished temp files of an earlier run", removed)
         self.notifier.start()
-        resumed = self.controller.restore()  # queued before the worker starts, in their old order
+        # queued before the worker starts, in their old order
+        resumed = self.controller.board.restore(self.controller.state.confine_prime, self.state_dir / "codes")
         if resumed:
             log.info("resuming %d unfinished jobs: %s", len(resumed), ", ".join(resumed))
         self.worker.start()
@@ -202,7 +207,7 @@ class Bridge:
             self.inbox.stop()
         if self.presets is not None:
             self.presets.stop()
-        self.notifier.send(None, "/jb/state", "stopping", str(self.controller.model_info.get("bundle", "")))
+        self.controller.board.set_model_state(ModelState.STOPPING)
         self.worker.stop()
         self.notifier.stop()
 

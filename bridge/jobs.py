@@ -1,7 +1,7 @@
 """Jobs and the queue the model worker takes them from.
 
-A job is a frozen request (`JobSpec`: mode, the session it was queued with, the seed, its prime or
-source take) plus a lock-guarded status record. It runs in stages: the top level first (a
+A job is a frozen request (`JobSpec`: the take request, the session it was queued with, where it
+came from) plus its record (`bridge.job_record.JobRecord`), which only the job board changes. It runs in stages: the top level first (a
 preview, delivered as soon as it is done), then the levels below as a second stage queued behind
 every waiting preview — preview-first scheduling, so a new idea is heard before an old one is
 upsampled. Cancel is cooperative: the job's event is checked between tokens.
@@ -16,91 +16,51 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING
+
+from jukebox_model.api import Mode, TakeRequest
 
 from .controls import Origin
 from .errors import CommandError
 from .params import Session
 
+if TYPE_CHECKING:
+    from .job_record import JobRecord as Job
+
 PREVIEW, UPSAMPLE = 0, 1  # stage priorities: lower runs first
-
-
-class JobState(str, Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)
 class JobSpec:
+    """A job as it was asked for: the take request (checked when it arrived), the session it was
+    queued with (lengths in bars, how many levels, whether the prime is kept), and where it came from."""
+
     id: str
-    mode: str  # ancestral | primed | continue | upsample
+    request: TakeRequest
     session: Session
-    seed: int
     origin: Origin
     preset: str | None = None
-    prime_path: str | None = None  # primed
     source_job: str | None = None  # continue / upsample: the job whose codes are used
-    source_codes: str | None = None
-    source_takes: tuple[int, ...] | None = None
     created: float = field(default_factory=time.time)
+    expect_prime_sha256: str | None = None  # regenerate: the prime's hash when the take was made
+
+    @property
+    def mode(self) -> Mode:
+        return self.request.mode
+
+    @property
+    def seed(self) -> int:
+        assert self.request.seed is not None  # the controller resolves it before a job exists
+        return self.request.seed
 
     @property
     def n_takes(self) -> int:
-        return self.session.n_takes
+        return self.request.n_takes
 
 
 def new_job_id() -> str:
     """'j' and 7 hex digits: short enough for file names, never mistaken for a take number."""
     return "j" + uuid.uuid4().hex[:7]
-
-
-class Job:
-    """A spec plus its status; status fields are read and written under `lock`."""
-
-    def __init__(self, spec: JobSpec):
-        self.spec = spec
-        self.cancel = threading.Event()
-        self.lock = threading.Lock()
-        self.state = JobState.QUEUED
-        self.stage = "preview"
-        self.level: int | None = None
-        self.fraction = 0.0  # of the current level
-        self.eta_s: float | None = None
-        self.files: list[str] = []
-        self.error: str | None = None
-        self.codes_path: str | None = None
-        self.work: Any = None  # what the worker carries between stages (codes in memory)
-        self.remaining_levels: tuple[int, ...] = ()
-        self.delivered_levels: set[int] = set()
-        self.resumed = False  # re-queued from the journal after a restart
-        self.queued_position = 0  # where it entered the queue (its reply says so even if it started at once)
-        self.interrupted = False  # stopped by a shutdown, not by a user: it resumes at the next start
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
-
-    @property
-    def priority(self) -> int:
-        """Upsampling work (an upsample job, or a job's second stage) waits behind every preview."""
-        return UPSAMPLE if self.spec.mode == "upsample" or self.stage == "upsample" else PREVIEW
-
-    def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            return {
-                "id": self.id, "mode": self.spec.mode, "state": self.state.value, "stage": self.stage,
-                "level": self.level, "fraction": self.fraction, "eta_s": self.eta_s, "files": list(self.files),
-                "error": self.error, "seed": self.spec.seed, "n_takes": self.spec.n_takes, "codes": self.codes_path,
-                "resumed": self.resumed,
-            }
-
-    def finished(self) -> bool:
-        with self.lock:
-            return self.state in (JobState.DONE, JobState.CANCELLED, JobState.FAILED)
 
 
 class JobQueue:

@@ -1,13 +1,15 @@
-"""Outgoing OSC: replies and job events to the requester and every subscriber, from one thread.
+"""Outgoing OSC datagrams to the requester and every subscriber, from one thread.
 
-Everything the bridge says goes through here, in order, so a client sees `queued` before
-`progress` before `done`. Progress is rate-limited per job (a DAW needs a few updates a second,
-not one per token); anything else is never dropped. A send that fails (a subscriber gone away)
-is logged and forgotten: a client's absence must not stall the bridge.
+Everything the OSC transport says goes through here, in order, so a client sees `queued` before
+`progress` before `done`. Rate-limited sends (progress: a DAW needs a few updates a second, not
+one per token) may be dropped; anything else never is. A send that fails (a subscriber gone
+away) is logged and forgotten: a client's absence must not stall the bridge. Nothing is ever
+sent to the bridge's own OSC socket, in any address form, so no reply loop can form.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import queue
@@ -69,7 +71,10 @@ class Notifier:
         self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[tuple[Address, ...], bytes] | None] = queue.Queue()
         self._last_progress: dict[str, float] = {}
+        self._own: Address | None = None
+        self._own_cache: dict[str, bool] = {}
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("0.0.0.0", 0))  # a fixed source port: the OSC server drops datagrams from it
         self._thread = threading.Thread(target=self._run, name="jb-notifier", daemon=True)
         self.sent = 0
         self.dropped_progress = 0
@@ -101,7 +106,40 @@ class Notifier:
 
     # --- subscribers ------------------------------------------------------------------------------
 
+    def guard(self, port: int, host: str = "127.0.0.1") -> None:
+        """The bridge's own OSC socket: never a target."""
+        self._own = (host, port)
+        self._own_cache.clear()
+
+    def is_own(self, target: Address) -> bool:
+        """Whether `target` reaches the bridge's own OSC socket: its port on the bound address, on any
+        loopback or unspecified address, or on any address of this machine (when bound to all)."""
+        if self._own is None or target[1] != self._own[1]:
+            return False
+        host = target[0]
+        try:
+            ip = ipaddress.ip_address(host)
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+        except ValueError:
+            return True  # not an address: refuse rather than guess
+        if ip.is_loopback or ip.is_unspecified or str(ip) == self._own[0]:
+            return True
+        if self._own[0] not in ("0.0.0.0", "::"):
+            return False
+        if str(ip) not in self._own_cache:  # an address this machine can bind is one of its own
+            family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            try:
+                with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                    probe.bind((str(ip), 0))
+                self._own_cache[str(ip)] = True
+            except OSError:
+                self._own_cache[str(ip)] = False
+        return self._own_cache[str(ip)]
+
     def subscribe(self, target: Address) -> bool:
+        if self.is_own(target):
+            raise ValueError(f"{target[0]}:{target[1]} is the bridge's own OSC port; events sent there would loop")
         with self._lock:
             if target in self._subscribers:
                 return False
@@ -117,6 +155,11 @@ class Notifier:
                 return True
             return False
 
+    @property
+    def source(self) -> Address:
+        """Where this notifier's datagrams come from."""
+        return self._sock.getsockname()
+
     def subscribers(self) -> list[Address]:
         with self._lock:
             return list(self._subscribers)
@@ -125,27 +168,21 @@ class Notifier:
 
     def send(self, client: Address | None, address: str, *args: Any) -> None:
         """To `client` (the requester, if any) and every subscriber, once each."""
-        targets = tuple(dict.fromkeys(([client] if client else []) + self.subscribers()))
+        targets = tuple(t for t in dict.fromkeys(([client] if client else []) + self.subscribers()) if not self.is_own(t))
         if targets:
             self._queue.put((targets, build_message(address, args)))
 
-    def progress(self, client: Address | None, job_id: str, address: str, *args: Any, final: bool = False) -> bool:
-        """A rate-limited update; `final` ones (a level's last) always go. Returns whether it was sent."""
+    def send_limited(self, key: str, client: Address | None, address: str, *args: Any, final: bool = False) -> bool:
+        """At most one send per `progress_interval_s` for `key` (a job); `final` ones always go. Returns whether it was sent."""
         now = time.monotonic()
         with self._lock:
-            last = self._last_progress.get(job_id)
+            last = self._last_progress.get(key)
             if not final and last is not None and now - last < self.progress_interval_s:
                 self.dropped_progress += 1
                 return False
-            self._last_progress[job_id] = now
-        self.send(client, address, job_id, *args)
+            self._last_progress[key] = now
+        self.send(client, address, *args)
         return True
-
-    def error(self, client: Address | None, address: str, message: str, job_id: str | None = None) -> None:
-        """An error goes back on the request's address and on /jb/error, naming the address."""
-        head = (job_id,) if job_id else ()
-        self.send(client, address, *head, "error", message)
-        self.send(client, "/jb/error", address, *head, message)
 
     def forget(self, job_id: str) -> None:
         with self._lock:

@@ -3,7 +3,7 @@
 A DAW references delivered files in place (Live's clips, REAPER's items), so a take is written
 under a hidden temp name no watcher matches, fsynced, then hard-linked to a new unique name (a
 link fails if the name exists, so two deliveries can never claim one name) and the folder is
-fsynced. The JSON sidecar beside it holds everything needed to make the take again.
+fsynced. The JSON sidecar beside it (`bridge.take_record.TakeRecord`) holds everything needed to make the take again.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ import numpy as np
 import soundfile as sf
 
 from jukebox_model.atomic import fsync_folder
+
+from .take_record import AudioWritten, TakeRecord
 
 SUBTYPES = {"pcm24": "PCM_24", "pcm16": "PCM_16", "float": "FLOAT"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -111,8 +112,8 @@ class Renderer:
         parts.append(f"L{level}")
         return "_".join(parts)
 
-    def deliver(self, audio: np.ndarray, *, source_sr: int, stem: str, sidecar: Mapping[str, Any]) -> Path:
-        """Write one take (mono float audio at `source_sr`) and its sidecar; returns the WAV's path."""
+    def deliver(self, audio: np.ndarray, *, source_sr: int, stem: str, record: TakeRecord) -> Path:
+        """Write one take (mono float audio at `source_sr`) and its record as the sidecar; returns the WAV's path."""
         from jukebox_model.audio import resample  # torch: the renderer runs on the worker thread
 
         samples = np.asarray(audio, dtype=np.float32)
@@ -128,9 +129,9 @@ class Renderer:
         subtype = SUBTYPES[self.settings.subtype]
         if subtype != "FLOAT":
             samples = np.clip(samples, -1.0, 1.0)
-        record = {"sample_rate": rate, "frames": int(samples.shape[0]), "seconds": samples.shape[0] / rate,
-                  "format": self.settings.subtype, **sidecar}
-        text = json.dumps(record, indent=2, default=str) + "\n"
+        written = record.with_audio(AudioWritten(sample_rate=rate, frames=int(samples.shape[0]),
+                                                 format=self.settings.subtype))
+        text = json.dumps(written.to_dict(), indent=2, default=str) + "\n"
         wav, _ = write_new_pair(self.settings.project_dir, stem,
                                 lambda f: sf.write(f, samples, rate, subtype=subtype, format="WAV"),
                                 lambda f: f.write(text.encode()))

@@ -1,22 +1,15 @@
-"""The small job API between a host (the DAW bridge, a script) and the model.
+"""The engine: one loaded model bundle behind the job API of `jukebox_model.api`.
 
-A host describes a take with a `TakeRequest` (plain numbers and strings, no tensors) and drives
-the `Engine` stage by stage: `start_codes` (encode the prime, load earlier codes, or nothing),
-`sample_level` once per level, top first, and `decode` for each level's audio. Each level is
-seeded afresh with the request's seed (take i: seed + i), so a take regenerates the same whether
-its levels ran in one go or were split into a preview and a later upsampling pass.
-
-Lengths: for primed and continue requests `new_samples` is what is added after what exists; the
-take is the prime (or the earlier take) followed by the new material.
+Hosts describe takes with `api.TakeRequest` and drive the stages (`start`, `sample_level` per
+level, `decode`); `load_engine` is the one way every entry point (the bridge, `jukebox-sample`,
+scripts) gets an engine, whatever the weights' source, device, precision and compile setting.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,59 +19,27 @@ import torch
 from torch import Tensor
 
 from . import official
+from .api import (
+    BundleSource,
+    CancelToken,
+    CheckpointSource,
+    LevelResult,
+    Mode,
+    ModelInfo,
+    ModelSource,
+    OfficialSource,
+    Progress,
+    StartCodes,
+    TakeRequest,
+)
 from .audio import read_audio
-from .bundle import load_official_bundle
-from .bundle_dir import load_bundle_dir
-from .sampling.params import SamplingParams
+from .bundle import load_checkpoint_bundle, load_official_bundle
+from .bundle_dir import DEFAULT_BUNDLE_DIR, load_bundle_dir
+from .labels import LabelError
 from .sampling.precision import default_dtype, parse_dtype
-from .sampling.sampler import Progress, Sampler, SampleResult, load_codes, save_codes
-from .sampling.window import CancelToken
+from .sampling.sampler import Sampler, SampleResult, load_codes, save_codes
 
-MODES = ("ancestral", "primed", "continue", "upsample")
 PRIME_MARGIN_S = 0.1  # decoded before the kept part of a prime, so the resampler's edge falls outside it
-
-
-@dataclass(frozen=True, kw_only=True)
-class TakeRequest:
-    mode: str  # one of MODES
-    artist: str = "unknown"
-    genre: str = "unknown"
-    lyrics: str = ""
-    new_samples: int  # samples of new material at the model rate (ignored by upsample)
-    total_samples: int  # song length for the timing label
-    offset_samples: int = 0  # where the take starts in the song
-    n_takes: int = 1
-    params: SamplingParams = dataclasses.field(default_factory=SamplingParams)
-    prime_path: str | None = None  # primed: an audio file
-    prime_samples: int = 0  # primed: keep the last this-many samples of it (0: all of it)
-    codes_path: str | None = None  # continue / upsample: a codes file written by `save_take_codes`
-    codes_takes: tuple[int, ...] | None = None  # which of its takes (default: all)
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.n_takes <= 0 or self.total_samples <= 0 or self.offset_samples < 0 or self.new_samples < 0:
-            raise ValueError("n_takes and total_samples must be positive, new_samples and offset_samples not negative")
-        if self.mode == "primed" and not self.prime_path:
-            raise ValueError("a primed take needs a prime clip")
-        if self.mode in ("continue", "upsample") and not self.codes_path:
-            raise ValueError(f"a {self.mode} take needs the codes of an earlier take")
-        if self.mode != "upsample" and self.new_samples <= 0:
-            raise ValueError("a take needs a positive length")
-
-    def as_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["params"] = dataclasses.asdict(self.params)
-        return data
-
-
-@dataclass(frozen=True)
-class StartCodes:
-    zs: list[Tensor]  # per level (0 finest), (n_takes, T_l); what the take starts from
-    start_samples: int  # samples those codes already cover at the top level (the prime or earlier take)
-    end_samples: int  # samples the take will have once sampled (a whole number of top-level tokens)
-    prime_sha256: str | None  # of the prime file's bytes, for the sidecar
-    levels_to_sample: tuple[int, ...]  # top first
 
 
 def file_sha256(path: str | Path) -> str:
@@ -89,111 +50,108 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _prepare(sampler: Sampler, device: str, precision: str, compile_steps: bool) -> dict[str, Any]:
-    """Cast the priors once, at load ('auto': bfloat16 on a GPU, float32 elsewhere), and set how steps run;
-    returns what Engine.info reports of it."""
+def resolve_device(device: str) -> str:
+    """'auto': the first GPU when there is one, else the CPU."""
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_engine(source: ModelSource | None = None, *, device: str = "auto", precision: str = "auto",
+                compile_steps: bool = False) -> Engine:
+    """The engine for `source` (None: the embedded default bundle), with the priors cast once ('auto':
+    bfloat16 on a GPU, float32 elsewhere) and the token step optionally compiled."""
+    device = resolve_device(device)
+    source = source if source is not None else BundleSource(DEFAULT_BUNDLE_DIR)
+    if isinstance(source, BundleSource):
+        sampler, manifest = load_bundle_dir(source.folder, device=device)
+        described: dict[str, Any] = manifest.describe()
+    elif isinstance(source, OfficialSource):
+        sampler = load_official_bundle(Path(source.root).expanduser(), source.name, ids_dir=source.ids_dir, device=device)
+        described = {"bundle": source.name, "folder": str(source.root),
+                     "priors": [official.CHECKPOINT_PATHS[p] for p in official.BUNDLES[source.name].priors]}
+    elif isinstance(source, CheckpointSource):
+        sampler = load_checkpoint_bundle(Path(source.vqvae), [Path(p) for p in source.priors], ids_dir=source.ids_dir,
+                                         device=device)
+        described = {"bundle": Path(source.vqvae).stem, "vqvae": str(source.vqvae),
+                     "priors": [str(p) for p in source.priors]}
+    else:
+        raise TypeError(f"not a model source: {source!r}")
     dtype = default_dtype(device) if precision == "auto" else parse_dtype(precision)
     sampler.set_precision(dtype)
     sampler.compile_steps = compile_steps
-    return {"device": device, "precision": str(dtype).removeprefix("torch."), "compile_steps": compile_steps}
+    return Engine(sampler, described, device=device, precision=str(dtype).removeprefix("torch."),
+                  compile_steps=compile_steps)
 
 
 class Engine:
-    """One loaded model bundle. Not thread-safe: one worker thread owns it."""
+    """One loaded model bundle (an `api.TakeEngine`). Not thread-safe: one worker thread owns it;
+    `info` and `check` only read and may be called from any thread."""
 
-    def __init__(self, sampler: Sampler, description: dict[str, Any]):
+    def __init__(self, sampler: Sampler, source: Mapping[str, Any], *, device: str = "cpu", precision: str = "float32",
+                 compile_steps: bool = False):
         self.sampler = sampler
-        self.description = dict(description)
-
-    # --- loading --------------------------------------------------------------------------------
-
-    @classmethod
-    def from_bundle_dir(
-        cls, folder: str | Path, *, device: str = "cpu", precision: str = "auto", compile_steps: bool = False
-    ) -> Engine:
-        sampler, manifest = load_bundle_dir(folder, device=device)
-        return cls(sampler, {**manifest.describe(), **_prepare(sampler, device, precision, compile_steps)})
-
-    @classmethod
-    def from_official(
-        cls,
-        root: str | Path,
-        name: str,
-        *,
-        ids_dir: str | Path | None,
-        device: str = "cpu",
-        precision: str = "auto",
-        compile_steps: bool = False,
-    ) -> Engine:
-        sampler = load_official_bundle(Path(root).expanduser(), name, ids_dir=Path(ids_dir) if ids_dir else None, device=device)
-        priors = [official.CHECKPOINT_PATHS[p] for p in official.BUNDLES[name].priors]
-        described = {"bundle": name, "folder": str(root), "priors": priors}
-        return cls(sampler, {**described, **_prepare(sampler, device, precision, compile_steps)})
+        top = sampler.levels[max(sampler.levels)]
+        upsamplers = [m.prior for lv, m in sampler.levels.items() if lv != max(sampler.levels)]
+        hops = tuple(sampler.vqvae.hop_lengths)
+        sr = sampler.vqvae.config.sr
+        self._info = ModelInfo(
+            bundle=str(source.get("bundle", "")), sr=sr, levels=tuple(sorted(sampler.levels, reverse=True)),
+            hop_lengths=hops, labels=top.labeller is not None,
+            lyrics=bool(top.prior.config.labels and top.prior.config.labels.n_tokens),
+            # an upsampler samples whole windows of its context: shorter takes cannot go below the top level
+            upsample_min_seconds=max((p.n_ctx * hops[p.config.level] for p in upsamplers), default=0) / sr,
+            device=device, precision=precision, compile_steps=compile_steps,
+            source={k: v for k, v in source.items() if k != "bundle"},
+        )
 
     def release_buffers(self) -> None:
         """Free what the sampler keeps between jobs (step buffers, CUDA graphs), e.g. after running out of memory."""
         self.sampler.release()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     # --- facts ------------------------------------------------------------------------------------
 
+    def info(self) -> ModelInfo:
+        return self._info
+
     @property
     def sr(self) -> int:
-        return self.sampler.vqvae.config.sr
-
-    @property
-    def levels(self) -> tuple[int, ...]:
-        """Levels with a prior, top first."""
-        return tuple(sorted(self.sampler.levels, reverse=True))
-
-    @property
-    def top_hop(self) -> int:
-        return self.sampler.vqvae.hop_lengths[-1]
+        return self._info.sr
 
     @property
     def device(self) -> torch.device:
         return next(self.sampler.vqvae.parameters()).device
 
-    def info(self) -> dict[str, Any]:
-        top = self.sampler.levels[max(self.sampler.levels)]
-        upsamplers = [m.prior for lv, m in self.sampler.levels.items() if lv != max(self.sampler.levels)]
-        hops = self.sampler.vqvae.hop_lengths
-        return {
-            **self.description,
-            "sr": self.sr,
-            "levels": list(self.levels),
-            "hop_lengths": list(self.sampler.vqvae.hop_lengths),
-            "labels": top.labeller is not None,
-            "lyrics": bool(top.prior.config.labels and top.prior.config.labels.n_tokens),
-            # an upsampler samples whole windows of its context: shorter takes cannot go below the top level
-            "upsample_min_seconds": max((p.n_ctx * hops[p.config.level] for p in upsamplers), default=0) / self.sr,
-        }
-
-    def label_warnings(self, request: TakeRequest) -> list[str]:
-        """Names the id tables lack (they are conditioned as 'unknown'); raises LabelError for rows
-        the priors refuse, so a bad request fails before any sampling."""
+    def check(self, request: TakeRequest) -> list[str]:
+        """Names the id tables lack (they are conditioned as 'unknown'); LabelError (a ValueError) for
+        rows the priors refuse, so a bad request fails before it is queued."""
+        if request.mode is not Mode.UPSAMPLE and self.sampler.vqvae.config.levels - 1 not in self.sampler.levels:
+            raise ValueError("this bundle has no top-level prior: it can only upsample")
         found: list[str] = []
+        total = max(request.total_samples, request.offset_samples + request.new_samples)
         for model in self.sampler.levels.values():
             if model.labeller is None:
                 continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                row = model.labeller.label(request.artist, request.genre, request.lyrics,
-                                           request.total_samples, request.offset_samples)
+            row = model.labeller.label(request.artist, request.genre, request.lyrics, total, request.offset_samples,
+                                       warn=False)
             found += [name for name in row.unknown if name not in found]
         return found
 
     # --- stages -----------------------------------------------------------------------------------
 
-    def start_codes(self, request: TakeRequest) -> StartCodes:
+    def start(self, request: TakeRequest) -> StartCodes:
         """What the take starts from; every file problem (missing, undecodable prime; foreign
         codes file) surfaces here, before the slow part."""
         n, levels = request.n_takes, self.sampler.vqvae.config.levels
         empty = [torch.zeros(n, 0, dtype=torch.long, device=self.device) for _ in range(levels)]
-        top = self.top_hop
+        top = self._info.top_hop
         prime_hash = None
-        if request.mode == "ancestral":
+        if request.mode is Mode.ANCESTRAL:
             zs, start = empty, 0
-        elif request.mode == "primed":
+        elif request.mode is Mode.PRIMED:
+            assert request.prime_path is not None  # TakeRequest checks it
             clip = self._read_prime(request.prime_path, request.prime_samples)
             keep = clip.shape[0] if request.prime_samples <= 0 else min(request.prime_samples, clip.shape[0])
             keep = keep // top * top
@@ -204,8 +162,8 @@ class Engine:
                 zs = self.sampler.vqvae.encode(clip.to(self.device)[None, :, None].expand(n, -1, -1).contiguous())
             start, prime_hash = keep, file_sha256(request.prime_path)
         else:
-            data = load_codes(Path(request.codes_path))
-            zs = [z.to(self.device) for z in data["zs"]]
+            assert request.codes_path is not None
+            zs = self.load_codes(request.codes_path)
             if len(zs) != levels:
                 raise ValueError(f"{request.codes_path}: codes of {len(zs)} levels, this model has {levels}")
             takes = request.codes_takes if request.codes_takes is not None else tuple(range(zs[0].shape[0]))
@@ -214,19 +172,23 @@ class Engine:
             zs = [z[list(takes)] for z in zs]
             if len(takes) != n:
                 raise ValueError(f"{len(takes)} takes of codes for a request of {n} takes")
-            if request.mode == "upsample":
+            if request.mode is Mode.CONTINUE and request.prime_samples > 0:  # branch from that point of the take
+                hops = self._info.hop_lengths
+                zs = [z[:, : request.prime_samples // hops[lv]] for lv, z in enumerate(zs)]
+            if request.mode is Mode.UPSAMPLE:
                 zs = [z if lv == levels - 1 else z[:, :0] for lv, z in enumerate(zs)]
             start = zs[-1].shape[1] * top
             prime_hash = file_sha256(request.codes_path)
-        if request.mode == "upsample":
+        if request.mode is Mode.UPSAMPLE:
             end = start
-            to_sample = tuple(lv for lv in self.levels if lv < levels - 1)
+            to_sample = tuple(lv for lv in self._info.levels if lv < levels - 1)
         else:
             end = -(-(start + request.new_samples) // top) * top  # whole top-level tokens, rounded up
-            to_sample = self.levels
-        if levels - 1 not in self.sampler.levels and request.mode != "upsample":
+            to_sample = self._info.levels
+        if levels - 1 not in self.sampler.levels and request.mode is not Mode.UPSAMPLE:
             raise ValueError("this bundle has no top-level prior: it can only upsample")
-        return StartCodes(zs=zs, start_samples=start, end_samples=end, prime_sha256=prime_hash, levels_to_sample=to_sample)
+        return StartCodes(codes=zs, start_samples=start, end_samples=end, prime_sha256=prime_hash,
+                          levels_to_sample=to_sample)
 
     def _read_prime(self, path: str, keep_samples: int) -> Tensor:
         """The end of the clip, at the model's rate: only the last `keep_samples` (plus a margin for
@@ -244,43 +206,52 @@ class Engine:
     def sample_level(
         self,
         request: TakeRequest,
-        zs: list[Tensor],
+        codes: list[Tensor],
         level: int,
         end_samples: int,
         *,
         on_progress: Callable[[Progress], None] | None = None,
         cancel: CancelToken | None = None,
-    ) -> SampleResult:
+    ) -> LevelResult:
         """Bring one level to `end_samples`; seeded with the request's seed (take i: seed + i)."""
         if request.params.seed is None:
             raise ValueError("resolve the seed before sampling (the host records it)")
-        return self.sampler.sample(
-            zs,
-            n_samples=end_samples,
-            songs=[(request.artist, request.genre, request.lyrics)] * request.n_takes,
-            total_length=max(request.total_samples, request.offset_samples + end_samples),
-            offset=request.offset_samples,
-            levels=[level],
-            params=request.params,
-            on_progress=on_progress,
-            cancel=cancel,
-        )
+        with warnings.catch_warnings():  # unknown names were reported by `check`
+            warnings.filterwarnings("ignore", message="not in the .* id tables")
+            result = self.sampler.sample(
+                codes,
+                n_samples=end_samples,
+                songs=[(request.artist, request.genre, request.lyrics)] * request.n_takes,
+                total_length=max(request.total_samples, request.offset_samples + end_samples),
+                offset=request.offset_samples,
+                levels=[level],
+                params=request.params,
+                on_progress=on_progress,
+                cancel=cancel,
+            )
+        return LevelResult(codes=result.zs, cancelled=result.cancelled, row_seeds=tuple(result.row_seeds))
 
-    def decode(self, zs: list[Tensor], level: int) -> np.ndarray:
+    def decode(self, codes: list[Tensor], level: int) -> np.ndarray:
         """(n_takes, T) float32 audio at the model rate of one level's codes."""
         with torch.no_grad():
-            audio = self.sampler.vqvae.decode([zs[level]], start_level=level)
+            audio = self.sampler.vqvae.decode([codes[level]], start_level=level)
         return audio[..., 0].float().cpu().numpy()
+
+    def codes_lengths(self, codes: list[Tensor]) -> tuple[int, ...]:
+        return tuple(int(z.shape[1]) for z in codes)
 
     # --- codes files ------------------------------------------------------------------------------
 
     @staticmethod
-    def save_take_codes(path: str | Path, zs: list[Tensor], request: TakeRequest, *, cancelled: bool, meta: dict[str, Any]) -> Path:
+    def save_codes(path: str | Path, codes: list[Tensor], request: TakeRequest, *, cancelled: bool,
+                   meta: Mapping[str, Any]) -> Path:
         """Codes and the request, atomically: `jukebox-sample --mode continue` and the bridge both read it."""
-        result = SampleResult(zs=[z.cpu() for z in zs], cancelled=cancelled, seed=int(request.params.seed or 0))
-        return save_codes(Path(path), result, params=request.params, meta={**meta, "request": request.as_dict()})
+        result = SampleResult(zs=[z.cpu() for z in codes], cancelled=cancelled, seed=int(request.params.seed or 0))
+        return save_codes(Path(path), result, params=request.params, meta={**meta, "request": request.to_dict()})
 
-    def load_take_codes(self, path: str | Path) -> list[Tensor]:
-        """The codes of every level saved by `save_take_codes`, on this engine's device."""
+    def load_codes(self, path: str | Path) -> list[Tensor]:
+        """The codes of every level, read as untrusted input, on this engine's device."""
         return [z.to(self.device) for z in load_codes(Path(path))["zs"]]
 
+
+__all__ = ["Engine", "LabelError", "file_sha256", "load_engine", "resolve_device"]

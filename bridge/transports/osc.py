@@ -53,11 +53,30 @@ from typing import Any
 
 from pythonosc import osc_packet
 
+from jukebox_model.api import Mode
+
 from .. import __version__
 from ..coerce import to_int, to_text
 from ..controller import Controller
 from ..controls import Origin
 from ..errors import CommandError
+from ..events import (
+    Event,
+    JobEnded,
+    JobEvent,
+    JobProgress,
+    JobQueued,
+    JobResumed,
+    JobsCancelled,
+    JobStarted,
+    JobState,
+    JobWarning,
+    ModelStateChanged,
+    Notice,
+    PrimeChanged,
+    Stage,
+    TakeDelivered,
+)
 from ..notify import Notifier
 from ..params import PARAMS
 
@@ -88,17 +107,17 @@ class OscSurface:
             "/jb/status": self._status,
             "/jb/help": self._help,
             "/jb/get/session": self._session,
-            "/jb/get/prime": lambda o, a: (str(c.prime or ""),),
+            "/jb/get/prime": lambda o, a: (str(c.state.prime or ""),),
             "/jb/prime/file": self._prime_file,
             "/jb/prime/inbox": lambda o, a: (str(c.prime_from_inbox(origin=o)),),
             "/jb/prime/clear": self._prime_clear,
             "/jb/generate": self._generate,
-            "/jb/retry": lambda o, a: self._queued(c.retry(origin=o)),
+            "/jb/retry": lambda o, a: self._queued(c.replays.retry(origin=o)),
             "/jb/regenerate": self._regenerate,
             "/jb/cancel": self._cancel,
             "/jb/job/status": self._job_status,
-            "/jb/jobs": lambda o, a: tuple(j.id for j in c.jobs()),
-            "/jb/preset/list": lambda o, a: tuple(c.preset_names()),
+            "/jb/jobs": lambda o, a: tuple(j.id for j in c.board.records()),
+            "/jb/preset/list": lambda o, a: tuple(c.state.preset_names()),
             "/jb/preset/load": self._preset_load,
             "/jb/preset/save": self._preset_save,
             "/jb/subscribe": self._subscribe,
@@ -106,8 +125,8 @@ class OscSurface:
             "/jb/midi/learn": self._learn,
             "/jb/midi/learn/cancel": self._learn_cancel,
         }
-        for mode in ("ancestral", "primed", "continue", "upsample"):
-            self.routes[f"/jb/generate/{mode}"] = self._generate_as(mode)
+        for mode in Mode:
+            self.routes[f"/jb/generate/{mode.value}"] = self._generate_as(mode.value)
         for name in PARAMS:
             self.routes[f"/jb/set/{name}"] = self._setter(name)
             self.routes[f"/jb/get/{name}"] = self._getter(name)
@@ -121,7 +140,7 @@ class OscSurface:
         return lambda origin, args: _value_args(self._set(origin, name, args))
 
     def _getter(self, name: str) -> Handler:
-        return lambda origin, args: _value_args(self.controller.get_param(name))
+        return lambda origin, args: _value_args(self.controller.state.get_param(name))
 
     # --- entry point ------------------------------------------------------------------------------
 
@@ -137,10 +156,15 @@ class OscSurface:
             if reply is not None:
                 self.notifier.send(client, address, *reply)
         except CommandError as e:
-            self.notifier.error(client, address, str(e))
+            self.error(client, address, str(e))
         except Exception as e:  # a bug must cost one reply, not the server (logged with its traceback)
             log.exception("OSC handler for %s failed", address)
-            self.notifier.error(client, address, f"internal error: {type(e).__name__}: {e}")
+            self.error(client, address, f"internal error: {type(e).__name__}: {e}")
+
+    def error(self, client: tuple[str, int] | None, address: str, message: str) -> None:
+        """An error goes back on the request's address and on /jb/error, naming the address."""
+        self.notifier.send(client, address, "error", message)
+        self.notifier.send(client, "/jb/error", address, message)
 
     # --- handlers ---------------------------------------------------------------------------------
 
@@ -177,7 +201,7 @@ class OscSurface:
         return tuple(out)
 
     def _prime_clear(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
-        self.controller.clear_prime()
+        self.controller.state.clear_prime()
         return ("ok",)
 
     def _prime_file(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
@@ -185,11 +209,13 @@ class OscSurface:
             raise CommandError("/jb/prime/file needs one path")
         path = to_text(args[0], "path", max_chars=4096)
         self.controller.set_prime(path, origin=origin)
-        return (str(self.controller.prime),)
+        return (str(self.controller.state.prime),)
 
     def _queued(self, job_id: str) -> tuple[Any, ...]:
-        job = self.controller.job(job_id)
-        return (job_id, "queued", job.queued_position, self.controller.eta_for(job_id), job.spec.mode, job.spec.seed)
+        board = self.controller.board
+        record = board.get(job_id)
+        return (job_id, "queued", record.status().queued_position, board.eta_for(job_id), record.spec.mode.value,
+                record.spec.seed)
 
     def _generate(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         mode = None
@@ -210,30 +236,31 @@ class OscSurface:
     def _regenerate(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if len(args) != 1:
             raise CommandError("/jb/regenerate needs the path of a take's .json sidecar")
-        return self._queued(self.controller.regenerate(to_text(args[0], "sidecar", max_chars=4096), origin=origin))
+        return self._queued(self.controller.replays.regenerate(to_text(args[0], "sidecar", max_chars=4096), origin=origin))
 
     def _cancel(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if len(args) > 1:
             raise CommandError("/jb/cancel takes at most one job id")
         job_id = to_text(args[0], "job", max_chars=64) if args else None
-        ids = self.controller.cancel(job_id, origin=origin)
+        ids = self.controller.board.cancel(job_id, origin=origin)
         return (len(ids), *ids)
 
     def _job_status(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if len(args) != 1:
             raise CommandError("/jb/job/status needs a job id")
-        job = self.controller.job(to_text(args[0], "job", max_chars=64))
-        snap = job.snapshot()
-        position = self.controller.queue.position(job.id) or 0
-        eta = snap["eta_s"] if snap["eta_s"] is not None else -1.0
-        level = snap["level"] if snap["level"] is not None else -1
-        return (job.id, snap["state"], snap["stage"], level, float(snap["fraction"]), float(eta), position, len(snap["files"]))
+        board = self.controller.board
+        status = board.get(to_text(args[0], "job", max_chars=64)).status()
+        position = board.queue.position(status.id) or 0
+        eta = status.eta_s if status.eta_s is not None else -1.0
+        level = status.level if status.level is not None else -1
+        return (status.id, status.state.value, status.stage.value, level, float(status.fraction), float(eta), position,
+                len(status.files))
 
     def _preset_load(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if len(args) != 1:
             raise CommandError("/jb/preset/load needs a preset name")
         name = to_text(args[0], "preset", max_chars=100)
-        self.controller.load_preset(name, origin=origin)
+        self.controller.state.load_preset(name, origin=origin)
         return (name,)
 
     def _preset_save(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
@@ -241,7 +268,7 @@ class OscSurface:
             raise CommandError("/jb/preset/save needs a name and optionally a description")
         name = to_text(args[0], "preset", max_chars=100)
         description = to_text(args[1], "description", max_chars=500) if len(args) == 2 else ""
-        return (self.controller.save_preset(name, origin=origin, description=description),)
+        return (self.controller.state.save_preset(name, origin=origin, description=description),)
 
     def _target(self, origin: Origin, args: list[Any]) -> tuple[str, int]:
         sender_host, sender_port = origin.client if origin.client is not None else ("", 0)
@@ -255,6 +282,8 @@ class OscSurface:
             ipaddress.ip_address(host)
         except ValueError:
             raise CommandError(f"host {host!r} must be an IP address") from None
+        if self.notifier.is_own((host, port)):
+            raise CommandError(f"{host}:{port} is the bridge's own OSC port; events sent there would loop")
         # events go only where a client could have asked for them itself: its own host, or an allowed one
         if origin.client is not None and host != origin.client[0] and not allowed((host, port), self.allow):
             raise CommandError(f"{host} is neither your address nor an allowed client; subscribe from that host")
@@ -287,6 +316,52 @@ class OscSurface:
         if not self.midi.cancel_learn(origin):
             raise CommandError("MIDI learn was not armed")
         return ("cancelled",)
+
+
+class OscEvents:
+    """The bridge's events as OSC, to the requester (the job's origin) and every subscriber."""
+
+    def __init__(self, notifier: Notifier):
+        self.notifier = notifier
+
+    def __call__(self, event: Event) -> None:
+        n = self.notifier
+        if isinstance(event, JobEvent):
+            client = event.origin.client
+            if isinstance(event, JobProgress):
+                eta = event.eta_s if event.eta_s is not None else -1.0
+                n.send_limited(event.job_id, client, "/jb/job/progress", event.job_id, event.level, event.fraction,
+                               round(eta, 2), event.window, event.n_windows, final=event.final)
+            elif isinstance(event, JobQueued):
+                stage = Stage.UPSAMPLE.value if event.stage is Stage.UPSAMPLE else event.mode
+                n.send(client, "/jb/job/queued", event.job_id, event.position, event.eta_s, stage, event.seed)
+            elif isinstance(event, JobStarted):
+                n.send(client, "/jb/job/started", event.job_id, event.stage.value)
+            elif isinstance(event, TakeDelivered):
+                n.send(client, "/jb/job/take", event.job_id, event.take, event.level, event.path, event.seed)
+            elif isinstance(event, JobWarning):
+                n.send(client, "/jb/job/warning", event.job_id, event.message)
+            elif isinstance(event, JobResumed):
+                n.send(client, "/jb/job/resumed", event.job_id, event.levels_done, event.levels_total)
+            elif isinstance(event, JobEnded):
+                if event.state is JobState.FAILED:
+                    message = event.error or "failed"
+                    n.send(client, "/jb/job/failed", event.job_id, message)
+                    n.send(client, "/jb/error", "/jb/job/failed", event.job_id, message)
+                else:
+                    n.send(client, f"/jb/job/{event.state.value}", event.job_id, event.files, event.codes_path)
+                n.forget(event.job_id)
+        elif isinstance(event, ModelStateChanged):
+            n.send(None, "/jb/state", event.state.value, event.bundle)
+        elif isinstance(event, PrimeChanged):
+            n.send(event.origin.client, "/jb/prime", event.path)
+        elif isinstance(event, JobsCancelled):
+            n.send(event.origin.client, "/jb/cancel", len(event.job_ids), *event.job_ids)
+        elif isinstance(event, Notice):
+            if event.error:
+                n.send(event.origin.client, "/jb/error", event.origin.address or event.origin.kind, event.message)
+            else:
+                n.send(event.origin.client, "/jb/info", event.origin.kind, event.message)
 
 
 def allowed(client: tuple[str, int], allow: Sequence[str]) -> bool:
@@ -324,8 +399,10 @@ class OscServer(socketserver.UDPServer):
         self.surface, self.allow = surface, tuple(allow)
         self.refused = 0
         self.received = 0
+        self.looped = 0  # datagrams from the bridge's own notifier, dropped
         self.rcvbuf = 0  # receive-buffer bytes the kernel granted (read back after bind)
         super().__init__((host, port), _Datagram)
+        surface.notifier.guard(self.port, host)
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, name="jb-osc", daemon=True)
 
     def server_bind(self) -> None:
@@ -363,11 +440,18 @@ class OscServer(socketserver.UDPServer):
             self.refused += 1
             log.warning("refused OSC from %s:%s (not in the allow-list)", *client[:2])
             return
+        notifier = self.surface.notifier
+        if client[1] == notifier.source[1] and notifier.is_own((client[0], self.port)):
+            self.looped += 1  # the bridge's own replies, sent back to it: answering would start a loop
+            return
         self.received += 1
         try:
             packet = osc_packet.OscPacket(data)
         except Exception as e:  # noqa: BLE001 - python-osc raises ParseError and, on odd input, others
-            self.surface.notifier.send(client, "/jb/error", "(malformed)", f"malformed OSC packet ({len(data)} bytes): {e}")
+            notifier.send(client, "/jb/error", "(malformed)", f"malformed OSC packet ({len(data)} bytes): {e}")
+            return
+        if not packet.messages:
+            notifier.send(client, "/jb/error", "(empty)", f"an OSC bundle with no messages ({len(data)} bytes)")
             return
         for timed in packet.messages:  # a bundle's messages run at once, in timetag order (python-osc sorts them)
             self.surface.handle(timed.message.address, timed.message.params, client)

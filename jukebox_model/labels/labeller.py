@@ -170,8 +170,9 @@ class Labeller:
             return (), None
         return relevant_tokens(full, self.n_tokens, total_length, offset, self.window_samples)
 
-    def label(self, artist: str, genre: str, lyrics: str, total_length: int, offset: int = 0) -> LabelRow:
-        """The row of a song `total_length` samples long for the window at `offset` samples."""
+    def label(self, artist: str, genre: str, lyrics: str, total_length: int, offset: int = 0, *, warn: bool = True) -> LabelRow:
+        """The row of a song `total_length` samples long for the window at `offset` samples; `warn=False`
+        leaves reporting unknown names (`LabelRow.unknown`) to the caller."""
         if total_length <= 0 or offset < 0:
             raise LabelError(f"total_length must be positive and offset non-negative, got {total_length}, {offset}")
         if self.timing is not None:
@@ -181,7 +182,8 @@ class Labeller:
         cleaned = self.vocab.clean(lyrics)
         full = tuple(self.vocab.encode(cleaned))
         tokens, indices = self._lyric_window(full, total_length, offset)
-        self._warn_unknown(unknown + unknown_genres)
+        if warn:
+            self._warn_unknown(unknown + unknown_genres)
         y = (total_length, offset, self.window_samples, artist_id, *genre_ids, *tokens)
         return LabelRow(
             y=y,

@@ -4,11 +4,13 @@ The input at position p is the embedding of the token at p − 1; position 0 get
 embedding instead (the label's artist/genre vector, or a learned start token when there is no
 label conditioning). So the logits at position p predict the token at p.
 
-Two entry points, one computation:
+Three entry points, one computation:
 * `forward(x)` scores a whole token sequence by teacher forcing (training, evaluation);
 * `forward_cached(inputs, start=…, cache=…)` runs positions [start, start + T) given the tokens
   *fed* there (the previous ones), reading and extending a per-layer cache — what a sampler calls
-  to prefill a primed context in chunks and then step token by token.
+  to prefill a primed context in chunks;
+* `step(...)` runs one position whose index is a 0-d device tensor against the static cache, with
+  the same shapes at every position — the token step the window decoder captures as a CUDA graph.
 """
 
 from __future__ import annotations

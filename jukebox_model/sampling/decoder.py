@@ -21,19 +21,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from ..api import CancelToken
 from ..prior.prior import DecoderInputs, Prior
 from .logits import Generators, draw, gumbel_noise
 
 NOISE_STEPS = 64  # tokens per noise refill (and per host check-in on CUDA)
-
-
-class CancelToken(Protocol):  # threading.Event is one
-    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ a later run continues from.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..api import CancelToken, Progress, SamplingParams
 from ..atomic import atomic_write
 from ..config import LyricsMode
 from ..labels import Labeller, LabelRow
@@ -28,20 +28,9 @@ from ..prior import lyrics as lyr
 from ..prior.prior import Prior
 from ..vqvae import VQVAE
 from .decoder import DecoderPool
-from .params import SamplingParams
 from .precision import cast_for_inference
 from .schedule import level_hop, plan_level
-from .window import CancelToken, sample_window
-
-
-@dataclass(frozen=True)
-class Progress:
-    level: int
-    window: int  # 1-based index of the window being sampled
-    n_windows: int
-    tokens_done: int  # at this level, in this run
-    tokens_total: int
-    eta_s: float | None  # seconds left at this level, from the measured token rate
+from .window import sample_window
 
 
 @dataclass(frozen=True)
@@ -218,13 +207,39 @@ class Sampler:
 def save_codes(path: Path, result: SampleResult, *, params: SamplingParams, meta: dict) -> Path:
     """Codes and settings, atomically; `load_codes` + `Sampler.sample(zs=...)` continues the run."""
     with atomic_write(path) as f:
-        torch.save({"zs": [z.cpu() for z in result.zs], "seed": result.seed, "params": dataclasses.asdict(params), "meta": dict(meta)}, f)
+        torch.save({"zs": [z.cpu() for z in result.zs], "seed": result.seed, "params": params.to_dict(), "meta": dict(meta)}, f)
     return path
 
 
+MAX_CODES_BYTES = 2**30  # 16 takes of 10 minutes at every level is under 200 MiB
+
+
 def load_codes(path: Path) -> dict:
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(data, dict) or "zs" not in data:
+    """A codes file, read as untrusted: a regular file within MAX_CODES_BYTES, tensors only (no pickled
+    code), every level a 2-D integer tensor with the same number of takes. Anything else is a ValueError."""
+    import os
+    import stat
+
+    st = os.stat(path)  # FileNotFoundError names the file
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path}: not a regular file")
+    if st.st_size > MAX_CODES_BYTES:
+        raise ValueError(f"{path}: {st.st_size} bytes, over the {MAX_CODES_BYTES}-byte limit for a codes file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged or foreign file
+        raise ValueError(f"{path}: not a readable codes file ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("zs"), list) or not data["zs"]:
         raise ValueError(f"{path}: not a codes file written by save_codes")
-    data["params"] = SamplingParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["params"].items()})
+    zs = data["zs"]
+    if any(not isinstance(z, Tensor) or z.dim() != 2 or z.dtype != torch.long for z in zs):
+        raise ValueError(f"{path}: every level's codes must be a 2-D int64 tensor")
+    if len({z.shape[0] for z in zs}) != 1 or zs[0].shape[0] == 0:
+        raise ValueError(f"{path}: the levels hold different numbers of takes")
+    try:
+        data["params"] = SamplingParams.from_dict(data.get("params") or {})
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    if not isinstance(data.get("meta", {}), dict):
+        raise ValueError(f"{path}: its meta is not a mapping")
     return data

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..api import CancelToken
 from ..prior.prior import DecoderInputs, Prior
-from .decoder import CancelToken, DecoderPool, DrawSettings, WindowDecoder
+from .decoder import DecoderPool, DrawSettings, WindowDecoder
 from .logits import Generators
 
-__all__ = ["CancelToken", "WindowSample", "sample_window"]
+__all__ = ["WindowSample", "sample_window"]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Factored attention: each layer attends along one sparse pattern (spec §3.5, patterns.py).
 
-Two ways through a layer, numerically the same function:
+Four ways through a layer, numerically the same function:
 * Full sequence from position 0 (teacher forcing): the block patterns reshape the sequence into
   blocks and run dense attention inside them — the reference's arithmetic, and far cheaper than
   an L × L mask. Lengths that are not whole blocks fall back to the chunk path.

@@ -20,9 +20,10 @@ def tiny_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_engine_factory(tiny_bundle):
     """Loading is the slow part: tests share one loaded engine (the worker owns it while it runs)."""
-    from jukebox_model.engine import Engine
+    from jukebox_model.api import BundleSource
+    from jukebox_model.engine import load_engine
 
-    engine = Engine.from_bundle_dir(tiny_bundle, device="cpu")
+    engine = load_engine(BundleSource(tiny_bundle), device="cpu")
     return lambda: engine
 
 

@@ -1,17 +1,23 @@
-"""The controller without a model: limits, cancelling queued jobs, retry, queue ETAs once token rates
-are measured, and the journal's record of every job surviving into a new controller."""
+"""The controller without a model (the fake engine's facts and checks): limits, requests the model
+refuses answered at once, cancelling queued jobs, retry, queue ETAs once token rates are measured,
+and the journal's record of every job surviving into a new controller."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from bridge.controller import Controller
 from bridge.controls import Origin
 from bridge.errors import CommandError
-from bridge.jobs import JobQueue, JobState
+from bridge.events import EventBus, JobEnded, JobState, JobWarning, ModelState
+from bridge.jobs import JobQueue
 from bridge.journal import JobJournal
 from bridge.notify import Notifier
 from bridge.settings import BridgeSettings
+from bridge.transports.osc import OscEvents
+from tests.bridge.fake_engine import INFO, FakeEngine
 
 OSC = Origin("osc", client=("127.0.0.1", 5555), address="/jb/generate")
 
@@ -27,8 +33,14 @@ class Recording(Notifier):
 
 def _controller(tmp_path, **settings) -> Controller:
     s = BridgeSettings(project_dir=tmp_path, presets_dir=None, **settings)
-    c = Controller(s, JobQueue(s.max_queue), Recording(), journal=JobJournal(tmp_path / ".jukebox/jobs"))
-    c.set_model_state("ready", {"sr": 44100, "levels": [2, 1, 0], "hop_lengths": [8, 32, 128], "upsample_min_seconds": 1.5})
+    bus = EventBus()
+    c = Controller(s, JobQueue(s.max_queue), bus, journal=JobJournal(tmp_path / ".jukebox/jobs"))
+    c.notifier = Recording()
+    c.events = []
+    bus.subscribe(OscEvents(c.notifier))
+    bus.subscribe(c.events.append)
+    engine = FakeEngine(dataclasses.replace(INFO, upsample_min_seconds=1.5))
+    c.board.set_model_state(ModelState.READY, info=engine.info(), check=engine.check)
     return c
 
 
@@ -44,27 +56,57 @@ def test_limits_from_the_settings_and_the_model_refuse_a_job_before_it_is_queued
         c.generate(origin=OSC)
     c.set_param("levels", [1], origin=OSC)  # a preview alone has no such minimum
     assert c.generate(origin=OSC)
-    assert len(c.queue) == 1
+    assert len(c.board.queue) == 1
+
+
+def test_a_request_the_model_refuses_is_an_error_at_once_and_nothing_is_queued(tmp_path):
+    c = _controller(tmp_path)
+    c.set_param("levels", [1], origin=OSC)
+    c.set_param("offset_s", [200.0], origin=OSC)  # past the song's 180 s: the (fake) model refuses it
+    with pytest.raises(CommandError, match="refuses this take: the offset is past the end"):
+        c.generate(origin=OSC)
+    assert len(c.board.queue) == 0 and c.board.records() == []
+
+
+def test_no_job_is_queued_while_the_model_is_loading_or_after_it_failed(tmp_path):
+    c = _controller(tmp_path)
+    c.board.set_model_state(ModelState.WARMING)
+    c2 = Controller(c.settings, JobQueue(), EventBus())
+    with pytest.raises(CommandError, match="still loading"):
+        c2.generate(origin=OSC)
+    c2.board.set_model_state(ModelState.FAILED, error="no such file")
+    with pytest.raises(CommandError, match="did not load: no such file"):
+        c2.generate(origin=OSC)
+
+
+def test_names_the_id_tables_lack_are_warned_about_as_the_job_is_queued(tmp_path):
+    c = _controller(tmp_path)
+    c.set_param("levels", [1], origin=OSC)
+    c.set_param("artist", ["Nobody Known"], origin=OSC)
+    job = c.generate(origin=OSC)
+    warnings = [e for e in c.events if isinstance(e, JobWarning)]
+    assert [w.job_id for w in warnings] == [job] and "'Nobody Known'" in warnings[0].message
 
 
 def test_cancelling_a_queued_job_removes_it_and_tells_the_clients(tmp_path):
     c = _controller(tmp_path)
     c.set_param("levels", [1], origin=OSC)
     a, b = c.generate(origin=OSC), c.generate(origin=OSC)
-    assert c.cancel(a, origin=OSC) == [a]
-    assert [j.id for j, _ in c.queue.waiting()] == [b] and c.job(a).snapshot()["state"] == "cancelled"
+    assert c.board.cancel(a, origin=OSC) == [a]
+    assert [j.id for j, _ in c.board.queue.waiting()] == [b] and c.board.get(a).status().state is JobState.CANCELLED
     assert ("/jb/job/cancelled", a, 0, "") in c.notifier.log
+    assert [e.state for e in c.events if isinstance(e, JobEnded)] == [JobState.CANCELLED]
     with pytest.raises(CommandError, match="already cancelled"):
-        c.cancel(a, origin=OSC)
-    assert c.cancel(origin=OSC) == [b] and len(c.queue) == 0
+        c.board.cancel(a, origin=OSC)
+    assert c.board.cancel(None, origin=OSC) == [b] and len(c.board.queue) == 0
 
 
 def test_retry_repeats_the_last_job_with_a_fresh_seed(tmp_path):
     c = _controller(tmp_path)
     c.set_param("levels", [1], origin=OSC)
     c.set_param("seed", [7], origin=OSC)
-    first = c.job(c.generate(origin=OSC))
-    again = c.job(c.retry(origin=OSC))
+    first = c.board.get(c.generate(origin=OSC))
+    again = c.board.get(c.replays.retry(origin=OSC))
     assert again.spec.session == first.spec.session and again.spec.mode == first.spec.mode
     assert first.spec.seed == 7 and again.spec.seed != 7
 
@@ -73,11 +115,11 @@ def test_queue_etas_appear_once_token_rates_are_measured(tmp_path):
     c = _controller(tmp_path)
     c.set_param("length", [2.0], origin=OSC)
     a, b = c.generate(origin=OSC), c.generate(origin=OSC)
-    assert c.eta_for(b) == -1.0  # nothing measured: no guess
+    assert c.board.eta_for(b) == -1.0  # nothing measured: no guess
     for level, rate in ((2, 100.0), (1, 400.0), (0, 1600.0)):
-        c.throughput.record(level, int(rate), 1.0)
+        c.board.throughput.record(level, int(rate), 1.0)
     one_job = 3 * (2.0 * 44100 / 128 / 100.0)  # each level: tokens / rate, the same for every level here
-    assert c.eta_for(a) == pytest.approx(one_job) and c.eta_for(b) == pytest.approx(2 * one_job)
+    assert c.board.eta_for(a) == pytest.approx(one_job) and c.board.eta_for(b) == pytest.approx(2 * one_job)
 
 
 def test_every_job_is_journalled_and_a_new_controller_queues_the_unfinished_ones_again(tmp_path):
@@ -85,12 +127,13 @@ def test_every_job_is_journalled_and_a_new_controller_queues_the_unfinished_ones
     c.set_param("levels", [1], origin=OSC)
     c.set_param("artist", ["Somebody"], origin=OSC)
     kept, dropped = c.generate(origin=OSC), c.generate(origin=OSC)
-    c.cancel(dropped, origin=OSC)
+    c.board.cancel(dropped, origin=OSC)
     later = _controller(tmp_path)
-    assert later.restore() == [kept]
-    job = later.job(kept)
-    assert job.resumed and job.spec.session.artist == "Somebody" and job.spec.seed == c.job(kept).spec.seed
-    assert later.job(kept).snapshot()["state"] == JobState.QUEUED.value
+    assert later.board.restore(later.state.confine_prime, later.codes_dir) == [kept]
+    job = later.board.get(kept)
+    assert job.resumed and job.spec.session.artist == "Somebody" and job.spec.seed == c.board.get(kept).spec.seed
+    assert job.spec.request == c.board.get(kept).spec.request
+    assert later.board.get(kept).status().state is JobState.QUEUED
 
 
 def test_a_damaged_journal_record_is_skipped_and_left_for_a_person(tmp_path, caplog):
@@ -99,7 +142,7 @@ def test_a_damaged_journal_record_is_skipped_and_left_for_a_person(tmp_path, cap
     good = c.generate(origin=OSC)
     (tmp_path / ".jukebox/jobs/broken.json").write_text("{not json")
     later = _controller(tmp_path)
-    assert later.restore() == [good]
+    assert later.board.restore(later.state.confine_prime, later.codes_dir) == [good]
     assert (tmp_path / ".jukebox/jobs/broken.json").exists() and "cannot be resumed" in caplog.text
 
 

@@ -8,12 +8,15 @@ import pytest
 
 from bridge.controls import Origin
 from bridge.errors import CommandError
-from bridge.jobs import PREVIEW, UPSAMPLE, Job, JobQueue, JobSpec
+from bridge.job_record import JobRecord
+from bridge.jobs import PREVIEW, UPSAMPLE, JobQueue, JobSpec
 from bridge.params import Session
+from jukebox_model.api import Mode, SamplingParams, TakeRequest
 
 
-def _job(name: str) -> Job:
-    return Job(JobSpec(id=name, mode="ancestral", session=Session(), seed=1, origin=Origin("app")))
+def _job(name: str) -> JobRecord:
+    request = TakeRequest(mode=Mode.ANCESTRAL, new_samples=128, total_samples=44100, params=SamplingParams(seed=1))
+    return JobRecord(JobSpec(id=name, request=request, session=Session(), origin=Origin("app")))
 
 
 def test_previews_run_before_upsampling_stages_and_each_in_arrival_order():

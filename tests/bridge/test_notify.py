@@ -27,9 +27,9 @@ def test_requester_and_subscribers_hear_everything_once_and_progress_is_rate_lim
         n.subscribe(me)  # the requester is also a subscriber: still one copy
         for i in range(20):
             n.send(me, "/jb/x", i)
-        sent = [n.progress(me, "job", "/jb/job/progress", f) for f in (0.1, 0.2, 0.3)]
+        sent = [n.send_limited("job", me, "/jb/job/progress", "job", f) for f in (0.1, 0.2, 0.3)]
         assert sent == [True, False, False]
-        assert n.progress(me, "job", "/jb/job/progress", 1.0, final=True)
+        assert n.send_limited("job", me, "/jb/job/progress", "job", 1.0, final=True)
         a.wait_for(lambda m: m.address == "/jb/job/progress" and m.args[1] == 1.0)
         b.wait_for(lambda m: m.address == "/jb/job/progress" and m.args[1] == 1.0)
         time.sleep(0.1)

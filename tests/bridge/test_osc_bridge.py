@@ -308,5 +308,5 @@ def test_progress_eta_covers_the_levels_still_to_come_once_they_have_been_measur
     bottom = [m.args[3] for m in c.messages("/jb/job/progress") if m.args[0] == second and m.args[1] == 0]
     assert top and bottom and min(top) > 0  # the preview's ETA includes the upsampling still to come
     assert bottom[-1] == pytest.approx(0.0, abs=0.05)
-    level_one_alone = bridge.controller.throughput.seconds(1, SHORT * 44100 / 32)
+    level_one_alone = bridge.controller.board.throughput.seconds(1, SHORT * 44100 / 32)
     assert min(top) >= level_one_alone * 0.5

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from bridge.renderer import Renderer, RenderSettings, safe_token, write_new_pair
+from tests.bridge.record_examples import example_take_record
 
 
 def _tone(seconds: float = 0.05, sr: int = 44100) -> np.ndarray:
@@ -23,12 +24,12 @@ def test_a_take_never_overwrites_an_earlier_file_of_the_same_name(tmp_path):
     stem = r.take_stem(label="my preset", job_id="abc", take=0, seed=7, level=2)
     assert stem == "jb_my-preset_abc_t01_s7_L2"
     (tmp_path / f"{stem}.wav").write_bytes(b"the producer's own file")
-    first = r.deliver(_tone(), source_sr=44100, stem=stem, sidecar={"job": "abc"})
-    second = r.deliver(_tone(), source_sr=44100, stem=stem, sidecar={"job": "abc"})
+    first = r.deliver(_tone(), source_sr=44100, stem=stem, record=example_take_record())
+    second = r.deliver(_tone(), source_sr=44100, stem=stem, record=example_take_record())
     assert (tmp_path / f"{stem}.wav").read_bytes() == b"the producer's own file"
     assert first.name == f"{stem}-2.wav" and second.name == f"{stem}-3.wav"
     for wav in (first, second):
-        assert json.loads(wav.with_suffix(".json").read_text())["job"] == "abc"
+        assert json.loads(wav.with_suffix(".json").read_text())["job"] == example_take_record().job
 
 
 def test_a_stray_sidecar_name_moves_the_take_to_a_name_whose_sidecar_is_its_own(tmp_path):
@@ -81,7 +82,7 @@ def test_concurrent_deliveries_of_one_name_all_land_under_distinct_names(tmp_pat
 @pytest.mark.parametrize("fmt,subtype", [("pcm24", "PCM_24"), ("pcm16", "PCM_16"), ("float", "FLOAT")])
 def test_takes_are_resampled_to_the_project_rate_in_the_chosen_format(tmp_path, fmt, subtype):
     r = Renderer(RenderSettings(project_dir=tmp_path, sample_rate=48000, subtype=fmt))
-    wav = r.deliver(_tone(0.1), source_sr=44100, stem="t", sidecar={})
+    wav = r.deliver(_tone(0.1), source_sr=44100, stem="t", record=example_take_record())
     info = sf.info(str(wav))
     assert (info.samplerate, info.subtype, info.frames) == (48000, subtype, 4800)
     data, _ = sf.read(str(wav))
@@ -93,8 +94,8 @@ def test_takes_are_resampled_to_the_project_rate_in_the_chosen_format(tmp_path, 
 
 def test_float_takes_keep_overs_and_integer_takes_are_clipped(tmp_path):
     loud = np.full(100, 1.5, dtype=np.float32)
-    f = Renderer(RenderSettings(project_dir=tmp_path, subtype="float")).deliver(loud, source_sr=44100, stem="f", sidecar={})
-    i = Renderer(RenderSettings(project_dir=tmp_path)).deliver(loud, source_sr=44100, stem="i", sidecar={})
+    f = Renderer(RenderSettings(project_dir=tmp_path, subtype="float")).deliver(loud, source_sr=44100, stem="f", record=example_take_record())
+    i = Renderer(RenderSettings(project_dir=tmp_path)).deliver(loud, source_sr=44100, stem="i", record=example_take_record())
     assert sf.read(str(f))[0].max() == pytest.approx(1.5) and sf.read(str(i))[0].max() <= 1.0
 
 
@@ -102,7 +103,7 @@ def test_a_take_with_nan_samples_is_refused_before_anything_is_written(tmp_path)
     bad = _tone()
     bad[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        Renderer(RenderSettings(project_dir=tmp_path)).deliver(bad, source_sr=44100, stem="t", sidecar={})
+        Renderer(RenderSettings(project_dir=tmp_path)).deliver(bad, source_sr=44100, stem="t", record=example_take_record())
     assert list(tmp_path.iterdir()) == []
 
 

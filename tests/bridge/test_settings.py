@@ -47,9 +47,10 @@ def test_a_missing_settings_file_is_a_clear_error(tmp_path):
 def test_the_engine_casts_its_priors_to_the_precision_asked_for_and_reports_it(tiny_bundle):
     import torch
 
-    from jukebox_model.engine import Engine
+    from jukebox_model.api import BundleSource
+    from jukebox_model.engine import load_engine
 
-    engine = Engine.from_bundle_dir(tiny_bundle, device="cpu", precision="bfloat16")
-    assert engine.info()["precision"] == "bfloat16"
+    engine = load_engine(BundleSource(tiny_bundle), device="cpu", precision="bfloat16")
+    assert engine.info().precision == "bfloat16"
     assert all(m.prior.prior.compute_dtype == torch.bfloat16 for m in engine.sampler.levels.values())
-    assert Engine.from_bundle_dir(tiny_bundle, device="cpu").info()["precision"] == "float32"  # auto on a CPU
+    assert load_engine(BundleSource(tiny_bundle), device="cpu").info().precision == "float32"  # auto on a CPU

@@ -16,7 +16,7 @@ import torch
 
 from jukebox_model.audio_metrics import rms, spectral_flatness
 from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, load_bundle_dir, read_manifest
-from jukebox_model.sampling.params import SamplingParams
+from jukebox_model.api import SamplingParams
 
 ROOT = Path(__file__).resolve().parents[2]
 TAKE_SECONDS = 2.5

@@ -12,7 +12,7 @@ from jukebox_model.checkpoints import load_state_strict, load_vqvae, model_state
 from jukebox_model.hparams import prior_config_from_hparams, vqvae_config_from_hparams
 from jukebox_model.labels import Labeller
 from jukebox_model.prior.prior import Prior
-from jukebox_model.sampling.params import SamplingParams
+from jukebox_model.api import SamplingParams
 from jukebox_model.sampling.sampler import LevelModel, Sampler, load_codes, save_codes
 from tests.reference import discover, reference_dir
 

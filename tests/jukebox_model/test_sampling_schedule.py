@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from jukebox_model.sampling.logits import filter_logits, sample_tokens
-from jukebox_model.sampling.params import SamplingParams
+from jukebox_model.api import SamplingParams
 from jukebox_model.sampling.schedule import Window, level_hop, plan_level, seconds_to_samples, window_starts
 
 
