@@ -16,6 +16,7 @@ a reason a producer can act on, without torch (this runs on the watch-folder thr
 from __future__ import annotations
 
 import os
+import re
 import struct
 import sys
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import BinaryIO
 import soundfile as sf
 
 from .errors import CommandError
+from .untrusted import UntrustedFileError, open_regular
 
 # Decoders of compressed formats may report a length that is off by a few codec frames; a tail
 # shorter than announced by more than this is a truncated file, not rounding.
@@ -35,6 +37,7 @@ _MAX_CHUNKS = 1000  # a header walk that does not reach the audio in this many c
 # the model reads a prime whole (as float32) before keeping its last prime_s seconds: half an hour of 48 kHz
 # stereo (690 MB decoded) is the most a clip may hold, so a huge or sparse file cannot exhaust memory
 MAX_CLIP_SAMPLES = 30 * 60 * 48000 * 2
+_OPENING = re.compile(r"^Error opening (?:<[^>]*>|'.*?'|\S+): ")  # soundfile's prefix naming the file object
 
 
 @dataclass(frozen=True)
@@ -60,33 +63,21 @@ def check_clip(path: str | os.PathLike[str]) -> ClipInfo:
         str(path).encode(sys.getfilesystemencoding())
     except UnicodeEncodeError:  # os.fsdecode kept undecodable bytes as surrogates; libsndfile cannot be given them
         raise CommandError(f"{path}: the file name is not valid UTF-8; rename the file to use it as a prime") from None
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        raise CommandError(f"{path}: no such file") from None
-    except OSError as e:
-        raise CommandError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if not path.is_file():
-        raise CommandError(f"{path}: not a regular file")
-    if stat.st_size == 0:
-        raise CommandError(f"{path}: the file is empty (0 bytes)")
-    try:
-        with path.open("rb") as f:
-            _check_container(path, f, stat.st_size)
-    except OSError as e:
-        raise CommandError(f"{path}: cannot be read ({e.strerror or e})") from None
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise CommandError(f"{path}: not a readable audio file ({_reason(e)})") from None
-    if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
-        raise CommandError(f"{path}: contains no audio frames (empty or truncated)")
-    if info.frames * info.channels > MAX_CLIP_SAMPLES:
-        raise CommandError(
-            f"{path}: too long for a prime ({info.frames / info.samplerate / 60:.0f} min of {info.channels}-channel "
-            f"audio; at most {MAX_CLIP_SAMPLES} samples, half an hour of 48 kHz stereo); trim it to the part to continue from"
-        )
-    _check_tail(path, info.frames)
+    try:  # stat first: a FIFO or device is refused before anything opens it (libsndfile would block on a FIFO)
+        f = open_regular(path, what="clip")
+    except UntrustedFileError as e:
+        raise CommandError(_refusal(path, e)) from None
+    with f:  # every read below goes through this one descriptor, so the name cannot be swapped under us
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise CommandError(f"{path}: the file is empty (0 bytes)")
+        try:
+            _check_container(path, f, size)
+        except OSError as e:
+            raise CommandError(f"{path}: cannot be read ({e.strerror or e})") from None
+        info = _open_info(path, f)
+        _check_length(path, info)
+        _check_tail(path, f, info.frames)
     return ClipInfo(
         path=path,
         frames=int(info.frames),
@@ -95,6 +86,44 @@ def check_clip(path: str | os.PathLike[str]) -> ClipInfo:
         format=str(info.format),
         subtype=str(info.subtype),
     )
+
+
+@dataclass(frozen=True)
+class _Info:
+    frames: int
+    samplerate: int
+    channels: int
+    format: str
+    subtype: str
+
+
+def _refusal(path: Path, e: UntrustedFileError) -> str:
+    """clipcheck's own wording for what bridge.untrusted refused ("no such file", "not a regular file")."""
+    text = str(e).removeprefix(f"clip {str(path)!r} ")
+    if text == "does not exist":
+        return f"{path}: no such file"
+    if text.endswith(", not a regular file"):
+        return f"{path}: not a regular file (it {text.removesuffix(', not a regular file')})"
+    return f"{path}: {text}"
+
+
+def _open_info(path: Path, f: BinaryIO) -> _Info:
+    f.seek(0)
+    try:
+        with sf.SoundFile(f) as snd:
+            return _Info(snd.frames, snd.samplerate, snd.channels, snd.format, snd.subtype)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise CommandError(f"{path}: not a readable audio file ({_reason(e)})") from None
+
+
+def _check_length(path: Path, info: _Info) -> None:
+    if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+        raise CommandError(f"{path}: contains no audio frames (empty or truncated)")
+    if info.frames * info.channels > MAX_CLIP_SAMPLES:
+        raise CommandError(
+            f"{path}: too long for a prime ({info.frames / info.samplerate / 60:.0f} min of {info.channels}-channel "
+            f"audio; at most {MAX_CLIP_SAMPLES} samples, half an hour of 48 kHz stereo); trim it to the part to continue from"
+        )
 
 
 # --- container headers -------------------------------------------------------------------------
@@ -169,13 +198,14 @@ def _u32(raw: bytes, endian: str) -> int:
 # --- decoding ----------------------------------------------------------------------------------
 
 
-def _check_tail(path: Path, frames: int) -> None:
+def _check_tail(path: Path, f: BinaryIO, frames: int) -> None:
     """Decode the last frames the header announces: a truncated FLAC/MP3 opens fine and fails here."""
     tail = min(frames, _TAIL_FRAMES)
+    f.seek(0)
     try:
-        with sf.SoundFile(str(path)) as f:
-            f.seek(frames - tail)
-            got = len(f.read(tail, dtype="float32", always_2d=True))
+        with sf.SoundFile(f) as snd:
+            snd.seek(frames - tail)
+            got = len(snd.read(tail, dtype="float32", always_2d=True))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise CommandError(f"{path}: truncated or corrupt, its last frames do not decode ({_reason(e)})") from None
     if tail - got > min(_SHORTFALL_FRAMES, tail // 2):
@@ -185,7 +215,7 @@ def _check_tail(path: Path, frames: int) -> None:
 
 
 def _reason(e: Exception) -> str:
-    """libsndfile's own words without the path it repeats ("Error opening '/x/y.wav': Format not recognised.")."""
-    text = str(e)
-    _, sep, rest = text.partition("': ")
-    return (rest if sep else text).strip().rstrip(".") or type(e).__name__
+    """libsndfile's own words without the file it repeats ("Error opening <_io.BufferedReader name=3>: Format
+    not recognised.")."""
+    text = _OPENING.sub("", str(e), count=1)
+    return text.strip().rstrip(".") or type(e).__name__

@@ -23,8 +23,9 @@ file or the new one, never half of one. tomli_w keeps no comments: a learned fil
 from __future__ import annotations
 
 import dataclasses
-import tomllib
-from collections.abc import Mapping
+import math
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -37,8 +38,10 @@ from jukebox_model.atomic import atomic_write
 from .controls import ACTIONS
 from .errors import CommandError
 from .params import PARAMS
+from .untrusted import UntrustedFileError, read_toml_table
 
 DEFAULT_MIDI_MAP = Path("presets/midi.toml")
+MAX_MAP_BYTES = 1_000_000  # 128 notes, programs and CCs fit in a few kB
 NOTE_ACTIONS = (*ACTIONS, "learn")  # "learn": arm MIDI learn for the parameter touched last
 _TABLES = ("input", "program", "notes", "cc")
 _INPUT_KEYS = ("port", "virtual", "channel")
@@ -141,7 +144,7 @@ def parse_midi_map(data: Mapping[str, Any], source: str = "MIDI map") -> MidiMap
     """A parsed TOML document -> MidiMap; every problem is a MidiMapError starting with `source`."""
     unknown = [k for k in data if k not in _TABLES]
     if unknown:
-        raise MidiMapError(f"{source}: unknown table {unknown[0]!r}; known: {', '.join(_TABLES)}")
+        raise MidiMapError(f"{source}: unknown table {_short(unknown[0])}; known: {', '.join(_TABLES)}")
     tables = {}
     for name in _TABLES:
         table = data.get(name, {})
@@ -150,23 +153,32 @@ def parse_midi_map(data: Mapping[str, Any], source: str = "MIDI map") -> MidiMap
         tables[name] = table
     return MidiMap(
         input=_parse_input(tables["input"], source),
-        programs={_key(k, "program", source): _preset(v, k, source) for k, v in tables["program"].items()},
-        notes={_key(k, "notes", source): _action(v, k, source) for k, v in tables["notes"].items()},
-        cc={_key(k, "cc", source): _cc(v, k, source) for k, v in tables["cc"].items()},
+        programs=_entries(tables["program"], "program", source, _preset),
+        notes=_entries(tables["notes"], "notes", source, _action),
+        cc=_entries(tables["cc"], "cc", source, _cc),
     )
+
+
+def _entries(table: Mapping[str, Any], name: str, source: str, parse: Callable[[Any, str, str], Any]) -> dict[int, Any]:
+    """number -> parsed value; messages name the entry by its number, not by the key as written ("0060")."""
+    entries = {}
+    for key, value in table.items():
+        number = _key(key, name, source)
+        entries[number] = parse(value, str(number), source)
+    return entries
 
 
 def _parse_input(table: Mapping[str, Any], source: str) -> MidiInput:
     unknown = [k for k in table if k not in _INPUT_KEYS]
     if unknown:
-        raise MidiMapError(f"{source}: [input] unknown key {unknown[0]!r}; known: {', '.join(_INPUT_KEYS)}")
+        raise MidiMapError(f"{source}: [input] unknown key {_short(unknown[0])}; known: {', '.join(_INPUT_KEYS)}")
     port, virtual, channel = table.get("port", ""), table.get("virtual", False), table.get("channel", 0)
     if not isinstance(port, str):
         raise MidiMapError(f"{source}: [input] port must be text (a port name prefix), got {_kind(port)}")
     if not isinstance(virtual, bool):
         raise MidiMapError(f"{source}: [input] virtual must be true or false, got {_kind(virtual)}")
     if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel <= 16:
-        raise MidiMapError(f"{source}: [input] channel must be 0 (omni) or 1-16, got {channel!r}")
+        raise MidiMapError(f"{source}: [input] channel must be 0 (omni) or 1-16, got {_short(channel)}")
     if virtual and not port.strip():
         raise MidiMapError(f"{source}: [input] virtual = true needs a port name to create")
     return MidiInput(port=port, virtual=virtual, channel=channel)
@@ -174,20 +186,22 @@ def _parse_input(table: Mapping[str, Any], source: str) -> MidiInput:
 
 def _key(key: str, table: str, source: str) -> int:
     text = str(key).strip()
-    if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= 127:
-        raise MidiMapError(f"{source}: [{table}] key {key!r}: MIDI numbers are 0-127")
-    return int(text)
+    # at most three digits after any leading zeros: int() of a 5000-digit key would raise a ValueError of its own
+    digits = text.lstrip("0") or "0"
+    if not (text.isascii() and text.isdigit()) or len(digits) > 3 or not 0 <= int(digits) <= 127:
+        raise MidiMapError(f"{source}: [{table}] key {_short(key)}: MIDI numbers are 0-127")
+    return int(digits)
 
 
 def _preset(value: Any, key: str, source: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise MidiMapError(f"{source}: [program] {key}: expected a preset name, got {value!r}")
+        raise MidiMapError(f"{source}: [program] {key}: expected a preset name, got {_short(value)}")
     return value
 
 
 def _action(value: Any, key: str, source: str) -> str:
     if value not in NOTE_ACTIONS:
-        raise MidiMapError(f"{source}: [notes] {key}: unknown action {value!r}; known: {', '.join(NOTE_ACTIONS)}")
+        raise MidiMapError(f"{source}: [notes] {key}: unknown action {_short(value)}; known: {', '.join(NOTE_ACTIONS)}")
     return str(value)
 
 
@@ -199,14 +213,16 @@ def _cc(value: Any, key: str, source: str) -> CCBinding:
         raise MidiMapError(f"{where}: expected a parameter name or {{ param = ..., min = ..., max = ... }}")
     unknown = [k for k in value if k not in _CC_KEYS]
     if unknown:
-        raise MidiMapError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(_CC_KEYS)}")
+        raise MidiMapError(f"{where}: unknown key {_short(unknown[0])}; known: {', '.join(_CC_KEYS)}")
     if not isinstance(value.get("param"), str):
-        raise MidiMapError(f"{where}: param must be a parameter name, got {value.get('param')!r}")
+        raise MidiMapError(f"{where}: param must be a parameter name, got {_short(value.get('param'))}")
     ends = {}
     for end in ("min", "max"):
         number = value.get(end)
         if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
-            raise MidiMapError(f"{where}: {end} must be a number, got {number!r}")
+            raise MidiMapError(f"{where}: {end} must be a number, got {_short(number)}")
+        if isinstance(number, int) and abs(number) > 2**53 or isinstance(number, float) and not math.isfinite(number):
+            raise MidiMapError(f"{where}: {end} must be a finite number, got {_short(number)}")
         ends[end] = None if number is None else float(number)
     binding = CCBinding(value["param"], ends["min"], ends["max"])
     try:
@@ -217,25 +233,39 @@ def _cc(value: Any, key: str, source: str) -> CCBinding:
 
 
 def _kind(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {_short(value)}"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """repr of a value from the file, cut short: a hostile file must not make a multi-megabyte message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def load_midi_map(path: str | Path = DEFAULT_MIDI_MAP, *, missing_ok: bool = False) -> MidiMap:
-    """Read and check a mapping file; with `missing_ok` a missing file is the empty map (learn creates it)."""
+    """Read and check a mapping file; with `missing_ok` a missing file is the empty map (learn creates it).
+
+    The file is untrusted: only a regular file is read (a FIFO is refused without blocking), and
+    every problem, whatever the TOML holds, is a MidiMapError starting with the path, which the app
+    logs as "MIDI disabled: ..."."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         if missing_ok:
             return MidiMap()
-        raise MidiMapError(f"{path}: no such MIDI map file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise MidiMapError(f"{path}: cannot read the MIDI map: {e}") from None
+        raise MidiMapError(f"{path}: no such MIDI map file")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise MidiMapError(f"{path}: not valid TOML: {e}") from None
-    return parse_midi_map(data, str(path))
+        data = read_toml_table(path, max_bytes=MAX_MAP_BYTES, what="MIDI map")
+    except UntrustedFileError as e:
+        detail = str(e).removeprefix(f"MIDI map {str(path)!r} ")
+        if detail.startswith("is not valid TOML"):
+            raise MidiMapError(f"{path}: not valid TOML: {detail.removeprefix('is not valid TOML ')}") from None
+        raise MidiMapError(f"{path}: cannot read the MIDI map: it {detail}") from None
+    try:
+        return parse_midi_map(data, str(path))
+    except MidiMapError:
+        raise
+    except (TypeError, ValueError, ArithmeticError) as e:  # a shape no check foresaw: still a clear refusal
+        raise MidiMapError(f"{path}: unusable MIDI map ({type(e).__name__}: {e})") from None
 
 
 def midi_map_document(mapping: MidiMap) -> dict[str, Any]:
@@ -253,7 +283,10 @@ def midi_map_document(mapping: MidiMap) -> dict[str, Any]:
 
 
 def save_midi_map(mapping: MidiMap, path: str | Path = DEFAULT_MIDI_MAP) -> None:
-    """Write `mapping` atomically: readers see the old file or the new one, never a part."""
+    """Write `mapping` atomically: readers see the old file or the new one, never a part.
+
+    A full disk or any other OS error is raised as the OSError itself (MIDI learn reports its words,
+    "No space left on device"), and the file on disk is left as it was."""
     text = _HEADER + tomli_w.dumps(midi_map_document(mapping))
     with atomic_write(path) as f:
         f.write(text.encode("utf-8"))

@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 import time
-import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,7 @@ from jukebox_model.atomic import atomic_write
 from .errors import CommandError
 from .params import PARAMS, Session, session_from_values
 from .transports.folder_watch import FolderWatch
+from .untrusted import UntrustedFileError, check_regular, read_toml_table
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,11 @@ MAX_FILE_BYTES = 1_000_000  # a preset with a whole song's lyrics is a few kB
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.\- ]+")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 _WATCHED_EVENTS = ("created", "modified", "moved", "deleted", "closed")
+_HOSTILE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_MAX_INT = 2**62  # what bridge.coerce takes; TOML promises 64 bits, tomllib reads any length
 
-# on_event(kind, name, message): kind is one of these
-LOADED, REMOVED, ERROR = "loaded", "removed", "error"
+# on_event(kind, name, message): kind is one of these; name is "" for events about the folder itself
+LOADED, REMOVED, ERROR, WATCHING = "loaded", "removed", "error", "watching"
 PresetEventCallback = Callable[[str, str, str], None]
 
 
@@ -97,35 +100,72 @@ def is_preset_file(path: Path) -> bool:
 
 
 def parse_preset(path: str | Path) -> Preset:
-    """Read and check one preset file; CommandError names the file and, for a bad entry, the key."""
+    """Read and check one preset file; CommandError names the file and, for a bad entry, the key.
+
+    The file is untrusted: only a regular file is read (a FIFO is refused without blocking), and
+    any TOML shape that is not a preset is a CommandError, never another exception."""
     path = Path(path)
+    name = _stem(path)
+    problem = loaded_name_problem(name)
+    if problem:
+        raise CommandError(f"preset {_printable(str(path))}: {problem}; rename the file to use it")
     try:
-        size = path.stat().st_size
+        size = check_regular(path, what="preset").st_size  # a FIFO or device is refused before it is opened
         if size > MAX_FILE_BYTES:
             raise CommandError(f"preset {path}: {size} bytes is more than the limit of {MAX_FILE_BYTES}")
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise CommandError(f"preset {path}: not UTF-8 text") from None
-    except OSError as e:
-        raise CommandError(f"preset {path}: cannot be read ({e.strerror or e})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise CommandError(f"preset {path}: not valid TOML ({e})") from None
+        data = read_toml_table(path, max_bytes=MAX_FILE_BYTES, what="preset")  # checks again what it opened
+    except UntrustedFileError as e:
+        raise CommandError(str(e)) from None
     description = data.pop(DESCRIPTION_KEY, "")
     if not isinstance(description, str):
         raise CommandError(f"preset {path}: {DESCRIPTION_KEY!r} must be text, got {type(description).__name__}")
     for key, value in data.items():
         if key not in PARAMS:
             known = ", ".join((DESCRIPTION_KEY, *PARAMS))
-            raise CommandError(f"preset {path}: unknown key {key!r}; known: {known}")
+            raise CommandError(f"preset {path}: unknown key {_quoted(key)}; known: {known}")
         if isinstance(value, dict):
             raise CommandError(f"preset {path}: {key!r} must be a value, not a table")
+        if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+            raise CommandError(f"preset {path}: {key!r} must be a value or a list of values, not nested lists or tables")
+        if any(isinstance(v, int) and abs(v) > _MAX_INT for v in (value if isinstance(value, list) else [value])):
+            raise CommandError(f"preset {path}: {key!r} is out of range (a number of more than 18 digits)")
     if not data:
         raise CommandError(f"preset {path}: sets no parameters")
-    session = session_from_values(data, source=f"preset {path}")  # CommandError names the file and the key
+    try:
+        session = session_from_values(data, source=f"preset {path}")  # CommandError names the file and the key
+    except CommandError:
+        raise
+    except (TypeError, ValueError, ArithmeticError) as e:  # a value no check foresaw (a 400-digit int): still refused
+        raise CommandError(f"preset {path}: unusable value ({type(e).__name__}: {e})") from None
     values = MappingProxyType({key: getattr(session, key) for key in data})
-    return Preset(name=path.name[: -len(SUFFIX)], values=values, description=description, path=path)
+    return Preset(name=name, values=values, description=description, path=path)
+
+
+def loaded_name_problem(name: str) -> str | None:
+    """Why a preset file's stem cannot be a preset name (it travels in OSC replies and reports), or None.
+
+    Looser than check_preset_name, so hand-named files such as "Dub (slow).toml" keep working: only
+    names no reply could carry or that would mislead a reader are refused: not UTF-8, control, format
+    (bidi overrides) and line-separator characters."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8"
+    if any(unicodedata.category(c) in _HOSTILE_CATEGORIES for c in name):
+        return "the file name contains control or invisible formatting characters"
+    return None
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters and undecodable bytes escaped, for log lines and reports."""
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _HOSTILE_CATEGORIES else c for c in text
+    )
+
+
+def _quoted(text: str, limit: int = 80) -> str:
+    """repr of a key from the file (control characters escaped), cut short so a hostile file cannot flood the log."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}..."
 
 
 def preset_toml(session: Session, description: str = "") -> str:
@@ -142,7 +182,10 @@ class PresetLibrary(FolderWatch):
     """The presets of one folder, kept current by a folder watcher; reads are thread-safe.
 
     `on_event(kind, name, message)` is called with LOADED (new or changed), REMOVED or ERROR
-    (the previous version, if any, stays) from `reload()` and from the watcher's thread.
+    (the previous version, if any, stays) from `reload()` and from the watcher's thread. The folder
+    itself may be deleted and made again while the bridge runs: that is ERROR with name "" (its
+    presets are removed), then WATCHING with name "" when a folder is there again (its presets are
+    loaded); the reload thread looks every `folder_check_s`.
     """
 
     def __init__(
@@ -153,8 +196,10 @@ class PresetLibrary(FolderWatch):
         polling: bool = False,
         poll_interval_s: float = 0.5,
         debounce_s: float = 0.2,
+        folder_check_s: float = 1.0,
     ) -> None:
         self.folder = Path(folder)
+        self.folder_check_s = folder_check_s
         self._on_event = on_event
         self._polling = polling
         self._poll_interval_s = poll_interval_s
@@ -186,14 +231,24 @@ class PresetLibrary(FolderWatch):
     def reload(self) -> dict[str, str]:
         """Re-read every preset file now; returns {name: error} for the files that were refused."""
         with self._reading:
-            files = sorted(p for p in self.folder.glob("*") if is_preset_file(p)) if self.folder.is_dir() else []
+            try:
+                files = sorted(p for p in self.folder.glob("*") if is_preset_file(p)) if self.folder.is_dir() else []
+            except OSError as e:  # no permission to list it: keep what is loaded, say why nothing changes
+                message = f"presets folder {self.folder} cannot be listed ({e.strerror or e}); keeping the loaded presets"
+                self._emit(ERROR, "", message)
+                return {"": message}
             with self._lock:
                 known = {p.path for p in self._presets.values() if p.path is not None}
             errors: dict[str, str] = {}
             for path in sorted(set(files) | known):  # known ones that are gone are removed
-                error = self._reload_file(path)
+                try:
+                    error = self._reload_file(path)
+                except Exception as e:  # a bug must cost one preset, never start-up or the other presets
+                    log.exception("preset reload of %s failed", path)
+                    error = f"preset {_printable(str(path))}: could not be loaded ({type(e).__name__}: {e})"
+                    self._emit(ERROR, _stem(path), error)
                 if error:
-                    errors[_stem(path)] = error
+                    errors[_printable(_stem(path))] = error
             return errors
 
     # --- writing ------------------------------------------------------------------------------
@@ -204,6 +259,8 @@ class PresetLibrary(FolderWatch):
         if not isinstance(description, str) or "\x00" in description or len(description) > 1000:
             raise CommandError("preset description: expected text of at most 1000 characters")
         path = self.folder / f"{name}{SUFFIX}"
+        if path.parent != self.folder:  # check_preset_name already refuses separators; never write outside anyway
+            raise CommandError(f"preset name {name!r} would not be a file in {self.folder}")
         text = preset_toml(session, description)
         try:
             with atomic_write(path) as f:
@@ -226,7 +283,10 @@ class PresetLibrary(FolderWatch):
             raise RuntimeError("PresetLibrary already started")
         if polling is not None:
             self._polling = polling
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file where the folder should be, no permission: reported, watched for
+            log.warning("presets folder %s cannot be created (%s)", self.folder, e.strerror or e)
         name = f"jb-presets-observer {self.folder}"
         self._observe(self.folder, _Handler(self._file_event), polling=self._polling, poll_interval_s=self._poll_interval_s, name=name)
         self._thread = threading.Thread(target=self._run, name=f"jb-presets-reload {self.folder}", daemon=True)
@@ -242,13 +302,20 @@ class PresetLibrary(FolderWatch):
 
     def _run(self) -> None:
         while True:
+            self._check_folder()
             with self._wake:
+                ready: list[Path] = []
                 while not self._stopping:
                     now = time.monotonic()
                     ready = [p for p, t in self._pending.items() if t <= now]
                     if ready:
                         break
-                    self._wake.wait(timeout=min(self._pending.values()) - now if self._pending else None)
+                    wait_s = self._folder_wait_s()
+                    if wait_s <= 0:
+                        break
+                    if self._pending:
+                        wait_s = min(wait_s, min(self._pending.values()) - now)
+                    self._wake.wait(timeout=wait_s)
                 if self._stopping:
                     return
                 for path in ready:
@@ -258,6 +325,15 @@ class PresetLibrary(FolderWatch):
                     self._reload_file(path)
                 except Exception:  # a bug here must not end hot reload for the rest of the session
                     log.exception("preset reload of %s failed", path)
+
+    def _folder_gone(self) -> None:
+        self._emit(ERROR, "", f"presets folder {self.folder} is gone (deleted, moved, or not a folder); its "
+                              "presets are unavailable until it is back")
+        self.reload()  # what was in it is gone too
+
+    def _folder_back(self) -> None:
+        self._emit(WATCHING, "", f"presets folder {self.folder} is there again; watching it")
+        self.reload()  # files written before the new watch began
 
     # --- one file -----------------------------------------------------------------------------
 
@@ -300,7 +376,7 @@ class PresetLibrary(FolderWatch):
         if self._on_event is None:
             return
         try:
-            self._on_event(kind, name, message)
+            self._on_event(kind, _printable(name), message)
         except Exception:  # the callback's failure is its own; the library stays consistent
             log.exception("preset %s callback failed for %r", kind, name)
 

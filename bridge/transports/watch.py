@@ -16,7 +16,12 @@ Only the folder itself is watched: subfolders are free for staging exports, and 
 hidden, temporary or DAW analysis files (`*.part`, `*.tmp`, `*.asd`, `*.reapeaks`) are ignored.
 
 Threads: watchdog's observer (and its emitter) only record events; one checker thread of our own
-does every stat, decode and call into the controls. `stop()` joins both.
+does every stat, decode and call into the controls. `stop()` joins both. A FIFO or device with a
+clip's name is refused by its stat before anything opens it, so it never blocks that thread.
+
+The inbox folder may be deleted (or moved) and made again while the bridge runs: the checker
+thread notices within `folder_check_s`, reports it, and watches the new folder; clips that arrived
+in it meanwhile are taken like new ones.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class InboxWatcher(FolderWatch):
         auto_start_job: bool = False,
         scan_existing: bool = True,
         check_interval_s: float | None = None,
+        folder_check_s: float = 1.0,
     ) -> None:
         if quiet_s < 0 or stable_checks < 1 or poll_interval_s <= 0:
             raise ValueError(
@@ -91,6 +97,7 @@ class InboxWatcher(FolderWatch):
         self.auto_start_job = auto_start_job
         self.scan_existing = scan_existing
         self.check_interval_s = check_interval_s or max(0.02, min(0.25, quiet_s / 4))
+        self.folder_check_s = folder_check_s
         self._init_watch(threading.Condition())
         self._pending: dict[Path, _Candidate] = {}
         self._settled: dict[Path, Signature] = {}  # taken or refused as it was then; ignored until it changes
@@ -126,10 +133,16 @@ class InboxWatcher(FolderWatch):
         return self.latest()
 
     def start(self) -> None:
-        """Watch the folder (created if missing), scan what is there, start the checker thread."""
+        """Watch the folder (created if missing), scan what is there, start the checker thread.
+
+        A folder that cannot be created now (a file in its place) is reported, not raised: the
+        checker thread watches for it to appear, as it does for an inbox deleted while running."""
         if self._thread is not None:
             raise RuntimeError("InboxWatcher already started")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            log.warning("inbox: the folder %s cannot be created (%s)", self.folder, e.strerror or e)
         handler = _Handler(self._on_activity, self._on_gone)
         name = f"jb-inbox-observer {self.folder}"
         self._observe(self.folder, handler, polling=self.polling, poll_interval_s=self.poll_interval_s, name=name)
@@ -164,6 +177,7 @@ class InboxWatcher(FolderWatch):
 
     def _run(self) -> None:
         while True:
+            self._check_folder()
             with self._wake:
                 if not self._stopping:
                     self._wake.wait(timeout=self.check_interval_s)
@@ -175,6 +189,28 @@ class InboxWatcher(FolderWatch):
                     self._check(path)
                 except Exception:  # a bug here must not end the inbox for the rest of the session
                     log.exception("inbox: checking %s failed", path)
+
+    def _folder_gone(self) -> None:
+        with self._wake:
+            self._pending.clear()  # nothing half-written in it can be finished now; the re-read finds it again
+        self._report(Origin("watch", address=str(self.folder)),
+                     f"inbox folder {self.folder} is gone (deleted, moved, or not a folder); clips are taken again "
+                     "once it is back")
+
+    def _folder_back(self) -> None:
+        """Every clip in the returned folder is looked at as if an event had named it: one that arrived while
+        no watch ran is taken as new, while one already taken or refused as it is (same inode, size and mtime:
+        a folder moved away and back) changes nothing, so it neither primes nor starts a job a second time."""
+        self._report(Origin("watch", address=str(self.folder)),
+                     f"inbox folder {self.folder} is there again; watching it", error=False)
+        try:
+            names = sorted(self.folder.iterdir())
+        except OSError as e:
+            log.warning("inbox: cannot list %s: %s", self.folder, e.strerror or e)
+            return
+        for path in names:
+            if is_inbox_clip(path):
+                self._on_activity(path)
 
     def _check(self, path: Path) -> None:
         """One look at one candidate: still changing, spurious, not yet quiet, or ready to decide."""
@@ -231,9 +267,9 @@ class InboxWatcher(FolderWatch):
             log.exception("inbox: set_prime(%s) failed", path)
             self._report(origin, f"inbox: priming with {path} failed ({type(e).__name__}: {e})")
 
-    def _report(self, origin: Origin, message: str) -> None:
+    def _report(self, origin: Origin, message: str, *, error: bool = True) -> None:
         try:
-            self.controls.report(origin, message, error=True)
+            self.controls.report(origin, message, error=error)
         except Exception:
             log.exception("inbox: could not report %r", message)
 

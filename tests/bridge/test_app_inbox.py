@@ -43,3 +43,21 @@ def test_a_clip_exported_into_the_inbox_becomes_the_prime_and_starts_a_primed_jo
     sidecar = json.loads(Path(take.args[3]).with_suffix(".json").read_text())
     assert sidecar["prime"]["path"] == str(clip.resolve())
     assert c.ask("/jb/prime/inbox").args == [str(clip.resolve())]  # the newest inbox clip, on request
+
+
+def test_an_inbox_deleted_and_made_again_is_reported_over_osc_and_keeps_taking_clips(make_bridge, tmp_path):
+    import shutil
+
+    inbox = tmp_path / "inbox"
+    bridge, c = make_bridge(inbox_dir=inbox, inbox_quiet_s=0.3)
+    c.ask("/jb/subscribe")
+    shutil.rmtree(inbox)
+    gone = c.wait_for(lambda m: any("inbox folder" in str(a) and "is gone" in str(a) for a in m.args), timeout=10)
+    assert any(str(inbox) in str(a) for a in gone.args)
+    inbox.mkdir()
+    c.wait_for(lambda m: any("inbox folder" in str(a) and "there again" in str(a) for a in m.args), timeout=10)
+    clip = inbox / "after.wav"
+    clip.write_bytes(_wav_bytes(0.25))
+    primed = c.wait_for(lambda m: m.address == "/jb/prime", timeout=15)
+    assert primed.args == [str(clip.resolve())]
+    assert bridge.controller.prime is not None
