@@ -130,7 +130,11 @@ class Bridge:
         from .transports.watch import InboxWatcher
 
         folder = Path(self.settings.inbox_dir).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file where the folder should be: reported, and watched until it is a folder
+            self.controller.report(Origin("app", address="inbox"), f"inbox folder {folder} cannot be made: "
+                                                                   f"{e.strerror or e}")
         inbox = InboxWatcher(folder, self.controller, quiet_s=self.settings.inbox_quiet_s,
                              polling=self.settings.inbox_polling, auto_start_job=self.settings.inbox_auto_generate)
         inbox.start()

@@ -8,6 +8,7 @@ fsynced. The JSON sidecar beside it (`bridge.take_record.TakeRecord`) holds ever
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -132,7 +133,10 @@ class Renderer:
         written = record.with_audio(AudioWritten(sample_rate=rate, frames=int(samples.shape[0]),
                                                  format=self.settings.subtype))
         text = json.dumps(written.to_dict(), indent=2, default=str) + "\n"
-        wav, _ = write_new_pair(self.settings.project_dir, stem,
-                                lambda f: sf.write(f, samples, rate, subtype=subtype, format="WAV"),
+        # encoded in memory, then written as plain bytes: libsndfile writing to a full disk itself
+        # loses the system's error (soundfile asserts instead), a plain write raises ENOSPC with its words
+        encoded = io.BytesIO()
+        sf.write(encoded, samples, rate, subtype=subtype, format="WAV")
+        wav, _ = write_new_pair(self.settings.project_dir, stem, lambda f: f.write(encoded.getbuffer()),
                                 lambda f: f.write(text.encode()))
         return wav

@@ -276,7 +276,9 @@ class ModelWorker:
         elif isinstance(error, (CommandError, ValueError, FileNotFoundError)):
             message = str(error)
         elif isinstance(error, OSError):  # a full disk, a vanished folder: the system's own words
-            message = f"{error.strerror or type(error).__name__}: {error.filename or error}"
+            message = error.strerror or str(error) or type(error).__name__
+            if error.filename:
+                message += f": {error.filename}"
         else:
             message = f"{type(error).__name__}: {error}"
             log.error("job %s failed", record.id, exc_info=error)

@@ -8,6 +8,8 @@ scripts) gets an engine, whatever the weights' source, device, precision and com
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -152,6 +154,8 @@ class Engine:
             zs, start = empty, 0
         elif request.mode is Mode.PRIMED:
             assert request.prime_path is not None  # TakeRequest checks it
+            if not stat.S_ISREG(os.stat(request.prime_path).st_mode):  # a FIFO would block the read forever
+                raise ValueError(f"{request.prime_path}: the prime is not a regular file")
             clip = self._read_prime(request.prime_path, request.prime_samples)
             keep = clip.shape[0] if request.prime_samples <= 0 else min(request.prime_samples, clip.shape[0])
             keep = keep // top * top

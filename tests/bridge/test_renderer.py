@@ -111,3 +111,38 @@ def test_names_are_made_file_safe():
     assert safe_token("../../etc/passwd") == "etc-passwd"
     assert safe_token("Café del Mar / Ibiza") == "Caf-del-Mar-Ibiza"
     assert safe_token("...") == "x"
+
+
+def test_a_disk_that_fills_up_while_a_take_is_written_raises_the_systems_error_not_an_assertion(tmp_path, monkeypatch):
+    """libsndfile writing into a full disk itself swallows the error (soundfile then asserts); the take's
+    bytes are written by plain writes, so the producer reads 'No space left on device'."""
+    import errno
+
+    from bridge import renderer
+
+    real_fdopen = os.fdopen
+
+    class FillsUp:
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data) -> int:
+            self.written += len(data)
+            if self.written > 1000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    monkeypatch.setattr(renderer.os, "fdopen", lambda fd, mode: FillsUp(real_fdopen(fd, mode)))
+    with pytest.raises(OSError, match="No space left on device"):
+        Renderer(RenderSettings(project_dir=tmp_path)).deliver(_tone(0.5), source_sr=44100, stem="t",
+                                                              record=example_take_record())
+    assert list(tmp_path.iterdir()) == []  # no partial take, no temp file
