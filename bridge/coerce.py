@@ -21,7 +21,10 @@ def to_float(value: Any, what: str) -> float:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, int):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a 400-digit integer from a preset or a sidecar
+            raise CommandError(f"{what}: {str(value)[:20]}… is out of range") from None
     elif isinstance(value, float):
         # OSC floats are 32-bit: 0.1 arrives as 0.10000000149; keep the 7 digits a float32 holds
         number = float(f"{value:.7g}") if math.isfinite(value) else value

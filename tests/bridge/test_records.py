@@ -121,3 +121,10 @@ def test_sampling_params_from_a_file_must_have_the_shapes_they_were_written_with
         SamplingParams.from_dict({"evil": 1})
     with pytest.raises(ValueError, match="3 positive values"):
         SamplingParams.from_dict({"temperature": [1.0, float("nan"), 1.0]})
+
+
+def test_a_sidecar_session_value_too_big_for_a_float_is_a_clear_refusal():
+    data = _through_json(example_take_record().to_dict())
+    data["session"]["length"] = 10**400
+    with pytest.raises(ValueError, match="length: .* out of range"):
+        TakeRecord.from_dict(data)
