@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.11.0
 REFERENCE_DIR ?= $(abspath $(or $(JUKEBOX_REFERENCE_DIR),../shared/fixtures/jukebox_reference))
 
-.PHONY: test demo demo-vqvae bridge bench clean
+.PHONY: test lint format demo demo-vqvae bridge bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,17 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 venv: $(VENV)/.installed
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed lint
 	JUKEBOX_REFERENCE_DIR=$(REFERENCE_DIR) $(PY) -m pytest -q
+
+# the lint rules and the formatting are pyproject.toml's [tool.ruff]; `make format` applies them
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(VENV)/.installed
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
 
 # the bridge on the embedded model, one take rendered through OSC into demo_out/project, then serving until Ctrl-C
 demo: $(VENV)/.installed

@@ -46,11 +46,15 @@ class DecodeSetup:
     def step(self, position: int) -> Tensor:
         """The sampler's per-token step (`ConditionalAutoregressive2D.step`), position on the device."""
         at = torch.tensor(position, device=self.token.device)
-        return self.model.step(self.token, at, cache=self.run["cache"], x_cond=self.run["x_cond"], y_cond=self.run["y_cond"])
+        return self.model.step(
+            self.token, at, cache=self.run["cache"], x_cond=self.run["x_cond"], y_cond=self.run["y_cond"]
+        )
 
 
 @torch.no_grad()
-def random_prior(config: PriorConfig, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Prior:
+def random_prior(
+    config: PriorConfig, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> Prior:
     """Random N(0, 0.02) weights under seed 0, built on `meta` first (the 5b never holds fp32 init twice),
     the output head tied as loading ties it, cast once to `dtype` as the engine does."""
     device = torch.device(device)

@@ -64,18 +64,25 @@ def measure_ceilings(device: torch.device, dtype: torch.dtype) -> Ceilings:
     b = torch.randn(n, n, device=device, dtype=dtype)
     mm_s = median_seconds(lambda: a @ b, device, repeats=10 if big else 3)
     name = torch.cuda.get_device_name(device) if big else "CPU"
-    return Ceilings(2 * n_bytes / copy_s, 2 * n**3 / mm_s, f"measured on {name} ({str(dtype).removeprefix('torch.')} matmul)")
+    return Ceilings(
+        2 * n_bytes / copy_s, 2 * n**3 / mm_s, f"measured on {name} ({str(dtype).removeprefix('torch.')} matmul)"
+    )
 
 
 def step_weight_bytes(prior: Prior) -> int:
     """Bytes of matmul weights (and biases) one decode step reads: the transformer's projections and the output head."""
     model = prior.prior
-    total = sum(p.numel() * p.element_size() for m in model.transformer.modules() if isinstance(m, Conv1D) for p in (m.w, m.b))
+    total = sum(
+        p.numel() * p.element_size() for m in model.transformer.modules() if isinstance(m, Conv1D) for p in (m.w, m.b)
+    )
     return total + model.x_out.weight.numel() * model.x_out.weight.element_size()
 
 
 def transformer_matmul_params(prior: Prior) -> int:
-    return sum(m.w.numel() for m in prior.prior.transformer.modules() if isinstance(m, Conv1D)) + prior.prior.x_out.weight.numel()
+    return (
+        sum(m.w.numel() for m in prior.prior.transformer.modules() if isinstance(m, Conv1D))
+        + prior.prior.x_out.weight.numel()
+    )
 
 
 def required_kv_bytes(prior: Prior, position: int) -> int:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import itertools
 import json
 import statistics
 import subprocess
@@ -50,10 +51,10 @@ from floors import (
 )
 
 from jukebox_model import official
+from jukebox_model.api import SamplingParams
 from jukebox_model.labels import Labeller
 from jukebox_model.prior.prior import DecoderInputs, Prior
 from jukebox_model.sampling.decoder import NOISE_STEPS, DecoderPool, DrawSettings, WindowDecoder
-from jukebox_model.api import SamplingParams
 from jukebox_model.sampling.precision import parse_dtype
 from jukebox_model.sampling.sampler import LevelModel, Sampler
 from jukebox_model.sampling.schedule import level_hop, plan_level, seconds_to_samples
@@ -129,18 +130,39 @@ def fidelity(run: Run) -> None:
         outs = {}
         for graph in (True, False):
             gens = [torch.Generator(device=run.device).manual_seed(s) for s in (11, 12)]
-            outs[graph] = sample_window(prior, inputs, prefix=prefix, length=length, generator=gens, decoders=DecoderPool(graph=graph), **settings)
+            outs[graph] = sample_window(
+                prior,
+                inputs,
+                prefix=prefix,
+                length=length,
+                generator=gens,
+                decoders=DecoderPool(graph=graph),
+                **settings,
+            )
         same = torch.equal(outs[True].tokens, outs[False].tokens)
-        run.add("F", {"check": "CUDA-graph replay draws the eager step's tokens (B=2, seeded, T=1)", "result": "equal" if same else "DIFFERENT"})
+        run.add(
+            "F",
+            {
+                "check": "CUDA-graph replay draws the eager step's tokens (B=2, seeded, T=1)",
+                "result": "equal" if same else "DIFFERENT",
+            },
+        )
     if run.dtype != torch.float32:
         full = random_prior(run.config(UPSAMPLER), device=run.device, dtype=torch.float32).eval()
-        full_inputs = DecoderInputs(*(None if t is None else t.float() for t in (inputs.x_cond, inputs.y_cond, inputs.encoder_kv)))
+        full_inputs = DecoderInputs(
+            *(None if t is None else t.float() for t in (inputs.x_cond, inputs.y_cond, inputs.encoder_kv))
+        )
         out = sample_window(prior, inputs, prefix=prefix, length=length, top_k=1, chunk_size=16, keep_logits=True)
         expected = full.prior(out.tokens, x_cond=full_inputs.x_cond, y_cond=full_inputs.y_cond)
         rel = ((out.logits - expected).norm() / expected.norm()).item()
         agree = (out.tokens[:, 16:] == expected[:, 16:].argmax(-1)).float().mean().item()
-        run.add("F", {"check": f"{str(run.dtype).removeprefix('torch.')} incremental logits vs fp32 teacher forcing ({length} positions)",
-                      "result": f"relative error {rel:.2e}, greedy picks = fp32 argmax at {100 * agree:.1f} % of positions"})
+        run.add(
+            "F",
+            {
+                "check": f"{str(run.dtype).removeprefix('torch.')} incremental logits vs fp32 teacher forcing ({length} positions)",
+                "result": f"relative error {rel:.2e}, greedy picks = fp32 argmax at {100 * agree:.1f} % of positions",
+            },
+        )
         del full
 
 
@@ -186,9 +208,20 @@ def decode(run: Run, names: tuple[str, ...], batches: list[int], section: str, p
                 anchor = decode_floor_s(prior, batch, p, H100_ANCHOR)
                 run.measured[("decode", name, batch, p)] = s
                 run.measured[("decode floor", name, batch, p)] = floor
-                run.add(section, {"model": name, "B": batch, "position": p, "ms/step": f"{1000 * s:.3f}", "tokens/s": f"{batch / s:.0f}",
-                                  "floor ms": f"{1000 * floor:.3f}", "× floor": ratio(s, floor), "H100 floor ms": f"{1000 * anchor:.3f}",
-                                  "GB/s": f"{(floor * run.ceilings.bandwidth) / s / 1e9:.3g}"})
+                run.add(
+                    section,
+                    {
+                        "model": name,
+                        "B": batch,
+                        "position": p,
+                        "ms/step": f"{1000 * s:.3f}",
+                        "tokens/s": f"{batch / s:.0f}",
+                        "floor ms": f"{1000 * floor:.3f}",
+                        "× floor": ratio(s, floor),
+                        "H100 floor ms": f"{1000 * anchor:.3f}",
+                        "GB/s": f"{(floor * run.ceilings.bandwidth) / s / 1e9:.3g}",
+                    },
+                )
 
 
 @torch.no_grad()
@@ -203,8 +236,19 @@ def compiled_decode(run: Run) -> None:
         total = time.perf_counter() - t0
         plain = run.measured.get(("decode", name, batch, p)) or decode_ms(run, prior, batch, [p])[p]
         floor = decode_floor_s(prior, batch, p, run.ceilings)
-        run.add("C", {"model": name, "B": batch, "position": p, "ms/step uncompiled": f"{1000 * plain:.3f}", "ms/step compiled": f"{1000 * compiled[p]:.3f}",
-                      "floor ms": f"{1000 * floor:.3f}", "× floor": ratio(compiled[p], floor), "compile + timing s": f"{total:.0f}"})
+        run.add(
+            "C",
+            {
+                "model": name,
+                "B": batch,
+                "position": p,
+                "ms/step uncompiled": f"{1000 * plain:.3f}",
+                "ms/step compiled": f"{1000 * compiled[p]:.3f}",
+                "floor ms": f"{1000 * floor:.3f}",
+                "× floor": ratio(compiled[p], floor),
+                "compile + timing s": f"{total:.0f}",
+            },
+        )
 
 
 # -- G3: prefill ------------------------------------------------------------------------------------
@@ -224,8 +268,14 @@ def prefill(run: Run) -> None:
 
                 def go() -> None:
                     for start in range(0, ctx, size):
-                        prior.prior.forward_cached(fed[:, start : start + size], start=start, cache=cache, x_cond=inputs.x_cond,
-                                                   y_cond=inputs.y_cond, encoder_kv=inputs.encoder_kv)
+                        prior.prior.forward_cached(
+                            fed[:, start : start + size],
+                            start=start,
+                            cache=cache,
+                            x_cond=inputs.x_cond,
+                            y_cond=inputs.y_cond,
+                            encoder_kv=inputs.encoder_kv,
+                        )
 
                 try:
                     s = run.timed(go, repeats=max(1, run.repeats // 2))
@@ -236,9 +286,21 @@ def prefill(run: Run) -> None:
                 passes = -(-ctx // size)
                 run.measured[("prefill", name, batch, size)] = s / ctx
                 run.measured[("prefill floor", name, batch, size)] = floor / ctx
-                run.add("G3", {"model": name, "context": ctx, "B": batch, "chunk": size, "s": f"{s:.3f}", "tokens/s": f"{batch * ctx / s:.0f}",
-                               "TFLOP/s": f"{floor * run.ceilings.matmul / s / 1e12:.3g}", "floor s": f"{floor:.3f}",
-                               "weight-pass floor s": f"{passes * step_weight_bytes(prior) / run.ceilings.bandwidth:.3f}", "× floor": ratio(s, floor)})
+                run.add(
+                    "G3",
+                    {
+                        "model": name,
+                        "context": ctx,
+                        "B": batch,
+                        "chunk": size,
+                        "s": f"{s:.3f}",
+                        "tokens/s": f"{batch * ctx / s:.0f}",
+                        "TFLOP/s": f"{floor * run.ceilings.matmul / s / 1e12:.3g}",
+                        "floor s": f"{floor:.3f}",
+                        "weight-pass floor s": f"{passes * step_weight_bytes(prior) / run.ceilings.bandwidth:.3f}",
+                        "× floor": ratio(s, floor),
+                    },
+                )
 
 
 # -- G4: a full window -------------------------------------------------------------------------------
@@ -260,13 +322,32 @@ def window(run: Run) -> None:
 
             def go() -> None:
                 prior.conditioner_blocks[0](upper)
-                sample_window(prior, inputs, prefix=prefix, length=prior.n_ctx, decoders=pool, chunk_size=SamplingParams().chunk_size)
+                sample_window(
+                    prior,
+                    inputs,
+                    prefix=prefix,
+                    length=prior.n_ctx,
+                    decoders=pool,
+                    chunk_size=SamplingParams().chunk_size,
+                )
 
             s = run.timed(go, repeats=max(1, run.repeats // 3))
             new = prior.n_ctx - ctx
-            floor = prefill_floor_s(prior, ctx, batch, run.ceilings) + new * decode_floor_s(prior, batch, prior.n_ctx - 1, run.ceilings)
-            run.add("G4", {"window": label, "B": batch, "context + new": f"{ctx} + {new}", "s": f"{s:.2f}", "windows/s": f"{1 / s:.2f}",
-                           "floor s": f"{floor:.2f}", "× floor": ratio(s, floor)})
+            floor = prefill_floor_s(prior, ctx, batch, run.ceilings) + new * decode_floor_s(
+                prior, batch, prior.n_ctx - 1, run.ceilings
+            )
+            run.add(
+                "G4",
+                {
+                    "window": label,
+                    "B": batch,
+                    "context + new": f"{ctx} + {new}",
+                    "s": f"{s:.2f}",
+                    "windows/s": f"{1 / s:.2f}",
+                    "floor s": f"{floor:.2f}",
+                    "× floor": ratio(s, floor),
+                },
+            )
 
 
 # -- G5: end to end -----------------------------------------------------------------------------------
@@ -287,7 +368,9 @@ def sampler_for(run: Run, top: str, ids: Path) -> Sampler:
     for level, name in ((2, top), (1, "upsampler_level_1"), (0, "upsampler_level_0")):
         config = run.config(name)
         prior = random_prior(config, device=run.device, dtype=run.dtype).eval()
-        labeller = Labeller.for_prior(config.labels, ids, n_ctx=config.n_ctx, hop_length=vqvae.hop_lengths[level], check_timing=config.is_top)
+        labeller = Labeller.for_prior(
+            config.labels, ids, n_ctx=config.n_ctx, hop_length=vqvae.hop_lengths[level], check_timing=config.is_top
+        )
         levels[level] = LevelModel(prior, labeller)
     return Sampler(vqvae, levels, cuda_graphs=run.graph)
 
@@ -299,7 +382,9 @@ def end_to_end(run: Run, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sampler = sampler_for(run, top, synthetic_id_tables(Path(tmp)))
         hops = sampler.vqvae.hop_lengths
-        shortest = max(m.prior.n_ctx * hops[lv] for lv, m in sampler.levels.items() if lv < 2)  # an upsampler needs a whole window
+        shortest = max(
+            m.prior.n_ctx * hops[lv] for lv, m in sampler.levels.items() if lv < 2
+        )  # an upsampler needs a whole window
         for batch in run.batches[:1]:
             n = max(seconds_to_samples(seconds, top_hop=hops[-1]), -(-shortest // hops[-1]) * hops[-1])
             songs = [("unknown", "unknown", "la la la " * 40)] * batch
@@ -310,14 +395,29 @@ def end_to_end(run: Run, seconds: float) -> None:
                 run.sync()
                 marks.append(time.perf_counter())
 
-            result = sampler.sample(empty, n_samples=n, songs=songs, total_length=max(n, 60 * 44100), params=SamplingParams(max_batch_size=batch, seed=0),
-                                    on_level_done=level_done)
+            result = sampler.sample(
+                empty,
+                n_samples=n,
+                songs=songs,
+                total_length=max(n, 60 * 44100),
+                params=SamplingParams(max_batch_size=batch, seed=0),
+                on_level_done=level_done,
+            )
             sampler.decode(result.zs, 0)
             run.sync()
             marks.append(time.perf_counter())
-            per_level = [b - a for a, b in zip(marks, marks[1:])]
-            run.add("G5", {"run": f"measured: {n / 44100:.1f} s, {top} top, B={batch}", "top s": f"{per_level[0]:.1f}", "level 1 s": f"{per_level[1]:.1f}",
-                           "level 0 s": f"{per_level[2]:.1f}", "decode s": f"{per_level[3]:.2f}", "total s": f"{marks[-1] - marks[0]:.1f}"})
+            per_level = [b - a for a, b in itertools.pairwise(marks)]
+            run.add(
+                "G5",
+                {
+                    "run": f"measured: {n / 44100:.1f} s, {top} top, B={batch}",
+                    "top s": f"{per_level[0]:.1f}",
+                    "level 1 s": f"{per_level[1]:.1f}",
+                    "level 0 s": f"{per_level[2]:.1f}",
+                    "decode s": f"{per_level[3]:.2f}",
+                    "total s": f"{marks[-1] - marks[0]:.1f}",
+                },
+            )
         del sampler
     if run.device.type == "cuda":
         torch.cuda.empty_cache()
@@ -340,18 +440,28 @@ def extrapolate(run: Run) -> None:
                 total = floor = 0.0
                 for level, name in ((2, top), (1, UPSAMPLER), (0, UPSAMPLER)):
                     config = run.config(name)
-                    windows, new, ctx = level_plan(n // official.VQVAE.hop_lengths[level], config.n_ctx, HOP_FRACTION[level])
+                    windows, new, ctx = level_plan(
+                        n // official.VQVAE.hop_lengths[level], config.n_ctx, HOP_FRACTION[level]
+                    )
                     ctx += windows * lyric_prefix(config)
                     step = [v for k, v in run.measured.items() if k[:3] == ("decode", name, batch)]
                     step_floor = [v for k, v in run.measured.items() if k[:3] == ("decode floor", name, batch)]
-                    pre, pre_floor = run.measured.get(("prefill", name, batch, chunk)), run.measured.get(("prefill floor", name, batch, chunk))
+                    pre, pre_floor = (
+                        run.measured.get(("prefill", name, batch, chunk)),
+                        run.measured.get(("prefill floor", name, batch, chunk)),
+                    )
                     if not step or pre is None or pre_floor is None:
                         break
                     total += new * statistics.median(step) + ctx * pre
                     floor += new * statistics.median(step_floor) + ctx * pre_floor
                 else:
-                    row = {"run": f"extrapolated: {seconds} s, {top} top, B={batch}", "total s": f"{total:.0f}", "per song s": f"{total / batch:.0f}",
-                           "floor s": f"{floor:.0f}", "× floor": ratio(total, floor)}
+                    row = {
+                        "run": f"extrapolated: {seconds} s, {top} top, B={batch}",
+                        "total s": f"{total:.0f}",
+                        "per song s": f"{total / batch:.0f}",
+                        "floor s": f"{floor:.0f}",
+                        "× floor": ratio(total, floor),
+                    }
                     if (top, seconds, batch) == ("prior_5b_lyrics", 60, 1):
                         row["target"] = f"≤ 390 s (6.5 min): {'met' if total <= 390 else 'NOT met'}"
                     run.add("G5", row)
@@ -373,30 +483,49 @@ def memory(run: Run) -> None:
         for batch in (1, 16):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(run.device)
-            decoder = WindowDecoder(prior, random_inputs(prior, batch), batch, DrawSettings(), device=run.device, graph=run.graph)
+            decoder = WindowDecoder(
+                prior, random_inputs(prior, batch), batch, DrawSettings(), device=run.device, graph=run.graph
+            )
             decoder._advance()
             run.sync()
             peaks[batch] = torch.cuda.max_memory_allocated(run.device) - weights
             del decoder
         per_sample = (peaks[16] - peaks[1]) / 15
         fits = int((0.95 * total - weights - (peaks[1] - per_sample)) // per_sample)
-        run.add("G7", {"model": name, "weights GB": f"{weights / 1e9:.2f}", "B=1 GB": f"{peaks[1] / 1e9:.2f}", "B=16 GB": f"{peaks[16] / 1e9:.2f}",
-                       "per sample GB": f"{per_sample / 1e9:.3f}", "max B (95 % of memory)": fits})
+        run.add(
+            "G7",
+            {
+                "model": name,
+                "weights GB": f"{weights / 1e9:.2f}",
+                "B=1 GB": f"{peaks[1] / 1e9:.2f}",
+                "B=16 GB": f"{peaks[16] / 1e9:.2f}",
+                "per sample GB": f"{per_sample / 1e9:.3f}",
+                "max B (95 % of memory)": fits,
+            },
+        )
 
 
 # -- main ----------------------------------------------------------------------------------------------
 
 
 def header(run: Run) -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "jukebox_model", "bench"],
-                           capture_output=True, text=True, check=False).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", "jukebox_model", "bench"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     device = torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "CPU"
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     c = run.ceilings
-    return (f"{when} — {device}, torch {torch.__version__}, {str(run.dtype).removeprefix('torch.')}, width {run.width}, "
-            f"{'CUDA graphs' if run.graph else 'eager steps'} — commit {commit or 'unknown'}{' (+ uncommitted changes)' if dirty else ''}\n"
-            f"ceilings {c.source}: copy {c.bandwidth / 1e12:.3g} TB/s, matmul {c.matmul / 1e12:.3g} TFLOP/s")
+    return (
+        f"{when} — {device}, torch {torch.__version__}, {str(run.dtype).removeprefix('torch.')}, width {run.width}, "
+        f"{'CUDA graphs' if run.graph else 'eager steps'} — commit {commit or 'unknown'}{' (+ uncommitted changes)' if dirty else ''}\n"
+        f"ceilings {c.source}: copy {c.bandwidth / 1e12:.3g} TB/s, matmul {c.matmul / 1e12:.3g} TFLOP/s"
+    )
 
 
 def print_tables(run: Run, markdown: bool) -> None:
@@ -420,12 +549,18 @@ def main() -> None:
     p.add_argument("--width", default="official", help="transformer width, or 'official'")
     p.add_argument("--context", type=int, default=0, help="replace every n_ctx (smoke runs on a CPU; 0: official)")
     p.add_argument("--workloads", default="F,G1,G2,G3,G4,G5,G7")
-    p.add_argument("--tops", default=",".join(TOPS), help="top-level priors to include (the 5b does not fit a 24 GB CPU in fp32)")
+    p.add_argument(
+        "--tops", default=",".join(TOPS), help="top-level priors to include (the 5b does not fit a 24 GB CPU in fp32)"
+    )
     p.add_argument("--batches", default="1,3,16")
     p.add_argument("--steps", type=int, default=64, help=f"consecutive steps per decode timing (≤ {NOISE_STEPS})")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--e2e-seconds", type=float, default=20.0, help="audio of the measured end-to-end run (0: extrapolation only)")
-    p.add_argument("--no-graphs", action="store_true", help="eager token steps on CUDA too (to see what the graphs save)")
+    p.add_argument(
+        "--e2e-seconds", type=float, default=20.0, help="audio of the measured end-to-end run (0: extrapolation only)"
+    )
+    p.add_argument(
+        "--no-graphs", action="store_true", help="eager token steps on CUDA too (to see what the graphs save)"
+    )
     p.add_argument("--quick", action="store_true", help="fewer positions and cases (a smoke run)")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json", type=Path, help="also write every row here")
@@ -440,7 +575,13 @@ def main() -> None:
     steps = {
         "F": lambda: fidelity(run),
         "G1": lambda: decode(run, TOPS, run.batches, "G1", mid),
-        "G2": lambda: decode(run, (UPSAMPLER,), run.batches + ([] if args.quick else [64]), "G2", lambda length: [0, 7168 if length > 7168 + NOISE_STEPS else length // 2]),
+        "G2": lambda: decode(
+            run,
+            (UPSAMPLER,),
+            run.batches + ([] if args.quick else [64]),
+            "G2",
+            lambda length: [0, 7168 if length > 7168 + NOISE_STEPS else length // 2],
+        ),
         "G3": lambda: prefill(run),
         "G4": lambda: window(run),
         "G5": lambda: (end_to_end(run, args.e2e_seconds) if args.e2e_seconds > 0 else None, extrapolate(run)),
@@ -451,7 +592,7 @@ def main() -> None:
         print(f"\n{w} ...", flush=True)
         try:
             steps[w]()
-        except Exception as e:  # one failing workload must not lose the others' figures on a short device lease
+        except Exception as e:  # noqa: BLE001 - one failing workload must not lose the others' figures on a short device lease
             traceback.print_exc()
             run.add(w, {"result": f"FAILED: {type(e).__name__}: {e}"})
     print("\n" + header(run))

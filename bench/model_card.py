@@ -31,11 +31,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from jukebox_model.api import SamplingParams  # noqa: E402
 from jukebox_model.audio import read_audio, write_wav  # noqa: E402
 from jukebox_model.audio_metrics import multi_resolution_stft_distance, rms, spectral_flatness  # noqa: E402
 from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, load_bundle_dir  # noqa: E402
 from jukebox_model.checkpoints import read_checkpoint  # noqa: E402
-from jukebox_model.api import SamplingParams  # noqa: E402
 from jukebox_model.vqvae.losses import spectral_convergence  # noqa: E402
 
 CHUNK_SECONDS = 23.0
@@ -69,7 +69,10 @@ def reconstruction(vqvae, audio: torch.Tensor, max_seconds: float) -> dict[int, 
             out[lv]["sc"].append(float(spectral_convergence(x, x_hat)[0]))
             out[lv]["mrstft"].append(float(multi_resolution_stft_distance(x, x_hat)[0]))
             out[lv]["w"].append(e - s)
-    return {lv: {k: sum(v * w for v, w in zip(d[k], d["w"])) / sum(d["w"]) for k in ("sc", "mrstft")} for lv, d in out.items()}
+    return {
+        lv: {k: sum(v * w for v, w in zip(d[k], d["w"])) / sum(d["w"]) for k in ("sc", "mrstft")}
+        for lv, d in out.items()
+    }
 
 
 def usage(codes: list[torch.Tensor], l_bins: int) -> dict[str, float]:
@@ -77,8 +80,13 @@ def usage(codes: list[torch.Tensor], l_bins: int) -> dict[str, float]:
     counts = torch.bincount(z, minlength=l_bins).double()
     p = counts / counts.sum()
     entropy = float(-(p[p > 0] * p[p > 0].log2()).sum())
-    return {"used": int((counts > 0).sum()), "fraction": float((counts > 0).float().mean()), "perplexity": 2**entropy,
-            "entropy_bits": entropy, "tokens": int(counts.sum())}
+    return {
+        "used": int((counts > 0).sum()),
+        "fraction": float((counts > 0).float().mean()),
+        "perplexity": 2**entropy,
+        "entropy_bits": entropy,
+        "tokens": int(counts.sum()),
+    }
 
 
 @torch.no_grad()
@@ -127,15 +135,23 @@ def run_summary(runs: Path, name: str, shipped: Path | None = None) -> dict | No
     if start.is_file():
         began = float(start.read_text().split()[0])
         info["wall_s"] = latest.stat().st_mtime - began
-        info["started"] = dt.datetime.fromtimestamp(began, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    extra = start.read_text().split(maxsplit=1)[1].strip() if start.is_file() and len(start.read_text().split()) > 1 else ""
+        info["started"] = dt.datetime.fromtimestamp(began, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    extra = (
+        start.read_text().split(maxsplit=1)[1].strip() if start.is_file() and len(start.read_text().split()) > 1 else ""
+    )
     info["how"] = extra
     if shipped is not None and shipped.is_file():  # which of the run's weights the bundle ships
         state = read_checkpoint(shipped)["model"]
         raw = (ckpt.get("train_state") or {}).get("model")
-        info["weights"] = ("EMA" if _same_state(state, ckpt["model"]) and raw is not None and not _same_state(state, raw)
-                           else "raw" if raw is not None and _same_state(state, raw)
-                           else "raw (trained without EMA)" if raw is None and _same_state(state, ckpt["model"]) else "other")
+        info["weights"] = (
+            "EMA"
+            if _same_state(state, ckpt["model"]) and raw is not None and not _same_state(state, raw)
+            else "raw"
+            if raw is not None and _same_state(state, raw)
+            else "raw (trained without EMA)"
+            if raw is None and _same_state(state, ckpt["model"])
+            else "other"
+        )
         if info["weights"] == "other" and raw is not None:
             info["weights"] = "other (not this run's latest checkpoint)"
     log = folder / "metrics.jsonl"
@@ -161,8 +177,15 @@ def spectrogram_png(path: Path, generated: torch.Tensor, real: torch.Tensor, sr:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, constrained_layout=True)
     for ax, s, title in zip(axes, (g, r), titles):
         seconds = s.shape[1] * 512 / sr
-        im = ax.imshow(s.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
-                       extent=(0, seconds, 0, sr / 2000))
+        im = ax.imshow(
+            s.numpy(),
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=vmax - 80,
+            vmax=vmax,
+            extent=(0, seconds, 0, sr / 2000),
+        )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("seconds")
     axes[0].set_ylabel("kHz")
@@ -210,10 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     subset = train[:: max(1, math.ceil(len(train) / args.train_tracks))]
     for t in subset:
         audio = read_audio(args.corpus / "train" / f"{t['package']}/{t['name']}.wav")
-        train_songs.append((t["artist"], t["genre"], audio.shape[0], encode_track(vqvae, audio[: int(args.train_seconds * sr)])))
+        train_songs.append(
+            (t["artist"], t["genre"], audio.shape[0], encode_track(vqvae, audio[: int(args.train_seconds * sr)]))
+        )
     vq_seconds = time.perf_counter() - t0
     levels = cfg.levels
-    mean_recon = {lv: {k: sum(r[lv][k] for _, r in recon_rows) / len(recon_rows) for k in ("sc", "mrstft")} for lv in range(levels)}
+    mean_recon = {
+        lv: {k: sum(r[lv][k] for _, r in recon_rows) / len(recon_rows) for k in ("sc", "mrstft")}
+        for lv in range(levels)
+    }
     use_eval = {lv: usage([s[3][lv] for s in eval_songs], cfg.l_bins) for lv in range(levels)}
     use_train = {lv: usage([s[3][lv] for s in train_songs], cfg.l_bins) for lv in range(levels)}
 
@@ -238,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     n = int(args.take_seconds * sr) // top_hop * top_hop
     empty = [torch.zeros(1, 0, dtype=torch.long) for _ in range(levels)]
     t0 = time.perf_counter()
-    result = sampler.sample(empty, n_samples=n, songs=[(artist, genre, "")], total_length=120 * sr,
-                            params=SamplingParams(seed=args.seed))
+    result = sampler.sample(
+        empty, n_samples=n, songs=[(artist, genre, "")], total_length=120 * sr, params=SamplingParams(seed=args.seed)
+    )
     gen_seconds = time.perf_counter() - t0
     with torch.no_grad():
         take = vqvae.decode([result.zs[0]], start_level=0)[0, :, 0]
@@ -250,15 +279,30 @@ def main(argv: list[str] | None = None) -> int:
     write_wav(args.audio_out / "generated.wav", take, sr=sr)
     write_wav(args.audio_out / "real.wav", real, sr=sr)
     noise = torch.randn(n, generator=torch.Generator().manual_seed(0)) * float(rms(take))
-    flat = {"generated": float(spectral_flatness(take)), "real": float(spectral_flatness(real)), "white noise": float(spectral_flatness(noise))}
+    flat = {
+        "generated": float(spectral_flatness(take)),
+        "real": float(spectral_flatness(real)),
+        "white noise": float(spectral_flatness(noise)),
+    }
     image_rel = os.path.relpath(args.image, args.out.parent)
-    spectrogram_png(args.image, take, real, sr,
-                    (f"generated: {artist} / {genre}, seed {result.seed}, {n / sr:.1f} s",
-                     f"real, held out: {real_track['name']} ({real_track['artist']}), {real_start / sr:.0f}–{(real_start + n) / sr:.0f} s"))
+    spectrogram_png(
+        args.image,
+        take,
+        real,
+        sr,
+        (
+            f"generated: {artist} / {genre}, seed {result.seed}, {n / sr:.1f} s",
+            f"real, held out: {real_track['name']} ({real_track['artist']}), {real_start / sr:.0f}–{(real_start + n) / sr:.0f} s",
+        ),
+    )
 
     # --- training runs --------------------------------------------------------------------------
     top_level = levels - 1
-    shipped = {"vqvae": manifest.vqvae, "top": args.bundle / f"prior_level_{top_level}.pth.tar", "up0": args.bundle / "prior_level_0.pth.tar"}
+    shipped = {
+        "vqvae": manifest.vqvae,
+        "top": args.bundle / f"prior_level_{top_level}.pth.tar",
+        "up0": args.bundle / "prior_level_0.pth.tar",
+    }
     runs = {name: run_summary(args.runs, name, shipped[name]) for name in ("vqvae", "top", "up0")}
     # the VQ-VAE run's EMA weights, for comparison with what is shipped
     ema_recon = None
@@ -271,7 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         for t in held:
             audio = read_audio(args.corpus / "eval" / f"{t['package']}/{t['name']}.wav")
             rows.append((reconstruction(ema, audio, 20.0), reconstruction(vqvae, audio, 20.0)))
-        ema_recon = {kind: {lv: sum(r[i][lv]["sc"] for r in rows) / len(rows) for lv in range(levels)} for i, kind in enumerate(("ema", "raw"))}
+        ema_recon = {
+            kind: {lv: sum(r[i][lv]["sc"] for r in rows) / len(rows) for lv in range(levels)}
+            for i, kind in enumerate(("ema", "raw"))
+        }
     size = sum(f.stat().st_size for f in args.bundle.rglob("*") if f.is_file())
 
     # --- the card -------------------------------------------------------------------------------
@@ -279,27 +326,37 @@ def main(argv: list[str] | None = None) -> int:
     w = L.append
     w("# Model card: the embedded default bundle")
     w("")
-    w(f"`{manifest.folder.relative_to(ROOT) if manifest.folder.is_relative_to(ROOT) else manifest.folder}` — bundle "
-      f"**{manifest.name}**, {size / 1e6:.1f} MB. {manifest.description}")
+    w(
+        f"`{manifest.folder.relative_to(ROOT) if manifest.folder.is_relative_to(ROOT) else manifest.folder}` — bundle "
+        f"**{manifest.name}**, {size / 1e6:.1f} MB. {manifest.description}"
+    )
     w("")
-    w("A deliberately small Jukebox-architecture model (VQ-VAE + top prior with artist/genre/timing labels + one "
-      "upsampler) trained on a CPU, so that `make demo` and first-time users have something that makes music without "
-      "downloading anything. It is not comparable with OpenAI's models: expect rough, lo-fi textures in the style of the "
-      "training soundtracks, not songs. Corpus, licences and attribution: the bundle's README.md.")
+    w(
+        "A deliberately small Jukebox-architecture model (VQ-VAE + top prior with artist/genre/timing labels + one "
+        "upsampler) trained on a CPU, so that `make demo` and first-time users have something that makes music without "
+        "downloading anything. It is not comparable with OpenAI's models: expect rough, lo-fi textures in the style of the "
+        "training soundtracks, not songs. Corpus, licences and attribution: the bundle's README.md."
+    )
     w("")
-    w(f"Measured by `bench/model_card.py` on {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
-      f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, torch threads: {threads}.")
+    w(
+        f"Measured by `bench/model_card.py` on {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
+        f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, torch threads: {threads}."
+    )
     w("")
     w("## Architecture")
     w("")
-    w(f"- VQ-VAE: {levels} levels, hops {', '.join(map(str, cfg.hop_lengths))} samples "
-      f"({', '.join(f'{sr / h:.0f}' for h in cfg.hop_lengths)} tokens/s), {cfg.l_bins}-code books of width {cfg.emb_width}, "
-      f"width {cfg.width}, depth {cfg.depth}, {sum(p.numel() for p in vqvae.parameters()) / 1e6:.2f} M parameters.")
+    w(
+        f"- VQ-VAE: {levels} levels, hops {', '.join(map(str, cfg.hop_lengths))} samples "
+        f"({', '.join(f'{sr / h:.0f}' for h in cfg.hop_lengths)} tokens/s), {cfg.l_bins}-code books of width {cfg.emb_width}, "
+        f"width {cfg.width}, depth {cfg.depth}, {sum(p.numel() for p in vqvae.parameters()) / 1e6:.2f} M parameters."
+    )
     for lv, row in sorted(prior_rows.items(), reverse=True):
         pc = sampler.levels[lv].prior.config
         kind = "top prior (artist, genre, timing)" if pc.is_top else "upsampler (upper-level codes, artist, genre)"
-        w(f"- level {lv} {kind}: n_ctx {pc.n_ctx} ({pc.n_ctx * cfg.hop_lengths[lv] / sr:.2f} s), width {pc.prior.width}, "
-          f"depth {pc.prior.depth}, {pc.prior.heads} heads, {row['params'] / 1e6:.2f} M parameters.")
+        w(
+            f"- level {lv} {kind}: n_ctx {pc.n_ctx} ({pc.n_ctx * cfg.hop_lengths[lv] / sr:.2f} s), width {pc.prior.width}, "
+            f"depth {pc.prior.depth}, {pc.prior.heads} heads, {row['params'] / 1e6:.2f} M parameters."
+        )
     w("")
     w("## Training")
     w("")
@@ -311,55 +368,82 @@ def main(argv: list[str] | None = None) -> int:
             continue
         wall = f"{info['wall_s'] / 60:.0f} min" if "wall_s" in info else "?"
         loss = f"{info['final_loss']:.3f}" if info.get("final_loss") is not None else "?"
-        w(f"| {name} | {info['step']} | {info['batch_size']} | {info['lr']} | {wall} | {info.get('started', '?')} | {loss} | "
-          f"{info.get('weights', '?')} | {info['how']} |")
+        w(
+            f"| {name} | {info['step']} | {info['batch_size']} | {info['lr']} | {wall} | {info.get('started', '?')} | {loss} | "
+            f"{info.get('weights', '?')} | {info['how']} |"
+        )
     w("")
-    w("Device: CPU only (no GPU was available to this task), one thread per training process, on a 2-core machine "
-      "shared with other work. Commands and configs: the bundle's README.md and `training/`.")
+    w(
+        "Device: CPU only (no GPU was available to this task), one thread per training process, on a 2-core machine "
+        "shared with other work. Commands and configs: the bundle's README.md and `training/`."
+    )
     w("")
     if ema_recon is not None:
-        w("The VQ-VAE ships its raw weights, not the parameter EMA its checkpoints carry as `model`: with the "
-          "reference's decay rule (μ = 1 − batch·processes/8/1000 = 0.999 here) a 1,200-step run's average still leans on "
-          "the early weights. Spectral convergence on the first 20 s of each held-out track (mean):")
+        w(
+            "The VQ-VAE ships its raw weights, not the parameter EMA its checkpoints carry as `model`: with the "
+            "reference's decay rule (μ = 1 − batch·processes/8/1000 = 0.999 here) a 1,200-step run's average still leans on "
+            "the early weights. Spectral convergence on the first 20 s of each held-out track (mean):"
+        )
         w("")
         w("| weights | " + " | ".join(f"level {lv} SC" for lv in range(levels)) + " |")
         w("|---|" + "---|" * levels)
         for kind in ("ema", "raw"):
-            w(f"| {'EMA (checkpoint `model`)' if kind == 'ema' else 'raw (shipped)'} | "
-              + " | ".join(f"{ema_recon[kind][lv]:.3f}" for lv in range(levels)) + " |")
+            w(
+                f"| {'EMA (checkpoint `model`)' if kind == 'ema' else 'raw (shipped)'} | "
+                + " | ".join(f"{ema_recon[kind][lv]:.3f}" for lv in range(levels))
+                + " |"
+            )
         w("")
         w("The priors were therefore trained with `--no-ema` on the raw VQ-VAE's codes.")
         w("")
     w("## VQ-VAE reconstruction on held-out tracks")
     w("")
-    w(f"First {args.recon_seconds:.0f} s of each held-out track, encoded and decoded through one level at a time. "
-      "SC = spectral convergence ‖|S|−|Ŝ|‖/‖|S|‖ (the training code's STFT: n_fft 2048, hop 256); MR-STFT = "
-      "multi-resolution STFT distance (`jukebox_model/audio_metrics.py`: SC + mean log-magnitude L1, averaged over "
-      "n_fft 512/1024/2048). Lower is better; 0 is perfect.")
+    w(
+        f"First {args.recon_seconds:.0f} s of each held-out track, encoded and decoded through one level at a time. "
+        "SC = spectral convergence ‖|S|−|Ŝ|‖/‖|S|‖ (the training code's STFT: n_fft 2048, hop 256); MR-STFT = "
+        "multi-resolution STFT distance (`jukebox_model/audio_metrics.py`: SC + mean log-magnitude L1, averaged over "
+        "n_fft 512/1024/2048). Lower is better; 0 is perfect."
+    )
     w("")
     w("| track | " + " | ".join(f"level {lv} SC | level {lv} MR-STFT" for lv in range(levels)) + " |")
     w("|---|" + "---|---|" * levels)
     for t, r in recon_rows:
-        w(f"| {t['package']}/{t['name']} | " + " | ".join(f"{r[lv]['sc']:.3f} | {r[lv]['mrstft']:.3f}" for lv in range(levels)) + " |")
-    w("| **mean** | " + " | ".join(f"**{mean_recon[lv]['sc']:.3f}** | **{mean_recon[lv]['mrstft']:.3f}**" for lv in range(levels)) + " |")
+        w(
+            f"| {t['package']}/{t['name']} | "
+            + " | ".join(f"{r[lv]['sc']:.3f} | {r[lv]['mrstft']:.3f}" for lv in range(levels))
+            + " |"
+        )
+    w(
+        "| **mean** | "
+        + " | ".join(f"**{mean_recon[lv]['sc']:.3f}** | **{mean_recon[lv]['mrstft']:.3f}**" for lv in range(levels))
+        + " |"
+    )
     w("")
     w("## Codebook usage")
     w("")
-    w(f"Distinct codes and perplexity (2^entropy of the code histogram) over the held-out tracks' codes and over "
-      f"the first {args.train_seconds:.0f} s of {len(train_songs)} training tracks.")
+    w(
+        f"Distinct codes and perplexity (2^entropy of the code histogram) over the held-out tracks' codes and over "
+        f"the first {args.train_seconds:.0f} s of {len(train_songs)} training tracks."
+    )
     w("")
-    w("| level | codes used (held out) | perplexity (held out) | codes used (training subset) | perplexity (training subset) |")
+    w(
+        "| level | codes used (held out) | perplexity (held out) | codes used (training subset) | perplexity (training subset) |"
+    )
     w("|---|---|---|---|---|")
     for lv in range(levels):
         e, t = use_eval[lv], use_train[lv]
-        w(f"| {lv} | {e['used']} / {cfg.l_bins} ({e['fraction']:.0%}) | {e['perplexity']:.0f} | "
-          f"{t['used']} / {cfg.l_bins} ({t['fraction']:.0%}) | {t['perplexity']:.0f} |")
+        w(
+            f"| {lv} | {e['used']} / {cfg.l_bins} ({e['fraction']:.0%}) | {e['perplexity']:.0f} | "
+            f"{t['used']} / {cfg.l_bins} ({t['fraction']:.0%}) | {t['perplexity']:.0f} |"
+        )
     w("")
     w("## Prior bits per token")
     w("")
-    w(f"Teacher-forced `bpd` (bits per music token) over non-overlapping n_ctx windows of the held-out tracks' codes "
-      f"(up to {args.max_windows} per track), with their own labels. For scale: training windows, a context-free "
-      f"unigram model of the training codes, and the uniform {math.log2(cfg.l_bins):.0f} bits.")
+    w(
+        f"Teacher-forced `bpd` (bits per music token) over non-overlapping n_ctx windows of the held-out tracks' codes "
+        f"(up to {args.max_windows} per track), with their own labels. For scale: training windows, a context-free "
+        f"unigram model of the training codes, and the uniform {math.log2(cfg.l_bins):.0f} bits."
+    )
     w("")
     w("| level | held out | training windows | unigram baseline (held out) |")
     w("|---|---|---|---|")
@@ -368,10 +452,12 @@ def main(argv: list[str] | None = None) -> int:
     w("")
     w("## A generated take")
     w("")
-    w(f"Ancestral sample of {n / sr:.1f} s through every level (artist `{artist}`, genre `{genre}`, song length 120 s, "
-      f"seed {result.seed}, default sampling settings: temperature 0.99, hop fractions 0.5/0.5/0.125), beside the "
-      f"{n / sr:.1f} s of a held-out track of that genre (from {real_start / sr:.0f} s). Generating it took **{gen_seconds:.1f} s** on this CPU "
-      f"(torch threads: {threads}).")
+    w(
+        f"Ancestral sample of {n / sr:.1f} s through every level (artist `{artist}`, genre `{genre}`, song length 120 s, "
+        f"seed {result.seed}, default sampling settings: temperature 0.99, hop fractions 0.5/0.5/0.125), beside the "
+        f"{n / sr:.1f} s of a held-out track of that genre (from {real_start / sr:.0f} s). Generating it took **{gen_seconds:.1f} s** on this CPU "
+        f"(torch threads: {threads})."
+    )
     w("")
     w(f"![generated vs real spectrograms]({image_rel})")
     w("")
@@ -383,14 +469,20 @@ def main(argv: list[str] | None = None) -> int:
     w("")
     w("## Limits")
     w("")
-    w("- Trained for well under an hour of CPU time per model on ~1.5 h of music: the priors have learnt local "
-      "texture, not melody or form, and whether takes follow their artist/genre labels was not measured. The VQ-VAE's level 0 (hop 32) is coarse next to the "
-      "reference's hop 8, so reconstructions are muffled and noisy.")
-    w(f"- The top prior sees {sampler.levels[levels - 1].prior.config.n_ctx * cfg.hop_lengths[-1] / sr:.1f} s at a time; "
-      "a longer take is sampled in overlapping windows, and its character can change at a window start (in the "
-      "spectrogram above, about 3 s in).")
-    w("- Artist/genre labels are the corpus's composers and one style word per package (see the bundle README); other "
-      "names fall back to `unknown`.")
+    w(
+        "- Trained for well under an hour of CPU time per model on ~1.5 h of music: the priors have learnt local "
+        "texture, not melody or form, and whether takes follow their artist/genre labels was not measured. The VQ-VAE's level 0 (hop 32) is coarse next to the "
+        "reference's hop 8, so reconstructions are muffled and noisy."
+    )
+    w(
+        f"- The top prior sees {sampler.levels[levels - 1].prior.config.n_ctx * cfg.hop_lengths[-1] / sr:.1f} s at a time; "
+        "a longer take is sampled in overlapping windows, and its character can change at a window start (in the "
+        "spectrogram above, about 3 s in)."
+    )
+    w(
+        "- Artist/genre labels are the corpus's composers and one style word per package (see the bundle README); other "
+        "names fall back to `unknown`."
+    )
     w(f"- Held-out set: {len(held)} tracks, one per package; numbers from so few tracks are indicative only.")
     w(f"- Measurement took {vq_seconds:.0f} s for the VQ-VAE passes.")
     w("")

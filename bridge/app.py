@@ -39,8 +39,9 @@ def model_source(settings: BridgeSettings) -> Any:
     from jukebox_model.api import BundleSource, OfficialSource
 
     if settings.official_root is not None:
-        return OfficialSource(Path(settings.official_root), settings.official_bundle,
-                              Path(settings.ids_dir) if settings.ids_dir else None)
+        return OfficialSource(
+            Path(settings.official_root), settings.official_bundle, Path(settings.ids_dir) if settings.ids_dir else None
+        )
     return BundleSource(Path(settings.bundle_dir)) if settings.bundle_dir is not None else None
 
 
@@ -50,8 +51,12 @@ def engine_factory(settings: BridgeSettings) -> Callable[[], Any]:
     def load() -> Any:
         from jukebox_model.engine import load_engine
 
-        return load_engine(model_source(settings), device=settings.device, precision=settings.precision,
-                           compile_steps=settings.compile_steps)
+        return load_engine(
+            model_source(settings),
+            device=settings.device,
+            precision=settings.precision,
+            compile_steps=settings.compile_steps,
+        )
 
     return load
 
@@ -78,7 +83,9 @@ def remove_stale_temp_files(folders: list[Path]) -> int:
 
 
 class Bridge:
-    def __init__(self, settings: BridgeSettings, *, engine: Callable[[], Any] | None = None, midi_ports: list[Any] | None = None):
+    def __init__(
+        self, settings: BridgeSettings, *, engine: Callable[[], Any] | None = None, midi_ports: list[Any] | None = None
+    ):
         self.settings = settings
         project = Path(settings.project_dir).expanduser().resolve()
         project.mkdir(parents=True, exist_ok=True)
@@ -90,13 +97,31 @@ class Bridge:
         self.inbox: InboxWatcher | None = None
         self.state_dir = project / ".jukebox"
         self.journal = JobJournal(self.state_dir / "jobs")
-        self.controller = Controller(settings, self.queue, self.bus, presets=self.presets,
-                                     check_clip=check_clip, latest_inbox_clip=self._latest_inbox,
-                                     journal=self.journal, codes_dir=self.state_dir / "codes")
-        self.renderer = Renderer(RenderSettings(project_dir=project, sample_rate=settings.sample_rate,
-                                                subtype=settings.output_format, prefix=settings.prefix))
-        self.worker = ModelWorker(self.controller.board, self.queue, self.renderer,
-                                  engine or engine_factory(settings), state_dir=self.state_dir)
+        self.controller = Controller(
+            settings,
+            self.queue,
+            self.bus,
+            presets=self.presets,
+            check_clip=check_clip,
+            latest_inbox_clip=self._latest_inbox,
+            journal=self.journal,
+            codes_dir=self.state_dir / "codes",
+        )
+        self.renderer = Renderer(
+            RenderSettings(
+                project_dir=project,
+                sample_rate=settings.sample_rate,
+                subtype=settings.output_format,
+                prefix=settings.prefix,
+            )
+        )
+        self.worker = ModelWorker(
+            self.controller.board,
+            self.queue,
+            self.renderer,
+            engine or engine_factory(settings),
+            state_dir=self.state_dir,
+        )
         self.midi: MidiControl | None = None
         self._midi_ports = midi_ports
         self.surface = OscSurface(self.controller, self.notifier, allow=settings.allow)
@@ -133,10 +158,16 @@ class Bridge:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # a file where the folder should be: reported, and watched until it is a folder
-            self.controller.report(Origin("app", address="inbox"), f"inbox folder {folder} cannot be made: "
-                                                                   f"{e.strerror or e}")
-        inbox = InboxWatcher(folder, self.controller, quiet_s=self.settings.inbox_quiet_s,
-                             polling=self.settings.inbox_polling, auto_start_job=self.settings.inbox_auto_generate)
+            self.controller.report(
+                Origin("app", address="inbox"), f"inbox folder {folder} cannot be made: {e.strerror or e}"
+            )
+        inbox = InboxWatcher(
+            folder,
+            self.controller,
+            quiet_s=self.settings.inbox_quiet_s,
+            polling=self.settings.inbox_polling,
+            auto_start_job=self.settings.inbox_auto_generate,
+        )
         inbox.start()
         self.inbox = inbox
 
@@ -158,12 +189,22 @@ class Bridge:
         path = self.midi_map_path()
         try:
             mapping = load_midi_map(path, missing_ok=True) if path is not None else None
-            wanted = bool(self._midi_ports or self.settings.midi_port or self.settings.midi_virtual
-                          or (mapping is not None and (mapping.input.port or mapping.input.virtual)))
+            wanted = bool(
+                self._midi_ports
+                or self.settings.midi_port
+                or self.settings.midi_virtual
+                or (mapping is not None and (mapping.input.port or mapping.input.virtual))
+            )
             if not wanted:
                 return
-            midi = MidiControl(self.controller, mapping, ports=self._midi_ports, map_path=path,
-                                    port_prefix=self.settings.midi_port or None, virtual=self.settings.midi_virtual or None)
+            midi = MidiControl(
+                self.controller,
+                mapping,
+                ports=self._midi_ports,
+                map_path=path,
+                port_prefix=self.settings.midi_port or None,
+                virtual=self.settings.midi_virtual or None,
+            )
         except (MidiUnavailable, MidiMapError) as e:
             log.warning("MIDI disabled: %s", e)
             self.controller.report(Origin("app", address="midi"), f"MIDI disabled: {e}")
@@ -178,7 +219,9 @@ class Bridge:
         return self.osc.port
 
     def start(self) -> None:
-        removed = remove_stale_temp_files([self.settings.project_dir, self.state_dir / "codes", self.state_dir / "jobs"])
+        removed = remove_stale_temp_files(
+            [self.settings.project_dir, self.state_dir / "codes", self.state_dir / "jobs"]
+        )
         if removed:
             log.info("removed %d unfinished temp files of an earlier run", removed)
         self.notifier.start()

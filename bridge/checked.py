@@ -32,7 +32,7 @@ def optional_text(value: Any, name: str, *, max_chars: int = 4096) -> str | None
 def integer(value: Any, name: str, *, lo: int | None = None, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer, got {type(value).__name__}")
-    if lo is not None and value < lo or hi is not None and value > hi:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ValueError(f"{name} {value} is outside [{lo}, {hi}]")
     return value
 
@@ -43,8 +43,9 @@ def number(value: Any, name: str) -> float:
     return float(value)
 
 
-def integers(value: Any, name: str, *, lo: int | None = None, hi: int | None = None,
-             max_items: int = 1024) -> tuple[int, ...]:
+def integers(
+    value: Any, name: str, *, lo: int | None = None, hi: int | None = None, max_items: int = 1024
+) -> tuple[int, ...]:
     if not isinstance(value, (list, tuple)):
         raise ValueError(f"{name} must be a list, got {type(value).__name__}")
     if len(value) > max_items:

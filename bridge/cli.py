@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     osc.add_argument("--host", help="bind address (default 127.0.0.1; anything wider needs --allow)")
     osc.add_argument("--port", type=int, help="OSC port to listen on (default 9950)")
     osc.add_argument("--subscribe", action="append", metavar="HOST:PORT", help="send every reply and event here too")
-    osc.add_argument("--allow", action="append", metavar="ADDR", help="client address or network allowed besides loopback")
+    osc.add_argument(
+        "--allow", action="append", metavar="ADDR", help="client address or network allowed besides loopback"
+    )
     folders = p.add_argument_group("folders")
     folders.add_argument("--project", type=Path, help="where takes are written (the folder the DAW watches)")
     folders.add_argument("--inbox", type=Path, help="clips dropped here become the prime")
@@ -38,18 +40,30 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--official-bundle", choices=("5b", "5b_lyrics", "1b_lyrics"))
     model.add_argument("--ids", type=Path, help="artist/genre id tables for the official priors")
     model.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
-    model.add_argument("--precision", choices=PRECISIONS,
-                       help="priors' weights and activations (auto: bfloat16 on a GPU, float32 on a CPU)")
-    model.add_argument("--compile", dest="compile_steps", action="store_true", default=None,
-                       help="fuse the token step with torch.compile (compiles once per level and batch size)")
+    model.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="priors' weights and activations (auto: bfloat16 on a GPU, float32 on a CPU)",
+    )
+    model.add_argument(
+        "--compile",
+        dest="compile_steps",
+        action="store_true",
+        default=None,
+        help="fuse the token step with torch.compile (compiles once per level and batch size)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--sample-rate", type=int, help="the project's rate; takes are resampled to it")
     out.add_argument("--format", dest="output_format", choices=("pcm24", "pcm16", "float"))
     other = p.add_argument_group("inbox and MIDI")
     other.add_argument("--polling", action="store_true", default=None, help="poll folders (network drives, containers)")
-    other.add_argument("--auto-generate", action="store_true", default=None, help="a clip arriving in the inbox starts a primed job")
+    other.add_argument(
+        "--auto-generate", action="store_true", default=None, help="a clip arriving in the inbox starts a primed job"
+    )
     other.add_argument("--midi-port", help="MIDI input port name prefix")
-    other.add_argument("--midi-virtual", action="store_true", default=None, help="open a virtual MIDI input named --midi-port")
+    other.add_argument(
+        "--midi-virtual", action="store_true", default=None, help="open a virtual MIDI input named --midi-port"
+    )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument("--log-file", type=Path, help="also log to this file")
     return p
@@ -57,14 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> BridgeSettings:
     overrides = dict(
-        host=args.host, port=args.port, project_dir=args.project, inbox_dir=args.inbox, presets_dir=args.presets,
-        midi_map=args.midi_map, bundle_dir=args.bundle, official_root=args.official_root,
-        official_bundle=args.official_bundle, ids_dir=args.ids, device=args.device, precision=args.precision, compile_steps=args.compile_steps, sample_rate=args.sample_rate,
-        output_format=args.output_format, inbox_polling=args.polling, inbox_auto_generate=args.auto_generate,
-        midi_port=args.midi_port, midi_virtual=args.midi_virtual,
+        host=args.host,
+        port=args.port,
+        project_dir=args.project,
+        inbox_dir=args.inbox,
+        presets_dir=args.presets,
+        midi_map=args.midi_map,
+        bundle_dir=args.bundle,
+        official_root=args.official_root,
+        official_bundle=args.official_bundle,
+        ids_dir=args.ids,
+        device=args.device,
+        precision=args.precision,
+        compile_steps=args.compile_steps,
+        sample_rate=args.sample_rate,
+        output_format=args.output_format,
+        inbox_polling=args.polling,
+        inbox_auto_generate=args.auto_generate,
+        midi_port=args.midi_port,
+        midi_virtual=args.midi_virtual,
         subscribers=tuple(parse_target(t) for t in args.subscribe) if args.subscribe else None,
         allow=tuple(args.allow) if args.allow else None,
-        prime_roots=tuple(args.prime_root) if args.prime_root else None, log_file=args.log_file,
+        prime_roots=tuple(args.prime_root) if args.prime_root else None,
+        log_file=args.log_file,
     )
     return load_settings(args.config, **overrides)
 
@@ -108,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the port is taken, the project folder cannot be made
         print(f"jukebox-bridge: cannot start: {e}", file=sys.stderr)
         return 2
-    print(f"jukebox-bridge: OSC on {settings.host}:{bridge.port}, takes into {bridge.settings.project_dir} (Ctrl-C stops)",
-          flush=True)
+    print(
+        f"jukebox-bridge: OSC on {settings.host}:{bridge.port}, takes into {bridge.settings.project_dir} (Ctrl-C stops)",
+        flush=True,
+    )
     return bridge.run()
 
 

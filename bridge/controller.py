@@ -30,18 +30,39 @@ from .session_state import PresetStore, SessionState
 from .settings import BridgeSettings
 
 
-def take_request(mode: Mode, session: Session, *, seed: int, sr: int, prime: Path | None = None,
-                 codes_path: str | None = None, codes_takes: tuple[int, ...] | None = None) -> TakeRequest:
+def take_request(
+    mode: Mode,
+    session: Session,
+    *,
+    seed: int,
+    sr: int,
+    prime: Path | None = None,
+    codes_path: str | None = None,
+    codes_takes: tuple[int, ...] | None = None,
+) -> TakeRequest:
     """The model's request for a job queued with `session` (lengths in seconds or bars become samples)."""
     defaults = SamplingParams()
-    params = dataclasses.replace(defaults, temperature=session.temperature, top_k=session.top_k, top_p=session.top_p,
-                                 hop_fraction=session.hop_fraction, seed=seed)
+    params = dataclasses.replace(
+        defaults,
+        temperature=session.temperature,
+        top_k=session.top_k,
+        top_p=session.top_p,
+        hop_fraction=session.hop_fraction,
+        seed=seed,
+    )
     return TakeRequest(
-        mode=mode, artist=session.artist, genre=session.genre, lyrics=session.lyrics,
+        mode=mode,
+        artist=session.artist,
+        genre=session.genre,
+        lyrics=session.lyrics,
         new_samples=max(1, round(session.length_s * sr)) if mode is not Mode.UPSAMPLE else 0,
-        total_samples=round(session.total_s * sr), offset_samples=round(session.offset_s * sr),
-        n_takes=session.n_takes, params=params, prime_path=str(prime) if prime is not None else None,
-        prime_samples=round(session.prime_s * sr) if mode is Mode.PRIMED else 0, codes_path=codes_path,
+        total_samples=round(session.total_s * sr),
+        offset_samples=round(session.offset_s * sr),
+        n_takes=session.n_takes,
+        params=params,
+        prime_path=str(prime) if prime is not None else None,
+        prime_samples=round(session.prime_s * sr) if mode is Mode.PRIMED else 0,
+        codes_path=codes_path,
         codes_takes=codes_takes,
     )
 
@@ -62,8 +83,9 @@ class Controller:
     ):
         self.settings, self.bus = settings, bus
         self.codes_dir = codes_dir or Path(settings.project_dir) / ".jukebox" / "codes"
-        self.state = SessionState(settings, bus, presets=presets, check_clip=check_clip,
-                                  latest_inbox_clip=latest_inbox_clip, session=session)
+        self.state = SessionState(
+            settings, bus, presets=presets, check_clip=check_clip, latest_inbox_clip=latest_inbox_clip, session=session
+        )
         self.board = JobBoard(queue, bus, journal=journal)
         self.replays = Replays(settings, self.board, self.state, bus, codes_dir=self.codes_dir)
 
@@ -117,8 +139,15 @@ class Controller:
 
     # --- jobs ---------------------------------------------------------------------------------------
 
-    def generate(self, mode: str | None = None, *, origin: Origin, source_job: str | None = None,
-                 takes: Sequence[int] | None = None, seed: int | None = None) -> str:
+    def generate(
+        self,
+        mode: str | None = None,
+        *,
+        origin: Origin,
+        source_job: str | None = None,
+        takes: Sequence[int] | None = None,
+        seed: int | None = None,
+    ) -> str:
         """Queue a job with the current session; returns its id. `takes` are 1-based take numbers
         (as in the file names) of the source job for continue/upsample."""
         info, check = self.board.ready_model()
@@ -148,17 +177,26 @@ class Controller:
         check_limits(self.settings, info, session, chosen)
         seed = seed if seed is not None else (session.seed if session.seed is not None else fresh_seed())
         try:
-            request = take_request(chosen, session, seed=seed, sr=info.sr, prime=prime if chosen is Mode.PRIMED else None,
-                                   codes_path=codes, codes_takes=codes_takes)
+            request = take_request(
+                chosen,
+                session,
+                seed=seed,
+                sr=info.sr,
+                prime=prime if chosen is Mode.PRIMED else None,
+                codes_path=codes,
+                codes_takes=codes_takes,
+            )
             unknown = check(request)
         except ValueError as e:
             raise CommandError(f"the model refuses this take: {e}") from None
-        spec = JobSpec(id=new_job_id(), request=request, session=session, origin=origin, preset=preset,
-                       source_job=source)
+        spec = JobSpec(
+            id=new_job_id(), request=request, session=session, origin=origin, preset=preset, source_job=source
+        )
         record = self.board.submit(spec)
         for name in unknown:
-            self.board.publish(JobWarning(record.id, origin, f"{name} is not in the model's id tables; "
-                                                             "conditioned as 'unknown'"))
+            self.board.publish(
+                JobWarning(record.id, origin, f"{name} is not in the model's id tables; conditioned as 'unknown'")
+            )
         return record.id
 
     def status(self) -> dict[str, Any]:

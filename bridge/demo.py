@@ -82,8 +82,13 @@ def render_one_take(bridge: Any, *, seconds: float, artist: str, genre: str, tim
             raise RuntimeError("the model did not load in time")
         if bridge.worker.load_error:
             raise RuntimeError(f"the model did not load: {bridge.worker.load_error}")
-        for address, *args in (("/jb/set/length", seconds), ("/jb/set/artist", artist), ("/jb/set/genre", genre),
-                               ("/jb/set/n_takes", 1), ("/jb/generate",)):
+        for address, *args in (
+            ("/jb/set/length", seconds),
+            ("/jb/set/artist", artist),
+            ("/jb/set/genre", genre),
+            ("/jb/set/n_takes", 1),
+            ("/jb/generate",),
+        ):
             client.send(address, *args)
         job = None
         last_print = 0.0
@@ -137,26 +142,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {e}", file=sys.stderr)
         return 2
     artist, genre = first_names(bundle)
-    settings = BridgeSettings(port=args.port, project_dir=args.out / "project", inbox_dir=args.out / "inbox",
-                              presets_dir=None, bundle_dir=bundle, device=args.device)
+    settings = BridgeSettings(
+        port=args.port,
+        project_dir=args.out / "project",
+        inbox_dir=args.out / "inbox",
+        presets_dir=None,
+        bundle_dir=bundle,
+        device=args.device,
+    )
     try:
         bridge = Bridge(settings)
     except OSError:  # the default port is taken (another bridge?): any free one will do for the demo
         bridge = Bridge(settings.replace(port=0))
-    print(f"demo: bridge on 127.0.0.1:{bridge.port}, model {bundle}, takes into {bridge.settings.project_dir}", flush=True)
+    print(
+        f"demo: bridge on 127.0.0.1:{bridge.port}, model {bundle}, takes into {bridge.settings.project_dir}", flush=True
+    )
     result: dict[str, Any] = {}
 
     def drive(b: Any) -> None:
         def work() -> None:
             try:
-                result["files"] = render_one_take(b, seconds=args.seconds, artist=artist, genre=genre, timeout=args.timeout)
+                result["files"] = render_one_take(
+                    b, seconds=args.seconds, artist=artist, genre=genre, timeout=args.timeout
+                )
                 print(f"demo: {len(result['files'])} files in {b.settings.project_dir} (each with a .json sidecar)")
                 if args.once:
                     b.request_stop()
                 else:
-                    print(f"demo: still serving; try `oscsend localhost {b.port} /jb/generate` "
-                          f"(replies: `oscdump {b.port + 1}` after `oscsend localhost {b.port} /jb/subscribe i {b.port + 1}`)."
-                          " Ctrl-C stops.", flush=True)
+                    print(
+                        f"demo: still serving; try `oscsend localhost {b.port} /jb/generate` "
+                        f"(replies: `oscdump {b.port + 1}` after `oscsend localhost {b.port} /jb/subscribe i {b.port + 1}`)."
+                        " Ctrl-C stops.",
+                        flush=True,
+                    )
             except Exception as e:  # noqa: BLE001 - the demo reports any failure and stops
                 result["error"] = str(e)
                 print(f"demo: {e}", file=sys.stderr)

@@ -54,10 +54,15 @@ class FinishOptions:
             if isinstance(self.loudness_lufs, bool) or not isinstance(self.loudness_lufs, (int, float)):
                 raise ValueError(f"loudness_lufs must be a number of LUFS or None, not {self.loudness_lufs!r}")
             if not MIN_LUFS <= self.loudness_lufs <= MAX_LUFS:
-                raise ValueError(f"loudness_lufs must be between {MIN_LUFS:g} and {MAX_LUFS:g} LUFS "
-                                 f"(or None for off), not {self.loudness_lufs!r}")
-        if isinstance(self.peak_ceiling_dbfs, bool) or not isinstance(self.peak_ceiling_dbfs, (int, float)) \
-                or not -60.0 <= self.peak_ceiling_dbfs <= 0.0:
+                raise ValueError(
+                    f"loudness_lufs must be between {MIN_LUFS:g} and {MAX_LUFS:g} LUFS "
+                    f"(or None for off), not {self.loudness_lufs!r}"
+                )
+        if (
+            isinstance(self.peak_ceiling_dbfs, bool)
+            or not isinstance(self.peak_ceiling_dbfs, (int, float))
+            or not -60.0 <= self.peak_ceiling_dbfs <= 0.0
+        ):
             raise ValueError(f"peak_ceiling_dbfs must be between -60 and 0 dBFS, not {self.peak_ceiling_dbfs!r}")
         for name in ("fade_in_ms", "fade_out_ms"):
             value = getattr(self, name)
@@ -66,8 +71,11 @@ class FinishOptions:
         for name in ("dc_remove", "trim_bars"):
             if type(getattr(self, name)) is not bool:  # 0/1 or "yes" from a settings file are refused too
                 raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
-        if isinstance(self.bar_multiple, bool) or not isinstance(self.bar_multiple, int) \
-                or not 1 <= self.bar_multiple <= 1024:
+        if (
+            isinstance(self.bar_multiple, bool)
+            or not isinstance(self.bar_multiple, int)
+            or not 1 <= self.bar_multiple <= 1024
+        ):
             raise ValueError(f"bar_multiple must be a whole number of bars from 1 to 1024, not {self.bar_multiple!r}")
 
     @classmethod
@@ -153,22 +161,33 @@ def _check_call(audio: Any, sr: Any, bpm: Any, beats_per_bar: Any, bar_origin_sa
         raise ValueError(f"audio must be a mono float array of shape (T,), not {type(audio).__name__} {shape}")
     if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or not 1000 <= sr <= 768_000:
         raise ValueError(f"sr must be a sample rate in Hz (1000-768000), not {sr!r}")
-    if isinstance(bpm, bool) or not isinstance(bpm, (int, float, np.integer, np.floating)) or not math.isfinite(bpm) \
-            or not 1.0 <= bpm <= 999.0:
+    if (
+        isinstance(bpm, bool)
+        or not isinstance(bpm, (int, float, np.integer, np.floating))
+        or not math.isfinite(bpm)
+        or not 1.0 <= bpm <= 999.0
+    ):
         raise ValueError(f"bpm must be a finite tempo from 1 to 999, not {bpm!r}")
-    if isinstance(beats_per_bar, bool) or not isinstance(beats_per_bar, (int, np.integer)) \
-            or not 1 <= beats_per_bar <= 99:
+    if (
+        isinstance(beats_per_bar, bool)
+        or not isinstance(beats_per_bar, (int, np.integer))
+        or not 1 <= beats_per_bar <= 99
+    ):
         raise ValueError(f"beats_per_bar must be a whole number from 1 to 99, not {beats_per_bar!r}")
-    if isinstance(bar_origin_samples, bool) or not isinstance(bar_origin_samples, (int, np.integer)) \
-            or bar_origin_samples < 0:
+    if (
+        isinstance(bar_origin_samples, bool)
+        or not isinstance(bar_origin_samples, (int, np.integer))
+        or bar_origin_samples < 0
+    ):
         raise ValueError(f"bar_origin_samples must be a sample index >= 0, not {bar_origin_samples!r}")
     if not np.all(np.isfinite(audio)):
         raise ValueError("audio contains NaN or infinite samples")
     return audio.astype(np.float64)
 
 
-def finish(audio: np.ndarray, sr: int, options: FinishOptions, *, bpm: float, beats_per_bar: int,
-           bar_origin_samples: int = 0) -> tuple[np.ndarray, FinishReport]:
+def finish(
+    audio: np.ndarray, sr: int, options: FinishOptions, *, bpm: float, beats_per_bar: int, bar_origin_samples: int = 0
+) -> tuple[np.ndarray, FinishReport]:
     """Finish one mono take (float, shape (T,)); returns float32 audio and what was done to it."""
     x = _check_call(audio, sr, bpm, beats_per_bar, bar_origin_samples)
     if not isinstance(options, FinishOptions):
@@ -204,7 +223,7 @@ def finish(audio: np.ndarray, sr: int, options: FinishOptions, *, bpm: float, be
     if fade_in:
         x[:fade_in] *= raised_cosine(fade_in)
     if fade_out:
-        x[n - fade_out:] *= raised_cosine(fade_out)[::-1]
+        x[n - fade_out :] *= raised_cosine(fade_out)[::-1]
     if (options.fade_in_ms or options.fade_out_ms) and n < 2:
         notes.append("no fades: fewer than 2 samples")
     report.update(fade_in_samples=fade_in, fade_out_samples=fade_out)
@@ -213,8 +232,11 @@ def finish(audio: np.ndarray, sr: int, options: FinishOptions, *, bpm: float, be
         before = integrated_loudness(x, sr)
         report["loudness_before_lufs"] = before
         if before is None:
-            why = "shorter than one 400 ms loudness block" if n < math.ceil(LOUDNESS_BLOCK_S * sr) else \
-                "silent (below the -70 LUFS gate)"
+            why = (
+                "shorter than one 400 ms loudness block"
+                if n < math.ceil(LOUDNESS_BLOCK_S * sr)
+                else "silent (below the -70 LUFS gate)"
+            )
             notes.append(f"loudness left unchanged: {why}")
         else:
             gain_db = options.loudness_lufs - before
@@ -223,8 +245,10 @@ def finish(audio: np.ndarray, sr: int, options: FinishOptions, *, bpm: float, be
             if peak > 0.0 and 20.0 * math.log10(peak) + gain_db > ceiling_db:
                 gain_db = ceiling_db - 20.0 * math.log10(peak)
                 report["peak_limited"] = True
-                notes.append(f"gain lowered to {gain_db:+.2f} dB to keep the peak at {ceiling_db:g} dBFS "
-                             f"(target {options.loudness_lufs:g} LUFS not reached)")
+                notes.append(
+                    f"gain lowered to {gain_db:+.2f} dB to keep the peak at {ceiling_db:g} dBFS "
+                    f"(target {options.loudness_lufs:g} LUFS not reached)"
+                )
             x = x * 10.0 ** (gain_db / 20.0)
             report["gain_db"] = gain_db
             report["loudness_after_lufs"] = integrated_loudness(x, sr)
@@ -234,5 +258,10 @@ def finish(audio: np.ndarray, sr: int, options: FinishOptions, *, bpm: float, be
         ceiling = _float32_at_most(10.0 ** (options.peak_ceiling_dbfs / 20.0))
         np.clip(out, -ceiling, ceiling, out=out)
     peak_out = float(np.max(np.abs(out))) if n else 0.0
-    return out, FinishReport(input_samples=n_in, output_samples=n, notes=tuple(notes),
-                             peak_dbfs=20.0 * math.log10(peak_out) if peak_out > 0 else None, **report)
+    return out, FinishReport(
+        input_samples=n_in,
+        output_samples=n,
+        notes=tuple(notes),
+        peak_dbfs=20.0 * math.log10(peak_out) if peak_out > 0 else None,
+        **report,
+    )

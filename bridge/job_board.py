@@ -55,8 +55,14 @@ class JobBoard:
 
     # --- the model ----------------------------------------------------------------------------------
 
-    def set_model_state(self, state: ModelState, *, info: ModelInfo | None = None, error: str | None = None,
-                        check: Checker | None = None) -> None:
+    def set_model_state(
+        self,
+        state: ModelState,
+        *,
+        info: ModelInfo | None = None,
+        error: str | None = None,
+        check: Checker | None = None,
+    ) -> None:
         with self._lock:
             self._model_state = state
             if info is not None:
@@ -153,7 +159,9 @@ class JobBoard:
             self._jobs[record.id] = record
             self._order.append(record.id)
         try:
-            self.queue.put(record, record.priority, force=force, announce=lambda position: self._queued(record, position))
+            self.queue.put(
+                record, record.priority, force=force, announce=lambda position: self._queued(record, position)
+            )
         except CommandError:
             with self._lock:
                 self._jobs.pop(record.id, None)
@@ -165,14 +173,17 @@ class JobBoard:
 
     def requeue(self, record: JobRecord) -> None:
         """A job's second stage (the levels below the preview), behind every waiting preview; never refused."""
-        self.queue.put(record, UPSAMPLE, force=True, announce=lambda position: self._queued(record, position, Stage.UPSAMPLE))
+        self.queue.put(
+            record, UPSAMPLE, force=True, announce=lambda position: self._queued(record, position, Stage.UPSAMPLE)
+        )
 
     def _queued(self, record: JobRecord, position: int, stage: Stage | None = None) -> None:
         """Runs under the queue's lock, before any worker can take the job: 'queued' always precedes 'started'."""
         spec = record.spec
         stage = stage or record.status().stage
-        self.publish(JobQueued(record.id, spec.origin, position, self.eta_for(record.id), spec.mode.value, spec.seed,
-                               stage))
+        self.publish(
+            JobQueued(record.id, spec.origin, position, self.eta_for(record.id), spec.mode.value, spec.seed, stage)
+        )
 
     def _forget_old(self) -> None:
         while len(self._order) > MAX_JOBS_KEPT:
@@ -252,8 +263,9 @@ class JobBoard:
             n_samples = s.length_s * info.sr
             todo = status.remaining_levels or tuple(info.levels[: s.levels])
             for level in todo:
-                seconds = self.throughput.seconds(level, level_positions(n_samples, info.hop_lengths[level],
-                                                                         s.n_takes, batch))
+                seconds = self.throughput.seconds(
+                    level, level_positions(n_samples, info.hop_lengths[level], s.n_takes, batch)
+                )
                 if seconds is None:
                     return -1.0
                 total += seconds * ((1 - status.fraction) if level == status.level else 1)
@@ -261,5 +273,9 @@ class JobBoard:
 
     def summary(self) -> dict[str, Any]:
         info = self.model_info
-        return {"state": self.model_state.value, "queued": len(self.queue), "running": self.running or "",
-                "bundle": info.bundle if info else ""}
+        return {
+            "state": self.model_state.value,
+            "queued": len(self.queue),
+            "running": self.running or "",
+            "bundle": info.bundle if info else "",
+        }

@@ -59,10 +59,19 @@ class JobStatus:
 
 
 class JobRecord:
-    def __init__(self, spec: JobSpec, *, resumed: bool = False, state: JobState = JobState.QUEUED,
-                 stage: Stage = Stage.PREVIEW, codes_path: str | None = None, files: tuple[str, ...] = (),
-                 delivered_levels: tuple[int, ...] = (), remaining_levels: tuple[int, ...] = (),
-                 error: str | None = None):
+    def __init__(
+        self,
+        spec: JobSpec,
+        *,
+        resumed: bool = False,
+        state: JobState = JobState.QUEUED,
+        stage: Stage = Stage.PREVIEW,
+        codes_path: str | None = None,
+        files: tuple[str, ...] = (),
+        delivered_levels: tuple[int, ...] = (),
+        remaining_levels: tuple[int, ...] = (),
+        error: str | None = None,
+    ):
         self.spec = spec
         self.resumed = resumed  # re-queued from the journal after a restart
         self.cancel = threading.Event()  # checked between tokens: cooperative cancel
@@ -126,10 +135,21 @@ class JobRecord:
     def status(self) -> JobStatus:
         with self._lock:
             return JobStatus(
-                id=self.id, mode=self.spec.mode.value, state=self._state, stage=self._stage, level=self._level,
-                fraction=self._fraction, eta_s=self._eta_s, files=tuple(self._files), error=self._error,
-                seed=self.spec.seed, n_takes=self.spec.n_takes, codes_path=self._codes_path, resumed=self.resumed,
-                remaining_levels=self._remaining, delivered_levels=tuple(sorted(self._delivered)),
+                id=self.id,
+                mode=self.spec.mode.value,
+                state=self._state,
+                stage=self._stage,
+                level=self._level,
+                fraction=self._fraction,
+                eta_s=self._eta_s,
+                files=tuple(self._files),
+                error=self._error,
+                seed=self.spec.seed,
+                n_takes=self.spec.n_takes,
+                codes_path=self._codes_path,
+                resumed=self.resumed,
+                remaining_levels=self._remaining,
+                delivered_levels=tuple(sorted(self._delivered)),
                 queued_position=self._position,
             )
 
@@ -139,13 +159,23 @@ class JobRecord:
         spec = self.spec
         with self._lock:
             return {
-                "version": VERSION, "id": spec.id, "mode": spec.mode.value, "request": spec.request.to_dict(),
-                "session": spec.session.as_dict(), "preset": spec.preset, "source_job": spec.source_job,
-                "created": spec.created, "origin": origin_to_dict(spec.origin),
+                "version": VERSION,
+                "id": spec.id,
+                "mode": spec.mode.value,
+                "request": spec.request.to_dict(),
+                "session": spec.session.as_dict(),
+                "preset": spec.preset,
+                "source_job": spec.source_job,
+                "created": spec.created,
+                "origin": origin_to_dict(spec.origin),
                 "expect_prime_sha256": spec.expect_prime_sha256,
-                "state": self._state.value, "stage": self._stage.value, "error": self._error,
-                "codes_path": self._codes_path, "files": list(self._files),
-                "delivered_levels": sorted(self._delivered), "remaining_levels": list(self._remaining),
+                "state": self._state.value,
+                "stage": self._stage.value,
+                "error": self._error,
+                "codes_path": self._codes_path,
+                "files": list(self._files),
+                "delivered_levels": sorted(self._delivered),
+                "remaining_levels": list(self._remaining),
             }
 
     @classmethod
@@ -161,21 +191,26 @@ class JobRecord:
             raise ValueError(f"mode {record.get('mode')!r} disagrees with its request's {request.mode.value!r}")
         source_job = record.get("source_job")
         spec = JobSpec(
-            id=job_id, request=request,
+            id=job_id,
+            request=request,
             session=session_from_values(_session_values(record.get("session")), source=f"journal {job_id}"),
             origin=origin_from_dict(record.get("origin")),
             preset=checked.optional_text(record.get("preset"), "preset", max_chars=200),
             source_job=None if source_job is None else checked.job_id(source_job, "source_job"),
             created=checked.number(record.get("created", 0.0), "created"),
-            expect_prime_sha256=checked.optional_text(record.get("expect_prime_sha256"), "expect_prime_sha256",
-                                                      max_chars=64),
+            expect_prime_sha256=checked.optional_text(
+                record.get("expect_prime_sha256"), "expect_prime_sha256", max_chars=64
+            ),
         )
         try:
             state, stage = JobState(record.get("state")), Stage(record.get("stage", Stage.PREVIEW.value))
         except ValueError as e:
             raise ValueError(f"journal record {job_id}: {e}") from None
         return cls(
-            spec, resumed=resumed, state=state, stage=stage,
+            spec,
+            resumed=resumed,
+            state=state,
+            stage=stage,
             codes_path=checked.optional_text(record.get("codes_path"), "codes_path"),
             files=checked.texts(record.get("files", []), "files"),
             delivered_levels=checked.integers(record.get("delivered_levels", []), "delivered_levels", lo=0, hi=2),

@@ -74,8 +74,9 @@ class JobQueue:
         self._cond = threading.Condition(threading.RLock())  # announce() may look at the queue again
         self._closed = False
 
-    def put(self, job: Job, priority: int = PREVIEW, *, force: bool = False,
-            announce: Callable[[int], None] | None = None) -> int:
+    def put(
+        self, job: Job, priority: int = PREVIEW, *, force: bool = False, announce: Callable[[int], None] | None = None
+    ) -> int:
         """Queue a stage; returns its position (1 = next). `force` skips the bound (a job's own
         second stage must never be refused once its first ran). `announce(position)` runs before
         any worker can take the stage, so 'queued' always reaches clients before 'started'."""

@@ -221,7 +221,9 @@ def _cc(value: Any, key: str, source: str) -> CCBinding:
         number = value.get(end)
         if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
             raise MidiMapError(f"{where}: {end} must be a number, got {_short(number)}")
-        if isinstance(number, int) and abs(number) > 2**53 or isinstance(number, float) and not math.isfinite(number):
+        if (isinstance(number, int) and abs(number) > 2**53) or (
+            isinstance(number, float) and not math.isfinite(number)
+        ):
             raise MidiMapError(f"{where}: {end} must be a finite number, got {_short(number)}")
         ends[end] = None if number is None else float(number)
     binding = CCBinding(value["param"], ends["min"], ends["max"])

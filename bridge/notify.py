@@ -64,7 +64,9 @@ def _build(address: str, args: list[Any], max_text_bytes: int) -> bytes:
 
 
 class Notifier:
-    def __init__(self, *, subscribers: Iterable[Address] = (), progress_interval_s: float = 0.25, max_subscribers: int = 32):
+    def __init__(
+        self, *, subscribers: Iterable[Address] = (), progress_interval_s: float = 0.25, max_subscribers: int = 32
+    ):
         self.progress_interval_s = progress_interval_s
         self.max_subscribers = max_subscribers
         self._subscribers: list[Address] = list(dict.fromkeys(subscribers))
@@ -168,7 +170,9 @@ class Notifier:
 
     def send(self, client: Address | None, address: str, *args: Any) -> None:
         """To `client` (the requester, if any) and every subscriber, once each."""
-        targets = tuple(t for t in dict.fromkeys(([client] if client else []) + self.subscribers()) if not self.is_own(t))
+        targets = tuple(
+            t for t in dict.fromkeys(([client] if client else []) + self.subscribers()) if not self.is_own(t)
+        )
         if targets:
             self._queue.put((targets, build_message(address, args)))
 

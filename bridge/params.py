@@ -103,7 +103,7 @@ class ParamSpec:
         raise AssertionError(self.kind)
 
     def _check(self, number: float) -> float:
-        if self.lo is not None and number < self.lo or self.hi is not None and number > self.hi:
+        if (self.lo is not None and number < self.lo) or (self.hi is not None and number > self.hi):
             raise CommandError(f"{self.name}: {number:g} is outside [{self.lo:g}, {self.hi:g}]")
         return number
 

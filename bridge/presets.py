@@ -126,7 +126,9 @@ def parse_preset(path: str | Path) -> Preset:
         if isinstance(value, dict):
             raise CommandError(f"preset {path}: {key!r} must be a value, not a table")
         if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
-            raise CommandError(f"preset {path}: {key!r} must be a value or a list of values, not nested lists or tables")
+            raise CommandError(
+                f"preset {path}: {key!r} must be a value or a list of values, not nested lists or tables"
+            )
         if any(isinstance(v, int) and abs(v) > _MAX_INT for v in (value if isinstance(value, list) else [value])):
             raise CommandError(f"preset {path}: {key!r} is out of range (a number of more than 18 digits)")
     if not data:
@@ -159,7 +161,8 @@ def loaded_name_problem(name: str) -> str | None:
 def _printable(text: str) -> str:
     """`text` with control characters and undecodable bytes escaped, for log lines and reports."""
     return "".join(
-        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _HOSTILE_CATEGORIES else c for c in text
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _HOSTILE_CATEGORIES else c
+        for c in text
     )
 
 
@@ -234,7 +237,9 @@ class PresetLibrary(FolderWatch):
             try:
                 files = sorted(p for p in self.folder.glob("*") if is_preset_file(p)) if self.folder.is_dir() else []
             except OSError as e:  # no permission to list it: keep what is loaded, say why nothing changes
-                message = f"presets folder {self.folder} cannot be listed ({e.strerror or e}); keeping the loaded presets"
+                message = (
+                    f"presets folder {self.folder} cannot be listed ({e.strerror or e}); keeping the loaded presets"
+                )
                 self._emit(ERROR, "", message)
                 return {"": message}
             with self._lock:
@@ -288,7 +293,13 @@ class PresetLibrary(FolderWatch):
         except OSError as e:  # a file where the folder should be, no permission: reported, watched for
             log.warning("presets folder %s cannot be created (%s)", self.folder, e.strerror or e)
         name = f"jb-presets-observer {self.folder}"
-        self._observe(self.folder, _Handler(self._file_event), polling=self._polling, poll_interval_s=self._poll_interval_s, name=name)
+        self._observe(
+            self.folder,
+            _Handler(self._file_event),
+            polling=self._polling,
+            poll_interval_s=self._poll_interval_s,
+            name=name,
+        )
         self._thread = threading.Thread(target=self._run, name=f"jb-presets-reload {self.folder}", daemon=True)
         self._thread.start()
         self.reload()
@@ -327,8 +338,12 @@ class PresetLibrary(FolderWatch):
                     log.exception("preset reload of %s failed", path)
 
     def _folder_gone(self) -> None:
-        self._emit(ERROR, "", f"presets folder {self.folder} is gone (deleted, moved, or not a folder); its "
-                              "presets are unavailable until it is back")
+        self._emit(
+            ERROR,
+            "",
+            f"presets folder {self.folder} is gone (deleted, moved, or not a folder); its "
+            "presets are unavailable until it is back",
+        )
         self.reload()  # what was in it is gone too
 
     def _folder_back(self) -> None:

@@ -130,13 +130,15 @@ class Renderer:
         subtype = SUBTYPES[self.settings.subtype]
         if subtype != "FLOAT":
             samples = np.clip(samples, -1.0, 1.0)
-        written = record.with_audio(AudioWritten(sample_rate=rate, frames=int(samples.shape[0]),
-                                                 format=self.settings.subtype))
+        written = record.with_audio(
+            AudioWritten(sample_rate=rate, frames=int(samples.shape[0]), format=self.settings.subtype)
+        )
         text = json.dumps(written.to_dict(), indent=2, default=str) + "\n"
         # encoded in memory, then written as plain bytes: libsndfile writing to a full disk itself
         # loses the system's error (soundfile asserts instead), a plain write raises ENOSPC with its words
         encoded = io.BytesIO()
         sf.write(encoded, samples, rate, subtype=subtype, format="WAV")
-        wav, _ = write_new_pair(self.settings.project_dir, stem, lambda f: f.write(encoded.getbuffer()),
-                                lambda f: f.write(text.encode()))
+        wav, _ = write_new_pair(
+            self.settings.project_dir, stem, lambda f: f.write(encoded.getbuffer()), lambda f: f.write(text.encode())
+        )
         return wav

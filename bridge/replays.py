@@ -31,8 +31,9 @@ def fresh_seed() -> int:
 
 
 class Replays:
-    def __init__(self, settings: BridgeSettings, board: JobBoard, state: SessionState, bus: EventBus, *,
-                 codes_dir: Path):
+    def __init__(
+        self, settings: BridgeSettings, board: JobBoard, state: SessionState, bus: EventBus, *, codes_dir: Path
+    ):
         self.settings, self.board, self.state, self.bus = settings, board, state, bus
         self.codes_dir = codes_dir
 
@@ -83,7 +84,13 @@ class Replays:
             check(request)
         except ValueError as e:
             raise CommandError(f"{path.name}: this model refuses the take ({e})") from None
-        spec = JobSpec(id=new_job_id(), request=request, session=session, origin=origin, preset=record.preset,
-                       source_job=record.source.job if record.source else None,
-                       expect_prime_sha256=record.prime.sha256 if record.prime else None)
+        spec = JobSpec(
+            id=new_job_id(),
+            request=request,
+            session=session,
+            origin=origin,
+            preset=record.preset,
+            source_job=record.source.job if record.source else None,
+            expect_prime_sha256=record.prime.sha256 if record.prime else None,
+        )
         return self.board.submit(spec).id

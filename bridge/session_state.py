@@ -30,9 +30,16 @@ class PresetStore(Protocol):
 
 
 class SessionState:
-    def __init__(self, settings: BridgeSettings, bus: EventBus, *, presets: PresetStore | None = None,
-                 check_clip: Callable[[Path], Any] | None = None,
-                 latest_inbox_clip: Callable[[], Path | None] | None = None, session: Session | None = None):
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        bus: EventBus,
+        *,
+        presets: PresetStore | None = None,
+        check_clip: Callable[[Path], Any] | None = None,
+        latest_inbox_clip: Callable[[], Path | None] | None = None,
+        session: Session | None = None,
+    ):
         self.settings, self.bus = settings, bus
         self.presets = presets
         self.check_clip = check_clip

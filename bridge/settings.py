@@ -78,7 +78,9 @@ class BridgeSettings:
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                raise SettingsError(f"allow entry {entry!r} is not an IP address or network (e.g. 192.168.1.0/24)") from None
+                raise SettingsError(
+                    f"allow entry {entry!r} is not an IP address or network (e.g. 192.168.1.0/24)"
+                ) from None
         for name in ("max_queue", "max_takes"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
@@ -97,7 +99,11 @@ class BridgeSettings:
 
 # TOML [section] key -> field name and converter
 def _path(base: Path):
-    return lambda v: (base / Path(str(v)).expanduser()).resolve() if not Path(str(v)).expanduser().is_absolute() else Path(str(v)).expanduser()
+    return lambda v: (
+        (base / Path(str(v)).expanduser()).resolve()
+        if not Path(str(v)).expanduser().is_absolute()
+        else Path(str(v)).expanduser()
+    )
 
 
 def parse_target(text: str, what: str = "subscriber") -> tuple[str, int]:
@@ -110,18 +116,40 @@ def parse_target(text: str, what: str = "subscriber") -> tuple[str, int]:
 def _table(base: Path) -> dict[str, dict[str, tuple[str, Any]]]:
     p = _path(base)
     return {
-        "osc": {"host": ("host", str), "port": ("port", int), "allow": ("allow", lambda v: tuple(map(str, v))),
-                "subscribers": ("subscribers", lambda v: tuple(parse_target(t) for t in v))},
-        "folders": {"project": ("project_dir", p), "inbox": ("inbox_dir", p), "presets": ("presets_dir", p),
-                    "prime_roots": ("prime_roots", lambda v: tuple(p(x) for x in v)), "midi_map": ("midi_map", p)},
-        "model": {"bundle": ("bundle_dir", p), "official_root": ("official_root", p), "official_bundle": ("official_bundle", str),
-                  "ids": ("ids_dir", p), "device": ("device", str),
-                  "precision": ("precision", str), "compile": ("compile_steps", bool)},
+        "osc": {
+            "host": ("host", str),
+            "port": ("port", int),
+            "allow": ("allow", lambda v: tuple(map(str, v))),
+            "subscribers": ("subscribers", lambda v: tuple(parse_target(t) for t in v)),
+        },
+        "folders": {
+            "project": ("project_dir", p),
+            "inbox": ("inbox_dir", p),
+            "presets": ("presets_dir", p),
+            "prime_roots": ("prime_roots", lambda v: tuple(p(x) for x in v)),
+            "midi_map": ("midi_map", p),
+        },
+        "model": {
+            "bundle": ("bundle_dir", p),
+            "official_root": ("official_root", p),
+            "official_bundle": ("official_bundle", str),
+            "ids": ("ids_dir", p),
+            "device": ("device", str),
+            "precision": ("precision", str),
+            "compile": ("compile_steps", bool),
+        },
         "output": {"sample_rate": ("sample_rate", int), "format": ("output_format", str), "prefix": ("prefix", str)},
-        "limits": {"max_queue": ("max_queue", int), "max_takes": ("max_takes", int), "max_seconds": ("max_seconds", float),
-                   "progress_interval_s": ("progress_interval_s", float)},
-        "inbox": {"quiet_s": ("inbox_quiet_s", float), "polling": ("inbox_polling", bool),
-                  "auto_generate": ("inbox_auto_generate", bool)},
+        "limits": {
+            "max_queue": ("max_queue", int),
+            "max_takes": ("max_takes", int),
+            "max_seconds": ("max_seconds", float),
+            "progress_interval_s": ("progress_interval_s", float),
+        },
+        "inbox": {
+            "quiet_s": ("inbox_quiet_s", float),
+            "polling": ("inbox_polling", bool),
+            "auto_generate": ("inbox_auto_generate", bool),
+        },
         "midi": {"port": ("midi_port", str), "virtual": ("midi_virtual", bool)},
         "log": {"file": ("log_file", p)},
     }
@@ -167,4 +195,3 @@ def load_settings(path: Path | None = None, **overrides: Any) -> BridgeSettings:
         return BridgeSettings(**values)
     except TypeError as e:
         raise SettingsError(str(e)) from None
-

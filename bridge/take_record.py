@@ -82,23 +82,49 @@ class TakeRecord:
         s, sr = self.session, self.model_sr
         data: dict[str, Any] = {"version": VERSION}
         if self.audio is not None:
-            data |= {"sample_rate": self.audio.sample_rate, "frames": self.audio.frames,
-                     "seconds": self.audio.seconds, "format": self.audio.format}
+            data |= {
+                "sample_rate": self.audio.sample_rate,
+                "frames": self.audio.frames,
+                "seconds": self.audio.seconds,
+                "format": self.audio.format,
+            }
         data |= {
-            "generator": dict(self.generator), "job": self.job, "mode": self.mode.value, "take": self.take,
-            "level": self.level, "seed": self.seed, "job_seed": self.job_seed, "created": self.created,
+            "generator": dict(self.generator),
+            "job": self.job,
+            "mode": self.mode.value,
+            "take": self.take,
+            "level": self.level,
+            "seed": self.seed,
+            "job_seed": self.job_seed,
+            "created": self.created,
             "preset": self.preset,
-            "conditioning": {"artist": s.artist, "genre": s.genre, "lyrics": s.lyrics, "total_s": s.total_s,
-                             "offset_s": s.offset_s},
+            "conditioning": {
+                "artist": s.artist,
+                "genre": s.genre,
+                "lyrics": s.lyrics,
+                "total_s": s.total_s,
+                "offset_s": s.offset_s,
+            },
             "session": s.as_dict(),
             "model": dict(self.model),
-            "prime": None if self.prime is None else {"path": self.prime.path, "sha256": self.prime.sha256,
-                                                      "kept_samples": self.prime.kept_samples},
-            "source": None if self.source is None else {
-                "job": self.source.job, "codes": self.source.codes, "sha256": self.source.sha256,
-                "takes": list(self.source.takes) if self.source.takes is not None else None},
-            "span": {"start_sample": self.start_sample, "end_sample": self.end_sample, "model_sr": sr,
-                     "start_s": self.start_sample / sr, "end_s": self.end_sample / sr},
+            "prime": None
+            if self.prime is None
+            else {"path": self.prime.path, "sha256": self.prime.sha256, "kept_samples": self.prime.kept_samples},
+            "source": None
+            if self.source is None
+            else {
+                "job": self.source.job,
+                "codes": self.source.codes,
+                "sha256": self.source.sha256,
+                "takes": list(self.source.takes) if self.source.takes is not None else None,
+            },
+            "span": {
+                "start_sample": self.start_sample,
+                "end_sample": self.end_sample,
+                "model_sr": sr,
+                "start_s": self.start_sample / sr,
+                "end_s": self.end_sample / sr,
+            },
             "codes": {"path": self.codes_path, "take_index": self.take_index},
             "regenerate": {"request": self.request.to_dict(), "levels": list(self.levels)},
         }
@@ -121,9 +147,11 @@ class TakeRecord:
         prime, src = data.get("prime"), data.get("source")
         audio = None
         if "sample_rate" in data:
-            audio = AudioWritten(sample_rate=checked.integer(data["sample_rate"], "sample_rate", lo=1),
-                                 frames=checked.integer(data.get("frames"), "frames", lo=0),
-                                 format=checked.text(data.get("format"), "format", max_chars=16))
+            audio = AudioWritten(
+                sample_rate=checked.integer(data["sample_rate"], "sample_rate", lo=1),
+                frames=checked.integer(data.get("frames"), "frames", lo=0),
+                format=checked.text(data.get("format"), "format", max_chars=16),
+            )
         return cls(
             job=checked.job_id(data.get("job"), "job"),
             take=checked.integer(data.get("take"), "take", lo=1),
@@ -156,14 +184,19 @@ def _session_values(value: Any) -> dict[str, Any]:
 def _prime(value: Any) -> PrimeUsed:
     data = checked.mapping(value, "prime")
     sha = checked.optional_text(data.get("sha256"), "prime.sha256", max_chars=64)
-    return PrimeUsed(path=checked.text(data.get("path"), "prime.path"), sha256=sha,
-                     kept_samples=checked.integer(data.get("kept_samples", 0), "prime.kept_samples", lo=0))
+    return PrimeUsed(
+        path=checked.text(data.get("path"), "prime.path"),
+        sha256=sha,
+        kept_samples=checked.integer(data.get("kept_samples", 0), "prime.kept_samples", lo=0),
+    )
 
 
 def _source(value: Any) -> SourceUsed:
     data = checked.mapping(value, "source")
     job, takes = data.get("job"), data.get("takes")
-    return SourceUsed(job=None if job is None else checked.job_id(job, "source.job"),
-                      codes=checked.optional_text(data.get("codes"), "source.codes"),
-                      sha256=checked.optional_text(data.get("sha256"), "source.sha256", max_chars=64),
-                      takes=None if takes is None else checked.integers(takes, "source.takes", lo=0))
+    return SourceUsed(
+        job=None if job is None else checked.job_id(job, "source.job"),
+        codes=checked.optional_text(data.get("codes"), "source.codes"),
+        sha256=checked.optional_text(data.get("sha256"), "source.sha256", max_chars=64),
+        takes=None if takes is None else checked.integers(takes, "source.takes", lo=0),
+    )

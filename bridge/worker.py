@@ -60,8 +60,15 @@ class Work:
 
 
 class ModelWorker:
-    def __init__(self, board: JobBoard, queue: JobQueue, renderer: Renderer, engine_factory: Callable[[], TakeEngine],
-                 *, state_dir: Path):
+    def __init__(
+        self,
+        board: JobBoard,
+        queue: JobQueue,
+        renderer: Renderer,
+        engine_factory: Callable[[], TakeEngine],
+        *,
+        state_dir: Path,
+    ):
         self.board, self.queue, self.renderer = board, queue, renderer
         self.engine_factory = engine_factory
         self.state_dir = Path(state_dir)
@@ -148,8 +155,13 @@ class ModelWorker:
                 self.board.publish(JobResumed(record.id, spec.origin, len(done), len(chosen)))
         expected = spec.expect_prime_sha256
         if expected and start.prime_sha256 and start.prime_sha256 != expected:
-            self.board.publish(JobWarning(record.id, spec.origin, f"the prime {request.prime_path} has changed since "
-                                                                  "the take was made; the take will differ"))
+            self.board.publish(
+                JobWarning(
+                    record.id,
+                    spec.origin,
+                    f"the prime {request.prime_path} has changed since the take was made; the take will differ",
+                )
+            )
         self.board.publish(JobPlanned(record.id, spec.origin, tuple(chosen), str(codes_path)))
         return Work(request, codes, start.start_samples, start.end_samples, start.prime_sha256, tuple(chosen))
 
@@ -189,17 +201,33 @@ class ModelWorker:
 
         def on_progress(p: Progress) -> None:
             eta = None if p.eta_s is None or later is None else p.eta_s + later
-            self.board.publish(JobProgress(record.id, origin, level, round(p.tokens_done / max(1, p.tokens_total), 4),
-                                           eta, p.window, p.n_windows, final=p.tokens_done == p.tokens_total))
+            self.board.publish(
+                JobProgress(
+                    record.id,
+                    origin,
+                    level,
+                    round(p.tokens_done / max(1, p.tokens_total), 4),
+                    eta,
+                    p.window,
+                    p.n_windows,
+                    final=p.tokens_done == p.tokens_total,
+                )
+            )
 
         before = self.engine.codes_lengths(work.codes)[level]
-        result = self.engine.sample_level(work.request, work.codes, level, work.end_samples, on_progress=on_progress,
-                                          cancel=record.cancel)
+        result = self.engine.sample_level(
+            work.request, work.codes, level, work.end_samples, on_progress=on_progress, cancel=record.cancel
+        )
         work.codes = result.codes
         elapsed = time.perf_counter() - started
         sampled = self.engine.codes_lengths(work.codes)[level] - before
-        self.board.throughput.record(level, level_positions(sampled * hops[level], hops[level], work.request.n_takes,
-                                                            work.request.params.max_batch_size), elapsed)
+        self.board.throughput.record(
+            level,
+            level_positions(
+                sampled * hops[level], hops[level], work.request.n_takes, work.request.params.max_batch_size
+            ),
+            elapsed,
+        )
         self._save_codes(record, work, cancelled=result.cancelled)
         if result.cancelled:
             return False
@@ -214,8 +242,9 @@ class ModelWorker:
         for lower in record.status().remaining_levels:
             if lower == level:
                 continue
-            positions = level_positions(work.end_samples, self.info.hop_lengths[lower], work.request.n_takes,
-                                        work.request.params.max_batch_size)
+            positions = level_positions(
+                work.end_samples, self.info.hop_lengths[lower], work.request.n_takes, work.request.params.max_batch_size
+            )
             seconds = self.board.throughput.seconds(lower, positions)
             if seconds is None:
                 return None
@@ -227,9 +256,14 @@ class ModelWorker:
 
     def _save_codes(self, record: JobRecord, work: Work, *, cancelled: bool) -> None:
         spec = record.spec
-        meta = {"job": spec.id, "mode": spec.mode.value, "session": spec.session.as_dict(),
-                "start_samples": work.start_samples, "end_samples": work.end_samples,
-                "model": self.info.to_dict() if self.info else {}}
+        meta = {
+            "job": spec.id,
+            "mode": spec.mode.value,
+            "session": spec.session.as_dict(),
+            "start_samples": work.start_samples,
+            "end_samples": work.end_samples,
+            "model": self.info.to_dict() if self.info else {},
+        }
         self.engine.save_codes(self._codes_path(record), work.codes, work.request, cancelled=cancelled, meta=meta)
 
     def _deliver_level(self, record: JobRecord, work: Work, level: int, seeds: tuple[int, ...]) -> None:
@@ -242,30 +276,49 @@ class ModelWorker:
         extra = f"{s.bpm:g}bpm-{s.length:g}bars" if s.length_unit == "bars" else ""
         for take in range(audio.shape[0]):
             take_record = self._take_record(record, work, level, take, seeds[take], keep_from, end)
-            stem = self.renderer.take_stem(label=label, job_id=spec.id, take=take, seed=seeds[take], level=level,
-                                           extra=extra)
-            path = self.renderer.deliver(audio[take, keep_from:end], source_sr=self.info.sr, stem=stem,
-                                         record=take_record)
+            stem = self.renderer.take_stem(
+                label=label, job_id=spec.id, take=take, seed=seeds[take], level=level, extra=extra
+            )
+            path = self.renderer.deliver(
+                audio[take, keep_from:end], source_sr=self.info.sr, stem=stem, record=take_record
+            )
             self.board.publish(TakeDelivered(record.id, spec.origin, take + 1, level, str(path), seeds[take]))
 
-    def _take_record(self, record: JobRecord, work: Work, level: int, take: int, seed: int, start: int,
-                     end: int) -> TakeRecord:
+    def _take_record(
+        self, record: JobRecord, work: Work, level: int, take: int, seed: int, start: int, end: int
+    ) -> TakeRecord:
         import torch  # only for the version the record names
 
         assert self.info is not None
         spec, request = record.spec, work.request
         return TakeRecord(
-            job=spec.id, take=take + 1, level=level, seed=seed, job_seed=spec.seed,
+            job=spec.id,
+            take=take + 1,
+            level=level,
+            seed=seed,
+            job_seed=spec.seed,
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(spec.created)),
-            preset=spec.preset, session=spec.session,
+            preset=spec.preset,
+            session=spec.session,
             # this take alone: its own seed, one take, the same levels (each level is seeded afresh)
-            request=request.one_take(take, seed), levels=work.levels, model=self.info.to_dict(),
-            prime=(PrimeUsed(request.prime_path, work.prime_sha256, work.start_samples)
-                   if spec.mode is Mode.PRIMED and request.prime_path else None),
-            source=(SourceUsed(spec.source_job, request.codes_path, work.prime_sha256, request.codes_takes)
-                    if spec.source_job else None),
-            start_sample=start, end_sample=end, model_sr=self.info.sr,
-            codes_path=str(self._codes_path(record)), take_index=take,
+            request=request.one_take(take, seed),
+            levels=work.levels,
+            model=self.info.to_dict(),
+            prime=(
+                PrimeUsed(request.prime_path, work.prime_sha256, work.start_samples)
+                if spec.mode is Mode.PRIMED and request.prime_path
+                else None
+            ),
+            source=(
+                SourceUsed(spec.source_job, request.codes_path, work.prime_sha256, request.codes_takes)
+                if spec.source_job
+                else None
+            ),
+            start_sample=start,
+            end_sample=end,
+            model_sr=self.info.sr,
+            codes_path=str(self._codes_path(record)),
+            take_index=take,
             generator={"software": "jukebox-bridge", "version": __version__, "torch": torch.__version__},
         )
 

@@ -68,8 +68,9 @@ class SamplingParams:
             raise ValueError(f"seed must be a non-negative 64-bit integer, got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in dataclasses.fields(self)}
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in dataclasses.fields(self)
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SamplingParams:
@@ -107,7 +108,9 @@ class TakeRequest:
     n_takes: int = 1
     params: SamplingParams = field(default_factory=SamplingParams)
     prime_path: str | None = None  # primed: an audio file
-    prime_samples: int = 0  # primed: keep the last this-many samples of the clip; continue: the first of the take (0: all)
+    prime_samples: int = (
+        0  # primed: keep the last this-many samples of the clip; continue: the first of the take (0: all)
+    )
     codes_path: str | None = None  # continue / upsample: a codes file written by the engine's `save_codes`
     codes_takes: tuple[int, ...] | None = None  # which of its takes (default: all)
 
@@ -146,10 +149,18 @@ class TakeRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "mode": self.mode.value, "artist": self.artist, "genre": self.genre, "lyrics": self.lyrics,
-            "new_samples": self.new_samples, "total_samples": self.total_samples,
-            "offset_samples": self.offset_samples, "n_takes": self.n_takes, "params": self.params.to_dict(),
-            "prime_path": self.prime_path, "prime_samples": self.prime_samples, "codes_path": self.codes_path,
+            "mode": self.mode.value,
+            "artist": self.artist,
+            "genre": self.genre,
+            "lyrics": self.lyrics,
+            "new_samples": self.new_samples,
+            "total_samples": self.total_samples,
+            "offset_samples": self.offset_samples,
+            "n_takes": self.n_takes,
+            "params": self.params.to_dict(),
+            "prime_path": self.prime_path,
+            "prime_samples": self.prime_samples,
+            "codes_path": self.codes_path,
             "codes_takes": list(self.codes_takes) if self.codes_takes is not None else None,
         }
 
@@ -175,7 +186,9 @@ class TakeRequest:
             prime_path=_optional_text(data.get("prime_path"), "prime_path"),
             prime_samples=_integer(data.get("prime_samples", 0), "prime_samples"),
             codes_path=_optional_text(data.get("codes_path"), "codes_path"),
-            codes_takes=None if takes is None else tuple(_integer(t, "codes_takes") for t in _sequence(takes, "codes_takes")),
+            codes_takes=None
+            if takes is None
+            else tuple(_integer(t, "codes_takes") for t in _sequence(takes, "codes_takes")),
         )
 
 
@@ -200,10 +213,19 @@ class ModelInfo:
         return self.hop_lengths[-1]
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dict(self.source), "bundle": self.bundle, "sr": self.sr, "levels": list(self.levels),
-                "hop_lengths": list(self.hop_lengths), "labels": self.labels, "lyrics": self.lyrics,
-                "upsample_min_seconds": self.upsample_min_seconds, "device": self.device,
-                "precision": self.precision, "compile_steps": self.compile_steps}
+        return {
+            **dict(self.source),
+            "bundle": self.bundle,
+            "sr": self.sr,
+            "levels": list(self.levels),
+            "hop_lengths": list(self.hop_lengths),
+            "labels": self.labels,
+            "lyrics": self.lyrics,
+            "upsample_min_seconds": self.upsample_min_seconds,
+            "device": self.device,
+            "precision": self.precision,
+            "compile_steps": self.compile_steps,
+        }
 
 
 @dataclass(frozen=True)
@@ -280,16 +302,24 @@ class TakeEngine(Protocol):
 
     def start(self, request: TakeRequest) -> StartCodes: ...
 
-    def sample_level(self, request: TakeRequest, codes: Any, level: int, end_samples: int, *,
-                     on_progress: Callable[[Progress], None] | None = None,
-                     cancel: CancelToken | None = None) -> LevelResult: ...
+    def sample_level(
+        self,
+        request: TakeRequest,
+        codes: Any,
+        level: int,
+        end_samples: int,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> LevelResult: ...
 
     def decode(self, codes: Any, level: int) -> Any:
         """(n_takes, T) float32 numpy audio at the model rate of one level's codes."""
         ...
 
-    def save_codes(self, path: str | Path, codes: Any, request: TakeRequest, *, cancelled: bool,
-                   meta: Mapping[str, Any]) -> Path: ...
+    def save_codes(
+        self, path: str | Path, codes: Any, request: TakeRequest, *, cancelled: bool, meta: Mapping[str, Any]
+    ) -> Path: ...
 
     def load_codes(self, path: str | Path) -> Any: ...
 

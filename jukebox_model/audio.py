@@ -86,11 +86,11 @@ def read_audio(
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
     info = _info(path)
-    start = int(round(offset_s * info.samplerate))
+    start = round(offset_s * info.samplerate)
     if start >= info.frames:
         length = info.frames / info.samplerate
         raise AudioFileError(f"{path}: offset {offset_s:.3f} s is beyond its length {length:.3f} s")
-    frames = -1 if duration_s is None else int(round(duration_s * info.samplerate))
+    frames = -1 if duration_s is None else round(duration_s * info.samplerate)
     try:
         data, file_sr = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:

@@ -20,7 +20,9 @@ from .sampling.sampler import LevelModel, Sampler
 from .vqvae import VQVAE
 
 
-def materialise_prior(config: PriorConfig, vqvae: VQVAE, state: dict[str, torch.Tensor], *, device: torch.device | str, source: str) -> Prior:
+def materialise_prior(
+    config: PriorConfig, vqvae: VQVAE, state: dict[str, torch.Tensor], *, device: torch.device | str, source: str
+) -> Prior:
     """Build on meta, allocate on `device`, restore the tied output table, load the weights strictly."""
     with torch.device("meta"):
         prior = Prior(config, vqvae.config)
@@ -38,7 +40,11 @@ def _labeller(config: PriorConfig, vqvae: VQVAE, ids_dir: Path | None) -> Labell
     if ids_dir is None:
         raise ValueError("these priors are label-conditioned: give the folder of artist/genre id tables (--ids)")
     return Labeller.for_prior(
-        config.labels, ids_dir, n_ctx=config.n_ctx, hop_length=vqvae.hop_lengths[config.level], check_timing=config.is_top
+        config.labels,
+        ids_dir,
+        n_ctx=config.n_ctx,
+        hop_length=vqvae.hop_lengths[config.level],
+        check_timing=config.is_top,
     )
 
 
@@ -53,16 +59,25 @@ def load_checkpoint_bundle(
         try:
             config = prior_config_from_hparams(checkpoint.get("hps") or {}, vqvae_levels=vqvae.config.levels)
         except KeyError as e:
-            raise CheckpointError(f"{path}: its hps do not describe a prior ({e}); load official files with load_official_bundle") from None
+            raise CheckpointError(
+                f"{path}: its hps do not describe a prior ({e}); load official files with load_official_bundle"
+            ) from None
         if config.level in levels:
             raise ValueError(f"two priors for level {config.level} (second: {path})")
-        prior = materialise_prior(config, vqvae, model_state(checkpoint, source=str(path)), device=device, source=str(path))
+        prior = materialise_prior(
+            config, vqvae, model_state(checkpoint, source=str(path)), device=device, source=str(path)
+        )
         levels[config.level] = LevelModel(prior, _labeller(config, vqvae, ids_dir))
     return Sampler(vqvae, levels)
 
 
 def load_official_bundle(
-    root: Path, name: str, *, ids_dir: Path | None, device: torch.device | str = "cpu", levels: tuple[int, ...] = (0, 1, 2)
+    root: Path,
+    name: str,
+    *,
+    ids_dir: Path | None,
+    device: torch.device | str = "cpu",
+    levels: tuple[int, ...] = (0, 1, 2),
 ) -> Sampler:
     """An official bundle ('5b', '5b_lyrics', '1b_lyrics') from a folder laid out as the download paths
     (root/jukebox/models/5b/vqvae.pth.tar, …); configs are the official ones, not the files' hps."""
@@ -76,5 +91,7 @@ def load_official_bundle(
         path = root / official.CHECKPOINT_PATHS[model_name]
         config = official.PRIORS[model_name]
         state = model_state(read_checkpoint(path), source=str(path))
-        loaded[level] = LevelModel(materialise_prior(config, vqvae, state, device=device, source=str(path)), _labeller(config, vqvae, ids_dir))
+        loaded[level] = LevelModel(
+            materialise_prior(config, vqvae, state, device=device, source=str(path)), _labeller(config, vqvae, ids_dir)
+        )
     return Sampler(vqvae, loaded)

@@ -42,8 +42,12 @@ class BundleManifest:
 
     def describe(self) -> dict[str, Any]:
         """What a take's sidecar records of the model that made it."""
-        return {"bundle": self.name, "folder": str(self.folder), "vqvae": self.vqvae.name,
-                "priors": [p.name for p in self.priors]}
+        return {
+            "bundle": self.name,
+            "folder": str(self.folder),
+            "vqvae": self.vqvae.name,
+            "priors": [p.name for p in self.priors],
+        }
 
 
 def read_manifest(folder: str | Path) -> BundleManifest:
@@ -74,8 +78,14 @@ def read_manifest(folder: str | Path) -> BundleManifest:
         raise BundleError(f"{path}: missing files: {', '.join(missing)}")
     if not priors:
         raise BundleError(f"{path}: a bundle needs at least one prior")
-    return BundleManifest(folder=folder, name=str(data.get("name") or folder.name), vqvae=vqvae, priors=priors,
-                          ids=ids, description=str(data.get("description", "")))
+    return BundleManifest(
+        folder=folder,
+        name=str(data.get("name") or folder.name),
+        vqvae=vqvae,
+        priors=priors,
+        ids=ids,
+        description=str(data.get("description", "")),
+    )
 
 
 def load_bundle_dir(folder: str | Path, *, device: torch.device | str = "cpu") -> tuple[Sampler, BundleManifest]:
@@ -102,8 +112,9 @@ def export_checkpoint(source: str | Path, target: str | Path) -> Path:
     return Path(target)
 
 
-def write_manifest(folder: str | Path, *, name: str, vqvae: str, priors: list[str], ids: str | None,
-                   description: str = "") -> Path:
+def write_manifest(
+    folder: str | Path, *, name: str, vqvae: str, priors: list[str], ids: str | None, description: str = ""
+) -> Path:
     folder = Path(folder)
     data = {"name": name, "vqvae": vqvae, "priors": priors, "ids": ids, "description": description}
     with atomic_write(folder / MANIFEST) as f:

@@ -124,7 +124,11 @@ def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, s
     """
     missing, unexpected, shapes = _mismatches(module, state)
     if missing or unexpected or shapes:
-        parts = [_listing(t, i) for t, i in (("missing", missing), ("unexpected", unexpected), ("shape mismatches", shapes)) if i]
+        parts = [
+            _listing(t, i)
+            for t, i in (("missing", missing), ("unexpected", unexpected), ("shape mismatches", shapes))
+            if i
+        ]
         raise CheckpointMismatchError(f"{source} does not fit {type(module).__name__}: " + "; ".join(parts))
     module.load_state_dict(state, strict=True)
 
@@ -139,7 +143,12 @@ def write_checkpoint(
     **extra: Any,
 ) -> Path:
     """Write a reference-layout checkpoint atomically: a reader sees the old file or the new, never a part."""
-    payload = {"hps": dict(hps), "model": {k: v.detach().cpu() for k, v in model.items()}, "opt": opt, "step": int(step)}
+    payload = {
+        "hps": dict(hps),
+        "model": {k: v.detach().cpu() for k, v in model.items()},
+        "opt": opt,
+        "step": int(step),
+    }
     payload.update(extra)
     with atomic_write(path) as f:
         torch.save(payload, f)

@@ -76,7 +76,9 @@ class VQVAEConfig:
             _require(len(value) == self.levels, f"{name} needs {self.levels} entries, got {value!r}")
         _require(self.loss_fn in LOSS_FNS, f"loss_fn must be one of {LOSS_FNS}, got {self.loss_fn!r}")
         _require(
-            len(self.multispec_loss_n_fft) == len(self.multispec_loss_hop_length) == len(self.multispec_loss_window_size),
+            len(self.multispec_loss_n_fft)
+            == len(self.multispec_loss_hop_length)
+            == len(self.multispec_loss_window_size),
             "multispec_loss_n_fft/hop_length/window_size must have equal lengths",
         )
         for name in ("width", "depth", "emb_width", "l_bins", "sr"):
@@ -189,7 +191,9 @@ class PriorConfig:
             (mode is LyricsMode.CROSS_ATTENTION) == (self.lyrics_encoder is not None),
             "a lyrics encoder exists exactly for cross-attention lyrics priors",
         )
-        _require(not (self.single_enc_dec and self.merged_decoder), "single_enc_dec and merged_decoder exclude each other")
+        _require(
+            not (self.single_enc_dec and self.merged_decoder), "single_enc_dec and merged_decoder exclude each other"
+        )
 
     @property
     def lyrics_mode(self) -> LyricsMode:

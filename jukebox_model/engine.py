@@ -59,8 +59,9 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_engine(source: ModelSource | None = None, *, device: str = "auto", precision: str = "auto",
-                compile_steps: bool = False) -> Engine:
+def load_engine(
+    source: ModelSource | None = None, *, device: str = "auto", precision: str = "auto", compile_steps: bool = False
+) -> Engine:
     """The engine for `source` (None: the embedded default bundle), with the priors cast once ('auto':
     bfloat16 on a GPU, float32 elsewhere) and the token step optionally compiled."""
     device = resolve_device(device)
@@ -69,41 +70,63 @@ def load_engine(source: ModelSource | None = None, *, device: str = "auto", prec
         sampler, manifest = load_bundle_dir(source.folder, device=device)
         described: dict[str, Any] = manifest.describe()
     elif isinstance(source, OfficialSource):
-        sampler = load_official_bundle(Path(source.root).expanduser(), source.name, ids_dir=source.ids_dir, device=device)
-        described = {"bundle": source.name, "folder": str(source.root),
-                     "priors": [official.CHECKPOINT_PATHS[p] for p in official.BUNDLES[source.name].priors]}
+        sampler = load_official_bundle(
+            Path(source.root).expanduser(), source.name, ids_dir=source.ids_dir, device=device
+        )
+        described = {
+            "bundle": source.name,
+            "folder": str(source.root),
+            "priors": [official.CHECKPOINT_PATHS[p] for p in official.BUNDLES[source.name].priors],
+        }
     elif isinstance(source, CheckpointSource):
-        sampler = load_checkpoint_bundle(Path(source.vqvae), [Path(p) for p in source.priors], ids_dir=source.ids_dir,
-                                         device=device)
-        described = {"bundle": Path(source.vqvae).stem, "vqvae": str(source.vqvae),
-                     "priors": [str(p) for p in source.priors]}
+        sampler = load_checkpoint_bundle(
+            Path(source.vqvae), [Path(p) for p in source.priors], ids_dir=source.ids_dir, device=device
+        )
+        described = {
+            "bundle": Path(source.vqvae).stem,
+            "vqvae": str(source.vqvae),
+            "priors": [str(p) for p in source.priors],
+        }
     else:
         raise TypeError(f"not a model source: {source!r}")
     dtype = default_dtype(device) if precision == "auto" else parse_dtype(precision)
     sampler.set_precision(dtype)
     sampler.compile_steps = compile_steps
-    return Engine(sampler, described, device=device, precision=str(dtype).removeprefix("torch."),
-                  compile_steps=compile_steps)
+    return Engine(
+        sampler, described, device=device, precision=str(dtype).removeprefix("torch."), compile_steps=compile_steps
+    )
 
 
 class Engine:
     """One loaded model bundle (an `api.TakeEngine`). Not thread-safe: one worker thread owns it;
     `info` and `check` only read and may be called from any thread."""
 
-    def __init__(self, sampler: Sampler, source: Mapping[str, Any], *, device: str = "cpu", precision: str = "float32",
-                 compile_steps: bool = False):
+    def __init__(
+        self,
+        sampler: Sampler,
+        source: Mapping[str, Any],
+        *,
+        device: str = "cpu",
+        precision: str = "float32",
+        compile_steps: bool = False,
+    ):
         self.sampler = sampler
         top = sampler.levels[max(sampler.levels)]
         upsamplers = [m.prior for lv, m in sampler.levels.items() if lv != max(sampler.levels)]
         hops = tuple(sampler.vqvae.hop_lengths)
         sr = sampler.vqvae.config.sr
         self._info = ModelInfo(
-            bundle=str(source.get("bundle", "")), sr=sr, levels=tuple(sorted(sampler.levels, reverse=True)),
-            hop_lengths=hops, labels=top.labeller is not None,
+            bundle=str(source.get("bundle", "")),
+            sr=sr,
+            levels=tuple(sorted(sampler.levels, reverse=True)),
+            hop_lengths=hops,
+            labels=top.labeller is not None,
             lyrics=bool(top.prior.config.labels and top.prior.config.labels.n_tokens),
             # an upsampler samples whole windows of its context: shorter takes cannot go below the top level
             upsample_min_seconds=max((p.n_ctx * hops[p.config.level] for p in upsamplers), default=0) / sr,
-            device=device, precision=precision, compile_steps=compile_steps,
+            device=device,
+            precision=precision,
+            compile_steps=compile_steps,
             source={k: v for k, v in source.items() if k != "bundle"},
         )
 
@@ -136,8 +159,9 @@ class Engine:
         for model in self.sampler.levels.values():
             if model.labeller is None:
                 continue
-            row = model.labeller.label(request.artist, request.genre, request.lyrics, total, request.offset_samples,
-                                       warn=False)
+            row = model.labeller.label(
+                request.artist, request.genre, request.lyrics, total, request.offset_samples, warn=False
+            )
             found += [name for name in row.unknown if name not in found]
         return found
 
@@ -191,8 +215,9 @@ class Engine:
             to_sample = self._info.levels
         if levels - 1 not in self.sampler.levels and request.mode is not Mode.UPSAMPLE:
             raise ValueError("this bundle has no top-level prior: it can only upsample")
-        return StartCodes(codes=zs, start_samples=start, end_samples=end, prime_sha256=prime_hash,
-                          levels_to_sample=to_sample)
+        return StartCodes(
+            codes=zs, start_samples=start, end_samples=end, prime_sha256=prime_hash, levels_to_sample=to_sample
+        )
 
     def _read_prime(self, path: str, keep_samples: int) -> Tensor:
         """The end of the clip, at the model's rate: only the last `keep_samples` (plus a margin for
@@ -247,8 +272,9 @@ class Engine:
     # --- codes files ------------------------------------------------------------------------------
 
     @staticmethod
-    def save_codes(path: str | Path, codes: list[Tensor], request: TakeRequest, *, cancelled: bool,
-                   meta: Mapping[str, Any]) -> Path:
+    def save_codes(
+        path: str | Path, codes: list[Tensor], request: TakeRequest, *, cancelled: bool, meta: Mapping[str, Any]
+    ) -> Path:
         """Codes and the request, atomically: `jukebox-sample --mode continue` and the bridge both read it."""
         result = SampleResult(zs=[z.cpu() for z in codes], cancelled=cancelled, seed=int(request.params.seed or 0))
         return save_codes(Path(path), result, params=request.params, meta={**meta, "request": request.to_dict()})

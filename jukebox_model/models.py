@@ -29,4 +29,3 @@ def build_official(name: str, *, device: str | torch.device | None = None) -> nn
         if name in official.VQVAES:
             return build_vqvae(official.VQVAES[name])
         return build_prior(official.PRIORS[name], official.VQVAE)
-

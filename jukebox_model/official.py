@@ -53,7 +53,9 @@ _V2_LABELS = LabelConfig(
 )
 
 
-def _transformer(width: int, depth: int, heads: int, attn_order: int, blocks: int, init_scale: float) -> TransformerConfig:
+def _transformer(
+    width: int, depth: int, heads: int, attn_order: int, blocks: int, init_scale: float
+) -> TransformerConfig:
     return TransformerConfig(
         width=width,
         depth=depth,

@@ -18,10 +18,18 @@ def assert_matches_manifest(module: nn.Module, entry: dict[str, Any]) -> None:
     expected = {e["key"]: e for e in entry["state_dict"]}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    assert not missing and not unexpected, f"missing {missing[:10]} ({len(missing)}), unexpected {unexpected[:10]} ({len(unexpected)})"
-    wrong_shape = [(k, tuple(state[k].shape), tuple(e["shape"])) for k, e in expected.items() if list(state[k].shape) != e["shape"]]
+    assert not missing and not unexpected, (
+        f"missing {missing[:10]} ({len(missing)}), unexpected {unexpected[:10]} ({len(unexpected)})"
+    )
+    wrong_shape = [
+        (k, tuple(state[k].shape), tuple(e["shape"])) for k, e in expected.items() if list(state[k].shape) != e["shape"]
+    ]
     assert not wrong_shape, f"shape mismatches (key, ours, reference): {wrong_shape[:10]}"
-    wrong_dtype = [(k, _dtype_name(state[k].dtype), e["dtype"]) for k, e in expected.items() if _dtype_name(state[k].dtype) != e["dtype"]]
+    wrong_dtype = [
+        (k, _dtype_name(state[k].dtype), e["dtype"])
+        for k, e in expected.items()
+        if _dtype_name(state[k].dtype) != e["dtype"]
+    ]
     assert not wrong_dtype, f"dtype mismatches (key, ours, reference): {wrong_dtype[:10]}"
     buffers = {name for name, _ in module.named_buffers()}
     wrong_kind = [k for k, e in expected.items() if (k in buffers) != (e["kind"] == "buffer")]

@@ -20,7 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def reference_dir() -> Path:
-    return Path(os.environ.get("JUKEBOX_REFERENCE_DIR", REPO_ROOT.parent / "shared/fixtures/jukebox_reference")).resolve()
+    return Path(
+        os.environ.get("JUKEBOX_REFERENCE_DIR", REPO_ROOT.parent / "shared/fixtures/jukebox_reference")
+    ).resolve()
 
 
 @dataclass(frozen=True)

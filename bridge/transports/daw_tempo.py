@@ -96,8 +96,9 @@ class DawTempo:
 
     source = "daw"
 
-    def __init__(self, on_tempo: TempoCallback, *, host: str, port: int, peer: tuple[str, int] | None,
-                 accept_from: str | None) -> None:
+    def __init__(
+        self, on_tempo: TempoCallback, *, host: str, port: int, peer: tuple[str, int] | None, accept_from: str | None
+    ) -> None:
         self.on_tempo = on_tempo
         self.host = _ip(host, "tempo host")
         self.peer = (_ip(peer[0], "DAW host"), _port(peer[1], "DAW port")) if peer else None
@@ -116,8 +117,11 @@ class DawTempo:
             self._sock.bind((self.host, port))
         except OSError as e:
             self._sock.close()
-            raise OSError(e.errno, f"cannot listen for {self.source} tempo on {self.host}:{port}: {e.strerror}"
-                                   f"{self._in_use_hint() if e.errno == errno.EADDRINUSE else ''}") from e
+            raise OSError(
+                e.errno,
+                f"cannot listen for {self.source} tempo on {self.host}:{port}: {e.strerror}"
+                f"{self._in_use_hint() if e.errno == errno.EADDRINUSE else ''}",
+            ) from e
         self._sock.settimeout(POLL_S)
         self._port: int = self._sock.getsockname()[1]
 
@@ -252,10 +256,21 @@ class AbletonTempo(DawTempo):
     source = "live"
     PROPERTIES = ("signature_numerator", "signature_denominator", "tempo")  # tempo last: it comes with its numerator
 
-    def __init__(self, on_tempo: TempoCallback, *, host: str = "127.0.0.1", port: int = LIVE_REPLY_PORT,
-                 live_host: str = "127.0.0.1", live_port: int = LIVE_LISTEN_PORT, resync_s: float = 5.0) -> None:
-        if isinstance(resync_s, bool) or not isinstance(resync_s, (int, float)) or not (
-                resync_s == 0 or 0.05 <= resync_s <= 3600):
+    def __init__(
+        self,
+        on_tempo: TempoCallback,
+        *,
+        host: str = "127.0.0.1",
+        port: int = LIVE_REPLY_PORT,
+        live_host: str = "127.0.0.1",
+        live_port: int = LIVE_LISTEN_PORT,
+        resync_s: float = 5.0,
+    ) -> None:
+        if (
+            isinstance(resync_s, bool)
+            or not isinstance(resync_s, (int, float))
+            or not (resync_s == 0 or 0.05 <= resync_s <= 3600)
+        ):
             raise ValueError(f"resync_s must be 0 (off) or 0.05-3600 seconds, not {resync_s!r}")
         self.resync_s = float(resync_s)
         self.signature_denominator: int | None = None
@@ -263,8 +278,10 @@ class AbletonTempo(DawTempo):
         super().__init__(on_tempo, host=host, port=port, peer=(live_host, live_port), accept_from=live_host)
 
     def _in_use_hint(self) -> str:
-        return (" (another AbletonOSC client on this machine, such as TouchOSC or a script, holds Live's reply "
-                "port; only one program can receive AbletonOSC's replies)")
+        return (
+            " (another AbletonOSC client on this machine, such as TouchOSC or a script, holds Live's reply "
+            "port; only one program can receive AbletonOSC's replies)"
+        )
 
     def _subscribe(self) -> None:
         for prop in self.PROPERTIES:
@@ -329,11 +346,22 @@ class ReaperTempo(DawTempo):
 
     source = "reaper"
 
-    def __init__(self, on_tempo: TempoCallback, *, host: str = "127.0.0.1", port: int = REAPER_DEVICE_PORT,
-                 reaper_host: str = "127.0.0.1", reaper_port: int | None = None) -> None:
-        super().__init__(on_tempo, host=host, port=port,
-                         peer=(reaper_host, reaper_port) if reaper_port is not None else None,
-                         accept_from=reaper_host)
+    def __init__(
+        self,
+        on_tempo: TempoCallback,
+        *,
+        host: str = "127.0.0.1",
+        port: int = REAPER_DEVICE_PORT,
+        reaper_host: str = "127.0.0.1",
+        reaper_port: int | None = None,
+    ) -> None:
+        super().__init__(
+            on_tempo,
+            host=host,
+            port=port,
+            peer=(reaper_host, reaper_port) if reaper_port is not None else None,
+            accept_from=reaper_host,
+        )
 
     def _in_use_hint(self) -> str:
         return " (pick another device port for REAPER's OSC surface, and the same one here)"

@@ -64,7 +64,9 @@ class FolderWatch:
         self._lost = False  # only read and written on the own thread (and by _observe before it starts)
         self._next_folder_check = 0.0
 
-    def _observe(self, folder: Path, handler: FileSystemEventHandler, *, polling: bool, poll_interval_s: float, name: str) -> None:
+    def _observe(
+        self, folder: Path, handler: FileSystemEventHandler, *, polling: bool, poll_interval_s: float, name: str
+    ) -> None:
         """Start watching `folder` (OS events, or polling for network drives and container mounts).
 
         A folder that is missing (or cannot be watched) now is not an error: it is reported through

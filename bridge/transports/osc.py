@@ -150,7 +150,11 @@ class OscSurface:
         try:
             route = self.routes.get(address)
             if route is None:
-                hint = " (addresses start with /jb/; see /jb/help)" if not address.startswith(PREFIX + "/") else "; see /jb/help"
+                hint = (
+                    " (addresses start with /jb/; see /jb/help)"
+                    if not address.startswith(PREFIX + "/")
+                    else "; see /jb/help"
+                )
                 raise CommandError(f"unknown address {address!r}{hint}")
             reply = route(origin, list(args))
             if reply is not None:
@@ -189,15 +193,22 @@ class OscSurface:
     def _help(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if args and args[0] == "params":
             return tuple(f"{p.name}: {p.help or p.kind}" for p in PARAMS.values())
-        return tuple(a for a in self.routes if not a.startswith(("/jb/set/", "/jb/get/"))) + ("/jb/set/<param>", "/jb/get/<param>")
+        return tuple(a for a in self.routes if not a.startswith(("/jb/set/", "/jb/get/"))) + (
+            "/jb/set/<param>",
+            "/jb/get/<param>",
+        )
 
     def _session(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         out: list[Any] = []
         for name, value in self.controller.session.as_dict().items():
             if name == "lyrics" and len(value) > 200:
                 value = value[:200] + "…"
-            out += [name, ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else
-                    ("random" if value is None else (int(value) if isinstance(value, bool) else value))]
+            out += [
+                name,
+                ",".join(f"{v:g}" for v in value)
+                if isinstance(value, tuple)
+                else ("random" if value is None else (int(value) if isinstance(value, bool) else value)),
+            ]
         return tuple(out)
 
     def _prime_clear(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
@@ -214,8 +225,14 @@ class OscSurface:
     def _queued(self, job_id: str) -> tuple[Any, ...]:
         board = self.controller.board
         record = board.get(job_id)
-        return (job_id, "queued", record.status().queued_position, board.eta_for(job_id), record.spec.mode.value,
-                record.spec.seed)
+        return (
+            job_id,
+            "queued",
+            record.status().queued_position,
+            board.eta_for(job_id),
+            record.spec.mode.value,
+            record.spec.seed,
+        )
 
     def _generate(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         mode = None
@@ -236,7 +253,9 @@ class OscSurface:
     def _regenerate(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if len(args) != 1:
             raise CommandError("/jb/regenerate needs the path of a take's .json sidecar")
-        return self._queued(self.controller.replays.regenerate(to_text(args[0], "sidecar", max_chars=4096), origin=origin))
+        return self._queued(
+            self.controller.replays.regenerate(to_text(args[0], "sidecar", max_chars=4096), origin=origin)
+        )
 
     def _cancel(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if len(args) > 1:
@@ -253,8 +272,16 @@ class OscSurface:
         position = board.queue.position(status.id) or 0
         eta = status.eta_s if status.eta_s is not None else -1.0
         level = status.level if status.level is not None else -1
-        return (status.id, status.state.value, status.stage.value, level, float(status.fraction), float(eta), position,
-                len(status.files))
+        return (
+            status.id,
+            status.state.value,
+            status.stage.value,
+            level,
+            float(status.fraction),
+            float(eta),
+            position,
+            len(status.files),
+        )
 
     def _preset_load(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if len(args) != 1:
@@ -272,7 +299,7 @@ class OscSurface:
 
     def _target(self, origin: Origin, args: list[Any]) -> tuple[str, int]:
         sender_host, sender_port = origin.client if origin.client is not None else ("", 0)
-        if len(args) > 2 or origin.client is None and len(args) < 2:
+        if len(args) > 2 or (origin.client is None and len(args) < 2):
             raise CommandError("give [port] [host]")
         port = to_int(args[0], "port") if args else sender_port
         host = to_text(args[1], "host", max_chars=64) if len(args) == 2 else sender_host
@@ -330,8 +357,18 @@ class OscEvents:
             client = event.origin.client
             if isinstance(event, JobProgress):
                 eta = event.eta_s if event.eta_s is not None else -1.0
-                n.send_limited(event.job_id, client, "/jb/job/progress", event.job_id, event.level, event.fraction,
-                               round(eta, 2), event.window, event.n_windows, final=event.final)
+                n.send_limited(
+                    event.job_id,
+                    client,
+                    "/jb/job/progress",
+                    event.job_id,
+                    event.level,
+                    event.fraction,
+                    round(eta, 2),
+                    event.window,
+                    event.n_windows,
+                    final=event.final,
+                )
             elif isinstance(event, JobQueued):
                 stage = Stage.UPSAMPLE.value if event.stage is Stage.UPSAMPLE else event.mode
                 n.send(client, "/jb/job/queued", event.job_id, event.position, event.eta_s, stage, event.seed)
@@ -403,7 +440,9 @@ class OscServer(socketserver.UDPServer):
         self.rcvbuf = 0  # receive-buffer bytes the kernel granted (read back after bind)
         super().__init__((host, port), _Datagram)
         surface.notifier.guard(self.port, host)
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, name="jb-osc", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.2}, name="jb-osc", daemon=True
+        )
 
     def server_bind(self) -> None:
         """A big receive buffer, so a burst of requests waits in the kernel instead of being dropped there."""
@@ -414,8 +453,11 @@ class OscServer(socketserver.UDPServer):
         super().server_bind()
         self.rcvbuf = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         if self.burst_limit < 1000:
-            log.info("OSC receive buffer %d bytes: bursts of up to %d requests are safe (raise net.core.rmem_max "
-                     "for more)", self.rcvbuf, self.burst_limit)
+            log.info(
+                "OSC receive buffer %d bytes: bursts of up to %d requests are safe (raise net.core.rmem_max for more)",
+                self.rcvbuf,
+                self.burst_limit,
+            )
 
     @property
     def burst_limit(self) -> int:

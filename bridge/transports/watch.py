@@ -193,16 +193,21 @@ class InboxWatcher(FolderWatch):
     def _folder_gone(self) -> None:
         with self._wake:
             self._pending.clear()  # nothing half-written in it can be finished now; the re-read finds it again
-        self._report(Origin("watch", address=str(self.folder)),
-                     f"inbox folder {self.folder} is gone (deleted, moved, or not a folder); clips are taken again "
-                     "once it is back")
+        self._report(
+            Origin("watch", address=str(self.folder)),
+            f"inbox folder {self.folder} is gone (deleted, moved, or not a folder); clips are taken again "
+            "once it is back",
+        )
 
     def _folder_back(self) -> None:
         """Every clip in the returned folder is looked at as if an event had named it: one that arrived while
         no watch ran is taken as new, while one already taken or refused as it is (same inode, size and mtime:
         a folder moved away and back) changes nothing, so it neither primes nor starts a job a second time."""
-        self._report(Origin("watch", address=str(self.folder)),
-                     f"inbox folder {self.folder} is there again; watching it", error=False)
+        self._report(
+            Origin("watch", address=str(self.folder)),
+            f"inbox folder {self.folder} is there again; watching it",
+            error=False,
+        )
         try:
             names = sorted(self.folder.iterdir())
         except OSError as e:

@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--vqvae", type=Path, help="VQ-VAE checkpoint (instead of --models)")
     src.add_argument("--prior", type=Path, action="append", default=[], help="prior checkpoint; repeat per level")
     src.add_argument("--ids", type=Path, help="folder with the artist/genre id tables")
-    src.add_argument("--bundle-dir", type=Path, help="a bundle folder with bundle.json (default: the embedded default bundle)")
+    src.add_argument(
+        "--bundle-dir", type=Path, help="a bundle folder with bundle.json (default: the embedded default bundle)"
+    )
     p.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.ANCESTRAL.value)
     p.add_argument("--levels", type=int, default=None, help="how many levels to sample, top down (default: all)")
     p.add_argument("--sample-length", type=float, required=True, help="seconds of audio in the take (prompt included)")
@@ -65,8 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--genre", default="unknown")
     p.add_argument("--lyrics", default="", help="lyrics text, or @file.txt")
     p.add_argument("--audio-file", default="", help="the prompt clip (primed mode)")
-    p.add_argument("--prompt-length", type=float, default=None,
-                   help="seconds of the prompt to keep, from its end (primed), or of the codes file, from its start")
+    p.add_argument(
+        "--prompt-length",
+        type=float,
+        default=None,
+        help="seconds of the prompt to keep, from its end (primed), or of the codes file, from its start",
+    )
     p.add_argument("--codes-file", type=Path, help="codes from an earlier run (continue, upsample)")
     p.add_argument("--temperature", type=_floats, default=DEFAULTS.temperature, help="per level 0,1,2 (or one value)")
     p.add_argument("--top-k", type=int, default=DEFAULTS.top_k)
@@ -76,9 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=DEFAULTS.max_batch_size)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... or auto")
-    p.add_argument("--precision", default="auto", choices=("auto", *DTYPES),
-                   help="priors' weights and activations, cast once at load (auto: bfloat16 on a GPU, float32 on a CPU)")
-    p.add_argument("--compile", action="store_true", help="fuse the token step with torch.compile (compiles once per level)")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", *DTYPES),
+        help="priors' weights and activations, cast once at load (auto: bfloat16 on a GPU, float32 on a CPU)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="fuse the token step with torch.compile (compiles once per level)"
+    )
     p.add_argument("--out", type=Path, required=True)
     return p
 
@@ -117,10 +129,17 @@ def _request(args: argparse.Namespace, engine: Engine, params: SamplingParams, l
         existing = engine.codes_lengths(engine.load_codes(args.codes_file))[-1] * top
         existing = min(existing, keep) if keep else existing
     return TakeRequest(
-        mode=mode, artist=args.artist, genre=args.genre, lyrics=lyrics,
+        mode=mode,
+        artist=args.artist,
+        genre=args.genre,
+        lyrics=lyrics,
         new_samples=max(0, total - existing) if mode is Mode.UPSAMPLE else max(1, total - existing),
-        total_samples=int(args.total_length * sr), offset_samples=int(args.offset * sr), n_takes=args.n_samples,
-        params=params, prime_path=args.audio_file or None, prime_samples=keep,
+        total_samples=int(args.total_length * sr),
+        offset_samples=int(args.offset * sr),
+        n_takes=args.n_samples,
+        params=params,
+        prime_path=args.audio_file or None,
+        prime_samples=keep,
         codes_path=str(args.codes_file) if args.codes_file else None,
     )
 
@@ -132,9 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:
-        params = SamplingParams(temperature=temperature, top_k=args.top_k, top_p=args.top_p,
-                                hop_fraction=args.hop_fraction, chunk_size=args.chunk_size,
-                                max_batch_size=args.max_batch_size, seed=args.seed)
+        params = SamplingParams(
+            temperature=temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            hop_fraction=args.hop_fraction,
+            chunk_size=args.chunk_size,
+            max_batch_size=args.max_batch_size,
+            seed=args.seed,
+        )
         if params.seed is None:  # drawn here so the codes file and the output name it
             params = dataclasses.replace(params, seed=secrets.randbelow(2**31 - 1))
         engine = load_engine(_source(args), device=args.device, precision=args.precision, compile_steps=args.compile)
@@ -149,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         def progress(p: Progress) -> None:
             if p.tokens_done % 256 == 0 or p.tokens_done == p.tokens_total:
                 eta = f", ~{p.eta_s:.0f} s left" if p.eta_s is not None else ""
-                print(f"level {p.level} window {p.window}/{p.n_windows}: {p.tokens_done}/{p.tokens_total} tokens{eta}",
-                      flush=True)
+                print(
+                    f"level {p.level} window {p.window}/{p.n_windows}: {p.tokens_done}/{p.tokens_total} tokens{eta}",
+                    flush=True,
+                )
 
         codes, cancelled = start.codes, False
         for level in levels:
@@ -162,8 +189,14 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(audio.shape[0]):
                 write_wav(args.out / f"level_{level}" / f"item_{i}.wav", audio[i], sr=sr)
             print(f"level {level}: wrote {audio.shape[0]} take(s) to {args.out / f'level_{level}'}", flush=True)
-        meta = {"mode": request.mode.value, "artist": args.artist, "genre": args.genre, "lyrics": lyrics,
-                "sample_length": start.end_samples, "seed": request.seed}
+        meta = {
+            "mode": request.mode.value,
+            "artist": args.artist,
+            "genre": args.genre,
+            "lyrics": lyrics,
+            "sample_length": start.end_samples,
+            "seed": request.seed,
+        }
         path = engine.save_codes(args.out / "codes.pt", codes, request, cancelled=cancelled, meta=meta)
         print(f"{'cancelled: ' if cancelled else ''}codes in {path} (seed {request.seed})")
         return 130 if cancelled else 0

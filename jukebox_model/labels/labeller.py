@@ -170,7 +170,9 @@ class Labeller:
             return (), None
         return relevant_tokens(full, self.n_tokens, total_length, offset, self.window_samples)
 
-    def label(self, artist: str, genre: str, lyrics: str, total_length: int, offset: int = 0, *, warn: bool = True) -> LabelRow:
+    def label(
+        self, artist: str, genre: str, lyrics: str, total_length: int, offset: int = 0, *, warn: bool = True
+    ) -> LabelRow:
         """The row of a song `total_length` samples long for the window at `offset` samples; `warn=False`
         leaves reporting unknown names (`LabelRow.unknown`) to the caller."""
         if total_length <= 0 or offset < 0:

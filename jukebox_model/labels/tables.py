@@ -13,7 +13,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-
 _ID = re.compile(r"\s*[0-9]+\s*")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # universal newlines only: names may hold other separators
 

@@ -102,7 +102,9 @@ class WindowDecoder:
         logits = self.model.step(self.fed, self.position, cache=self.cache, x_cond=self.x_cond, y_cond=self.y_cond)
         noise = self.noise.index_select(1, self.noise_index.view(1))[:, 0]
         top_k, nucleus = self.shape_key
-        token = draw(logits, noise, scale=self.inv_temperature, top_k=top_k, top_p=self.top_p if nucleus else None)[:, None]
+        token = draw(logits, noise, scale=self.inv_temperature, top_k=top_k, top_p=self.top_p if nucleus else None)[
+            :, None
+        ]
         self.tokens.index_copy_(1, self.position.view(1), token)
         self.fed.copy_(token)
         self.position.add_(1)
@@ -160,7 +162,12 @@ class WindowDecoder:
         fed = torch.cat([prefix.new_zeros(n, 1), prefix[:, :-1]], dim=1) if k else prefix[:, :0]
         for start, stop in prefill_chunks(k, chunk_size, model.transformer._attn_mods[0].attn.block_ctx):
             logits = model.forward_cached(
-                fed[:, start:stop], start=start, cache=self.cache, x_cond=self.x_cond, y_cond=self.y_cond, encoder_kv=inputs.encoder_kv
+                fed[:, start:stop],
+                start=start,
+                cache=self.cache,
+                x_cond=self.x_cond,
+                y_cond=self.y_cond,
+                encoder_kv=inputs.encoder_kv,
             )
             if keep_logits:
                 kept.append(logits.float())
@@ -220,7 +227,9 @@ class DecoderPool:
         self.graph, self.compile, self.limit = graph, compile, limit
         self._decoders: dict[tuple, WindowDecoder] = {}
 
-    def get(self, prior: Prior, inputs: DecoderInputs, batch: int, settings: DrawSettings, device: torch.device) -> WindowDecoder:
+    def get(
+        self, prior: Prior, inputs: DecoderInputs, batch: int, settings: DrawSettings, device: torch.device
+    ) -> WindowDecoder:
         key = (id(prior), batch, settings.shape_key)
         found = self._decoders.pop(key, None)
         if found is not None and not found.fits(inputs, batch, settings):
@@ -234,4 +243,3 @@ class DecoderPool:
 
     def clear(self) -> None:
         self._decoders.clear()
-

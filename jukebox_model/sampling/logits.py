@@ -54,7 +54,13 @@ def keep_top_p(logits: Tensor, p: float | Tensor) -> Tensor:
 
 
 def gumbel_noise(
-    rows: int, steps: int, vocab: int, *, generator: Generators = None, device: torch.device | str | None = None, out: Tensor | None = None
+    rows: int,
+    steps: int,
+    vocab: int,
+    *,
+    generator: Generators = None,
+    device: torch.device | str | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """(rows, steps, vocab) float32 Gumbel noise; with one generator per row, row i comes from generator i alone."""
     if out is None:
@@ -70,7 +76,9 @@ def gumbel_noise(
     return out.clamp_(min=tiny).log_().neg_().log_().neg_()
 
 
-def draw(logits: Tensor, noise: Tensor, *, scale: float | Tensor = 1.0, top_k: int = 0, top_p: float | Tensor | None = None) -> Tensor:
+def draw(
+    logits: Tensor, noise: Tensor, *, scale: float | Tensor = 1.0, top_k: int = 0, top_p: float | Tensor | None = None
+) -> Tensor:
     """(N, V) logits and (N, V) Gumbel noise -> (N,) token ids distributed as softmax(filter(logits · scale)).
 
     scale is 1 / temperature; top_p None disables the nucleus. Either may be a 0-d device tensor, so one

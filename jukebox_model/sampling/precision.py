@@ -40,7 +40,7 @@ def cast_for_inference(prior: Prior, dtype: torch.dtype) -> Prior:
         raise ValueError(f"inference precision must be a floating dtype, got {dtype}")
     norms = {id(p) for m in prior.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters(recurse=False)}
     for module in prior.modules():
-        for name, param in module.named_parameters(recurse=False):
+        for param in module.parameters(recurse=False):
             if id(param) not in norms and param.is_floating_point() and param.dtype != dtype:
                 param.data = param.data.to(dtype)
         for name, buf in module.named_buffers(recurse=False):

@@ -59,7 +59,12 @@ class LevelModel:
 
 class Sampler:
     def __init__(
-        self, vqvae: VQVAE, levels: dict[int, LevelModel], *, cuda_graphs: bool | None = None, compile_steps: bool = False
+        self,
+        vqvae: VQVAE,
+        levels: dict[int, LevelModel],
+        *,
+        cuda_graphs: bool | None = None,
+        compile_steps: bool = False,
     ):
         """cuda_graphs: replay each token step from a CUDA graph (None: whenever the model is on a GPU);
         compile_steps: fuse the step with torch.compile first (a compilation per level and run)."""
@@ -88,7 +93,7 @@ class Sampler:
         total_length: int,
         offset: int = 0,
         levels: Sequence[int] | None = None,
-        params: SamplingParams = SamplingParams(),
+        params: SamplingParams | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_level_done: Callable[[int, Tensor], None] | None = None,
         cancel: CancelToken | None = None,
@@ -103,6 +108,7 @@ class Sampler:
         n = len(songs)
         if any(z.shape[0] != n for z in zs):
             raise ValueError(f"codes of every level must have {n} rows, one per song")
+        params = params or SamplingParams()
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         generators = [torch.Generator(device=self._device()).manual_seed(s) for s in row_seeds(seed, n)]
         order = sorted(levels if levels is not None else self.levels, reverse=True)
@@ -110,7 +116,9 @@ class Sampler:
             raise ValueError(f"no prior loaded for level {unknown[0]}")
         decoders = self._pool()
         for level in order:
-            cancelled = self._sample_level(zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders)
+            cancelled = self._sample_level(
+                zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders
+            )
             if cancelled:
                 return SampleResult(zs=zs, cancelled=True, seed=seed)
             if on_level_done is not None:
@@ -130,13 +138,17 @@ class Sampler:
     def _device(self) -> torch.device:
         return next(self.vqvae.parameters()).device
 
-    def _sample_level(self, zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders) -> bool:
+    def _sample_level(
+        self, zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders
+    ) -> bool:
         model = self.levels[level]
         prior = model.prior
         total = self.tokens_for(n_samples, level)
         if prior.config.conditioner is not None:
             if total < prior.n_ctx:
-                raise ValueError(f"level {level} needs at least {prior.n_ctx} tokens ({prior.n_ctx * self.vqvae.hop_lengths[level]} samples) to upsample")
+                raise ValueError(
+                    f"level {level} needs at least {prior.n_ctx} tokens ({prior.n_ctx * self.vqvae.hop_lengths[level]} samples) to upsample"
+                )
             if zs[level + 1].shape[1] < self.tokens_for(n_samples, level + 1):
                 raise ValueError(f"level {level + 1} must be complete before level {level} is upsampled")
         rows = self._rows(model.labeller, songs, total_length, offset)
@@ -180,7 +192,11 @@ class Sampler:
                     cancel=cancel,
                     decoders=decoders,
                 )
-                tokens = lyr.music_codes(out.tokens, prior.n_tokens, prior.n_vocab) if prior.mode is LyricsMode.MERGED else out.tokens
+                tokens = (
+                    lyr.music_codes(out.tokens, prior.n_tokens, prior.n_vocab)
+                    if prior.mode is LyricsMode.MERGED
+                    else out.tokens
+                )
                 new_parts.append(tokens[:, w.n_existing :])
                 if out.cancelled:  # keep what every row reached; rows of batch chunks never started reached nothing
                     every_row = sum(p.shape[0] for p in new_parts) == existing.shape[0]
@@ -207,7 +223,9 @@ class Sampler:
 def save_codes(path: Path, result: SampleResult, *, params: SamplingParams, meta: dict) -> Path:
     """Codes and settings, atomically; `load_codes` + `Sampler.sample(zs=...)` continues the run."""
     with atomic_write(path) as f:
-        torch.save({"zs": [z.cpu() for z in result.zs], "seed": result.seed, "params": params.to_dict(), "meta": dict(meta)}, f)
+        torch.save(
+            {"zs": [z.cpu() for z in result.zs], "seed": result.seed, "params": params.to_dict(), "meta": dict(meta)}, f
+        )
     return path
 
 

@@ -65,6 +65,14 @@ def sample_window(
     else:
         decoder = WindowDecoder(prior, inputs, n, settings, device=prefix.device)
     tokens, logits = decoder.run(
-        inputs, prefix, length, settings, generator=generator, chunk_size=chunk_size, keep_logits=keep_logits, on_token=on_token, cancel=cancel
+        inputs,
+        prefix,
+        length,
+        settings,
+        generator=generator,
+        chunk_size=chunk_size,
+        keep_logits=keep_logits,
+        on_token=on_token,
+        cancel=cancel,
     )
     return WindowSample(tokens=tokens, cancelled=tokens.shape[1] < length, logits=logits)

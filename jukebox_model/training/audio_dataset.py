@@ -47,7 +47,9 @@ def _usable_seconds(path: Path) -> float | None:
     return info.frames / info.samplerate
 
 
-def scan_audio_folder(root: str | Path, *, min_seconds: float = 0.0, max_seconds: float | None = None) -> list[AudioEntry]:
+def scan_audio_folder(
+    root: str | Path, *, min_seconds: float = 0.0, max_seconds: float | None = None
+) -> list[AudioEntry]:
     """All decodable audio files under `root` (recursive, sorted); unreadable ones are skipped with a warning."""
     root = Path(root)
     if not root.is_dir():

@@ -1,8 +1,8 @@
 """`jukebox-train`: train Jukebox models on your own audio.
 
-    jukebox-train vqvae --audio-dir my_audio/ --out runs/vqvae
-    jukebox-train prior --audio-dir my_audio/ --vqvae runs/vqvae/checkpoint_latest.pth.tar --config prior_1b_lyrics --out runs/top
-    torchrun --nproc_per_node 4 -m jukebox_model.training.cli vqvae --audio-dir my_audio/ --out runs/vqvae
+jukebox-train vqvae --audio-dir my_audio/ --out runs/vqvae
+jukebox-train prior --audio-dir my_audio/ --vqvae runs/vqvae/checkpoint_latest.pth.tar --config prior_1b_lyrics --out runs/top
+torchrun --nproc_per_node 4 -m jukebox_model.training.cli vqvae --audio-dir my_audio/ --out runs/vqvae
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from typing import Any
 
 from .. import official
 from ..checkpoints import CheckpointError, read_checkpoint, vqvae_config_from_checkpoint
-from ..hparams import prior_config_from_hparams, prior_config_to_hparams, vqvae_config_from_hparams, vqvae_config_to_hparams
+from ..hparams import (
+    prior_config_from_hparams,
+    prior_config_to_hparams,
+    vqvae_config_from_hparams,
+    vqvae_config_to_hparams,
+)
 from .loop import PRECISIONS, OptimSettings
 from .prior_trainer import PriorTrainSettings, train_prior
 from .run_state import LATEST
@@ -36,7 +41,9 @@ def _load_overrides(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}") from None
+        raise UsageError(
+            f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {e}"
+        ) from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a table of hparams")
     return data.get("hparams", data)
@@ -65,7 +72,9 @@ def prior_config(spec: str, *, vqvae_levels: int):
     overrides = dict(_load_overrides(Path(spec)))
     base_name = overrides.pop("base", None)
     if base_name not in official.PRIORS:
-        raise UsageError(f"config file {spec}: 'base' must name an official prior ({', '.join(official.PRIORS)}), got {base_name!r}")
+        raise UsageError(
+            f"config file {spec}: 'base' must name an official prior ({', '.join(official.PRIORS)}), got {base_name!r}"
+        )
     base = prior_config_to_hparams(official.PRIORS[base_name])
     known = set(base) | {k for k in _PRIOR_OPTIONAL_KEYS}
     unknown = sorted(set(overrides) - known)
@@ -80,8 +89,18 @@ def prior_config(spec: str, *, vqvae_levels: int):
 
 # keys a prior set may lack in its base (e.g. lyrics-encoder keys when switching lyrics on)
 _PRIOR_OPTIONAL_KEYS = (
-    "prime_width", "prime_depth", "prime_heads", "prime_attn_order", "prime_blocks", "prime_spread", "prime_m_attn",
-    "prime_m_mlp", "prime_init_scale", "prime_zero_out", "prime_res_scale", "prime_pos_init",
+    "prime_width",
+    "prime_depth",
+    "prime_heads",
+    "prime_attn_order",
+    "prime_blocks",
+    "prime_spread",
+    "prime_m_attn",
+    "prime_m_mlp",
+    "prime_init_scale",
+    "prime_zero_out",
+    "prime_res_scale",
+    "prime_pos_init",
 )
 
 
@@ -94,7 +113,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-warmup", type=int, default=OptimSettings.lr_warmup)
     p.add_argument("--save-every", type=int, default=1000)
     p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--resume", type=Path, default=None, help=f"checkpoint to continue from (or 'latest' for OUT/{LATEST})")
+    p.add_argument(
+        "--resume", type=Path, default=None, help=f"checkpoint to continue from (or 'latest' for OUT/{LATEST})"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
     p.add_argument("--seed", type=int, default=0)
@@ -108,10 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     vq = sub.add_parser("vqvae", help="the hierarchical VQ-VAE")
     _add_common(vq)
     vq.add_argument(
-        "--config", default=None, help="official set name or a JSON/TOML file of hparam overrides (default: 'vqvae', or the --resume checkpoint's)"
+        "--config",
+        default=None,
+        help="official set name or a JSON/TOML file of hparam overrides (default: 'vqvae', or the --resume checkpoint's)",
     )
     vq.add_argument(
-        "--sample-length", type=int, default=None, help=f"samples per training crop (default: {DEFAULT_SAMPLE_LENGTH}, or the --resume checkpoint's)"
+        "--sample-length",
+        type=int,
+        default=None,
+        help=f"samples per training crop (default: {DEFAULT_SAMPLE_LENGTH}, or the --resume checkpoint's)",
     )
     vq.add_argument("--bandwidth-seconds", type=float, default=600.0, help="audio used for the loss normalisers")
     vq.add_argument("--no-ema", action="store_true", help="save raw weights instead of their moving average")
@@ -120,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--vqvae", type=Path, required=True, help="trained VQ-VAE checkpoint whose codes the prior models")
     pr.add_argument("--config", required=True, help="official prior name or a JSON/TOML file with 'base' and overrides")
     pr.add_argument("--ids", type=Path, default=None, help="artist/genre id tables (default: built from metadata.json)")
-    pr.add_argument("--init-from", type=Path, default=None, help="start from another prior's weights (decoder pretraining)")
+    pr.add_argument(
+        "--init-from", type=Path, default=None, help="start from another prior's weights (decoder pretraining)"
+    )
     pr.add_argument("--no-ema", action="store_true")
     return parser
 
@@ -158,7 +186,9 @@ def _report(result) -> int:
 
 def _vqvae(args: argparse.Namespace) -> int:
     common, resume = _run_options(args)
-    saved = read_checkpoint(resume) if resume is not None and (args.config is None or args.sample_length is None) else None
+    saved = (
+        read_checkpoint(resume) if resume is not None and (args.config is None or args.sample_length is None) else None
+    )
     if args.config is not None:
         config = vqvae_config(args.config)
     elif saved is not None:  # continue (or fine-tune) the model the checkpoint holds

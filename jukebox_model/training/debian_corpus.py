@@ -43,8 +43,22 @@ from ..config import SAMPLE_RATE
 AUDIO_SUFFIXES = (".ogg", ".opus", ".flac", ".wav")
 
 # Licences accepted for a shipped model's training data (SPDX-style names as Debian writes them).
-FREE_LICENCES = ("GPL-2", "GPL-2+", "GPL-3", "GPL-3+", "LGPL-2.1+", "CC-BY-3.0", "CC-BY-4.0", "CC-BY-SA-3.0",
-                 "CC-BY-SA-3.0+", "CC-BY-SA-4.0", "CC0-1.0", "public-domain", "Expat", "GPL")
+FREE_LICENCES = (
+    "GPL-2",
+    "GPL-2+",
+    "GPL-3",
+    "GPL-3+",
+    "LGPL-2.1+",
+    "CC-BY-3.0",
+    "CC-BY-4.0",
+    "CC-BY-SA-3.0",
+    "CC-BY-SA-3.0+",
+    "CC-BY-SA-4.0",
+    "CC0-1.0",
+    "public-domain",
+    "Expat",
+    "GPL",
+)
 
 
 @dataclass(frozen=True)
@@ -61,13 +75,30 @@ class PackageSpec:
 
 
 PACKAGES: tuple[PackageSpec, ...] = (
-    PackageSpec("wesnoth-1.16-music", "orchestral", "wesnoth", ("/usr/share/games/wesnoth/1.16/data/core/music",),
-                skip=("silence.ogg",)),
-    PackageSpec("ufoai-music", "cinematic", "ufoai", ("/usr/share/games/ufoai/base/0music.pk3",), member_prefix="music/",
-                skip=("dynamictest-*",)),
+    PackageSpec(
+        "wesnoth-1.16-music",
+        "orchestral",
+        "wesnoth",
+        ("/usr/share/games/wesnoth/1.16/data/core/music",),
+        skip=("silence.ogg",),
+    ),
+    PackageSpec(
+        "ufoai-music",
+        "cinematic",
+        "ufoai",
+        ("/usr/share/games/ufoai/base/0music.pk3",),
+        member_prefix="music/",
+        skip=("dynamictest-*",),
+    ),
     PackageSpec("warzone2100-music", "electronic", "warzone2100", ("/usr/share/games/warzone2100/music",)),
-    PackageSpec("nexuiz-music", "techno", "nexuiz", ("/usr/share/games/nexuiz/data/music.pk3",),
-                member_prefix="sound/cdtracks/", skip=("thunder.ogg",)),
+    PackageSpec(
+        "nexuiz-music",
+        "techno",
+        "nexuiz",
+        ("/usr/share/games/nexuiz/data/music.pk3",),
+        member_prefix="sound/cdtracks/",
+        skip=("thunder.ogg",),
+    ),
 )
 # fb-music-high is not used: it ships tracker modules (.xm), not recordings.
 
@@ -178,20 +209,33 @@ def _warzone_authors(root: Path) -> dict[str, tuple[str, str]]:
 def find_tracks(spec: PackageSpec, *, doc_root: Path = Path("/usr/share/doc")) -> list[Track]:
     """The package's recordings with labels and licences (durations not yet read)."""
     copyright_path = doc_root / spec.package / "copyright"
-    stanzas = parse_copyright(copyright_path.read_text(encoding="utf-8", errors="replace")) if copyright_path.exists() else []
+    stanzas = (
+        parse_copyright(copyright_path.read_text(encoding="utf-8", errors="replace")) if copyright_path.exists() else []
+    )
     tracks: list[Track] = []
     for root in map(Path, spec.roots):
         if root.suffix == ".pk3" and root.is_file():
             with zipfile.ZipFile(root) as z:
-                members = sorted(m for m in z.namelist() if m.startswith(spec.member_prefix) and m.lower().endswith(AUDIO_SUFFIXES))
+                members = sorted(
+                    m for m in z.namelist() if m.startswith(spec.member_prefix) and m.lower().endswith(AUDIO_SUFFIXES)
+                )
             for member in members:
                 if any(fnmatch.fnmatchcase(Path(member).name, p) for p in spec.skip):
                     continue
                 # ufoai's copyright names files as base/music/X.ogg; the archive holds music/X.ogg
                 stanza = licence_for(f"{root.parent.name}/{member}", stanzas) or licence_for(member, stanzas)
                 licence = stanza.licence if stanza else spec.default_licence
-                tracks.append(Track(spec.package, f"{root}:{member}", _stem(member), spec.artist, spec.genre, licence,
-                                    stanza.copyright if stanza else ""))
+                tracks.append(
+                    Track(
+                        spec.package,
+                        f"{root}:{member}",
+                        _stem(member),
+                        spec.artist,
+                        spec.genre,
+                        licence,
+                        stanza.copyright if stanza else "",
+                    )
+                )
         elif root.is_dir():
             authors = _warzone_authors(root) if (root / "albums").is_dir() else {}
             for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
@@ -219,8 +263,10 @@ def select(tracks: list[Track], *, per_package: int, min_seconds: float) -> list
     name-sorted list (so one album or composer does not take every slot)."""
     out = []
     for package in sorted({t.package for t in tracks}):
-        usable = sorted((t for t in tracks if t.package == package and is_free(t.licence) and t.seconds >= min_seconds),
-                        key=lambda t: t.name)
+        usable = sorted(
+            (t for t in tracks if t.package == package and is_free(t.licence) and t.seconds >= min_seconds),
+            key=lambda t: t.name,
+        )
         if len(usable) > per_package:
             picks = np.linspace(0, len(usable) - 1, per_package).round().astype(int)
             usable = [usable[i] for i in sorted(set(picks.tolist()))]
@@ -274,9 +320,17 @@ def decode(track: Track, *, max_seconds: float | None) -> torch.Tensor:
     return resample(audio, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else audio
 
 
-def build(out: Path, specs: Iterable[PackageSpec] = PACKAGES, *, per_package: int = 10, eval_per_package: int = 1,
-          min_seconds: float = 40.0, max_seconds: float | None = 150.0, doc_root: Path = Path("/usr/share/doc"),
-          log=print) -> dict:
+def build(
+    out: Path,
+    specs: Iterable[PackageSpec] = PACKAGES,
+    *,
+    per_package: int = 10,
+    eval_per_package: int = 1,
+    min_seconds: float = 40.0,
+    max_seconds: float | None = 150.0,
+    doc_root: Path = Path("/usr/share/doc"),
+    log=print,
+) -> dict:
     found: list[Track] = []
     for spec in specs:
         if not any(Path(r).exists() for r in spec.roots):
@@ -301,8 +355,10 @@ def build(out: Path, specs: Iterable[PackageSpec] = PACKAGES, *, per_package: in
             log(f"  {part}: {t.relative} ({records[-1]['seconds']:.0f} s, {t.artist}, {t.licence})")
         (out / part).mkdir(parents=True, exist_ok=True)
         (out / part / "metadata.json").write_text(json.dumps(metadata(tracks), indent=2) + "\n", encoding="utf-8")
-    (out / "split.json").write_text(json.dumps({"train": [t.relative for t in train], "eval": [t.relative for t in held]},
-                                               indent=2) + "\n", encoding="utf-8")
+    (out / "split.json").write_text(
+        json.dumps({"train": [t.relative for t in train], "eval": [t.relative for t in held]}, indent=2) + "\n",
+        encoding="utf-8",
+    )
     (out / "tracks.json").write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
     total = sum(r["seconds"] for r in records if r["split"] == "train")
     log(f"{len(train)} training tracks ({total / 60:.1f} min), {len(held)} held out -> {out}")
@@ -310,17 +366,27 @@ def build(out: Path, specs: Iterable[PackageSpec] = PACKAGES, *, per_package: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jukebox_model.training.debian_corpus", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m jukebox_model.training.debian_corpus", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--per-package", type=int, default=10, help="tracks taken from each package")
     p.add_argument("--eval-per-package", type=int, default=1, help="of those, held out for evaluation")
     p.add_argument("--min-seconds", type=float, default=40.0, help="shorter recordings (jingles) are left out")
-    p.add_argument("--max-seconds", type=float, default=150.0, help="longer tracks are cut to their start (0: keep whole)")
+    p.add_argument(
+        "--max-seconds", type=float, default=150.0, help="longer tracks are cut to their start (0: keep whole)"
+    )
     p.add_argument("--packages", nargs="*", default=None, help="package names (default: all known)")
     args = p.parse_args(argv)
     specs = [s for s in PACKAGES if args.packages is None or s.package in args.packages]
-    build(args.out, specs, per_package=args.per_package, eval_per_package=args.eval_per_package,
-          min_seconds=args.min_seconds, max_seconds=args.max_seconds or None)
+    build(
+        args.out,
+        specs,
+        per_package=args.per_package,
+        eval_per_package=args.eval_per_package,
+        min_seconds=args.min_seconds,
+        max_seconds=args.max_seconds or None,
+    )
     return 0
 
 

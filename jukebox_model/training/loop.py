@@ -31,7 +31,9 @@ class OptimSettings:
     clip: float = 1.0  # gradient-norm clip
 
 
-def make_optimizer(module: nn.Module, s: OptimSettings) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+def make_optimizer(
+    module: nn.Module, s: OptimSettings
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay)
     warmup = max(1, s.lr_warmup)

@@ -25,8 +25,16 @@ from ..checkpoints import read_checkpoint
 ID_FILES = ("v2_artist_ids.txt", "v2_genre_ids.txt", "v3_artist_ids.txt", "v3_genre_ids.txt")
 
 
-def make_bundle(out: Path, *, vqvae: Path, priors: list[Path], ids: Path | None, name: str, description: str = "",
-                demo: tuple[str, str] | None = None) -> Path:
+def make_bundle(
+    out: Path,
+    *,
+    vqvae: Path,
+    priors: list[Path],
+    ids: Path | None,
+    name: str,
+    description: str = "",
+    demo: tuple[str, str] | None = None,
+) -> Path:
     """`demo`: an (artist, genre) the bundle knows, recorded as bundle.json's "demo" entry for `make demo`."""
     out.mkdir(parents=True, exist_ok=True)
     export_checkpoint(vqvae, out / "vqvae.pth.tar")
@@ -46,7 +54,9 @@ def make_bundle(out: Path, *, vqvae: Path, priors: list[Path], ids: Path | None,
             raise FileNotFoundError(f"{ids}: no id tables ({', '.join(ID_FILES)})")
         for f in copied:
             shutil.copyfile(ids / f, out / ids_name / f)
-    manifest = write_manifest(out, name=name, vqvae="vqvae.pth.tar", priors=names, ids=ids_name, description=description)
+    manifest = write_manifest(
+        out, name=name, vqvae="vqvae.pth.tar", priors=names, ids=ids_name, description=description
+    )
     if demo is not None:
         data = json.loads(manifest.read_text())
         data["demo"] = {"artist": demo[0], "genre": demo[1]}
@@ -57,7 +67,9 @@ def make_bundle(out: Path, *, vqvae: Path, priors: list[Path], ids: Path | None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jukebox_model.training.make_bundle", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m jukebox_model.training.make_bundle", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--vqvae", type=Path, required=True)
     p.add_argument("--prior", type=Path, action="append", required=True, help="one per level")
@@ -68,7 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--demo-genre", default=None)
     args = p.parse_args(argv)
     demo = (args.demo_artist, args.demo_genre) if args.demo_artist and args.demo_genre else None
-    make_bundle(args.out, vqvae=args.vqvae, priors=args.prior, ids=args.ids, name=args.name, description=args.description, demo=demo)
+    make_bundle(
+        args.out,
+        vqvae=args.vqvae,
+        priors=args.prior,
+        ids=args.ids,
+        name=args.name,
+        description=args.description,
+        demo=demo,
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -96,7 +96,14 @@ def _cache_key(path: Path, vqvae_id: str) -> str:
 
 @torch.no_grad()
 def encode_songs(
-    vqvae: VQVAE, entries: list[AudioEntry], metadata: dict[str, SongMeta], audio_dir: Path, cache_dir: Path, *, vqvae_id: str, chunk_seconds: float = 30.0
+    vqvae: VQVAE,
+    entries: list[AudioEntry],
+    metadata: dict[str, SongMeta],
+    audio_dir: Path,
+    cache_dir: Path,
+    *,
+    vqvae_id: str,
+    chunk_seconds: float = 30.0,
 ) -> list[EncodedSong]:
     """Codes of every song at every level, computed once per file and VQ-VAE and cached."""
     cfg = vqvae.config
@@ -113,7 +120,9 @@ def encode_songs(
             audio = read_audio(entry.path, sr=cfg.sr)
             n = audio.shape[0]
             padded = torch.nn.functional.pad(audio, (0, -n % top))
-            parts = [vqvae.encode(padded[s : s + chunk].to(device)[None, :, None]) for s in range(0, padded.shape[0], chunk)]
+            parts = [
+                vqvae.encode(padded[s : s + chunk].to(device)[None, :, None]) for s in range(0, padded.shape[0], chunk)
+            ]
             codes = tuple(torch.cat([p[level][0].cpu() for p in parts]) for level in range(cfg.levels))
             with atomic_write(cache) as f:
                 torch.save({"codes": list(codes), "n_samples": n}, f)
@@ -147,9 +156,16 @@ class PriorWindows(Dataset):
         for song in songs:
             seconds = song.n_samples / sr
             if song.codes[level].shape[0] < n_ctx:
-                warnings.warn(f"skipping {song.path}: shorter than one {n_ctx}-token window at level {level}", stacklevel=2)
-            elif (min_duration is not None and seconds < min_duration) or (max_duration is not None and seconds >= max_duration):
-                warnings.warn(f"skipping {song.path}: {seconds:.1f} s is outside this prior's [{min_duration}, {max_duration}) s", stacklevel=2)
+                warnings.warn(
+                    f"skipping {song.path}: shorter than one {n_ctx}-token window at level {level}", stacklevel=2
+                )
+            elif (min_duration is not None and seconds < min_duration) or (
+                max_duration is not None and seconds >= max_duration
+            ):
+                warnings.warn(
+                    f"skipping {song.path}: {seconds:.1f} s is outside this prior's [{min_duration}, {max_duration}) s",
+                    stacklevel=2,
+                )
             else:
                 self.songs.append(song)
         if not self.songs:
@@ -178,6 +194,14 @@ class PriorWindows(Dataset):
         step = self.ds or 1
         start = int(rng.integers(0, last // step + 1)) * step
         z = song.codes[self.level][start : start + self.n_ctx]
-        z_upper = song.codes[self.level + 1][start // step : (start + self.n_ctx) // step] if self.ds else torch.zeros(0, dtype=torch.long)
-        y = torch.tensor(self.labeller.window(self._rows[i], start).y) if self.labeller is not None else torch.zeros(0, dtype=torch.long)
+        z_upper = (
+            song.codes[self.level + 1][start // step : (start + self.n_ctx) // step]
+            if self.ds
+            else torch.zeros(0, dtype=torch.long)
+        )
+        y = (
+            torch.tensor(self.labeller.window(self._rows[i], start).y)
+            if self.labeller is not None
+            else torch.zeros(0, dtype=torch.long)
+        )
         return z, z_upper, y

@@ -76,7 +76,11 @@ def init_from_prior(model: Prior, source: dict[str, torch.Tensor]) -> tuple[list
             if value.shape == target.shape:
                 target.copy_(value)
                 done.append(key)
-            elif model.mode is LyricsMode.MERGED and key in ("prior.x_emb.weight", "prior.x_out.weight", "prior.pos_emb.pos_emb"):
+            elif model.mode is LyricsMode.MERGED and key in (
+                "prior.x_emb.weight",
+                "prior.x_out.weight",
+                "prior.pos_emb.pos_emb",
+            ):
                 shift = model.n_vocab if key != "prior.pos_emb.pos_emb" else model.n_tokens
                 if value.shape[0] == target.shape[0] - shift and value.shape[1:] == target.shape[1:]:
                     target[shift:].copy_(value)
@@ -87,7 +91,12 @@ def init_from_prior(model: Prior, source: dict[str, torch.Tensor]) -> tuple[list
 def _hps(config: PriorConfig, vqvae_hps: dict[str, Any], settings: PriorTrainSettings) -> dict[str, Any]:
     """Reference-style hparams: the prior's keys, the VQ-VAE geometry it was trained with, the optimiser."""
     geometry = {k: vqvae_hps[k] for k in ("levels", "downs_t", "strides_t", "l_bins", "emb_width", "sr")}
-    return {**geometry, **prior_config_to_hparams(config), "bs": settings.batch_size, **dataclasses.asdict(settings.optim)}
+    return {
+        **geometry,
+        **prior_config_to_hparams(config),
+        "bs": settings.batch_size,
+        **dataclasses.asdict(settings.optim),
+    }
 
 
 def train_prior(
@@ -117,7 +126,12 @@ def _train(config, settings, info, resume, on_step) -> PriorTrainResult:
     if info.world_size > 1 and not info.is_main:
         torch.distributed.barrier()  # rank 0 encodes and caches first
     songs = encode_songs(
-        vqvae, scan_audio_folder(settings.audio_dir), metadata, settings.audio_dir, settings.out_dir / "codes", vqvae_id=str(settings.vqvae_checkpoint.resolve())
+        vqvae,
+        scan_audio_folder(settings.audio_dir),
+        metadata,
+        settings.audio_dir,
+        settings.out_dir / "codes",
+        vqvae_id=str(settings.vqvae_checkpoint.resolve()),
     )
     if info.world_size > 1 and info.is_main:
         torch.distributed.barrier()
@@ -136,7 +150,11 @@ def _train(config, settings, info, resume, on_step) -> PriorTrainResult:
     )
     model = Prior(config, vq).to(info.device)
     opt, schedule = make_optimizer(model, settings.optim)
-    ema = ParameterEMA(model, settings.ema_decay or default_ema_decay(settings.batch_size, info.world_size)) if settings.ema else None
+    ema = (
+        ParameterEMA(model, settings.ema_decay or default_ema_decay(settings.batch_size, info.world_size))
+        if settings.ema
+        else None
+    )
     parts = RunParts(model, opt, schedule, ema, Precision(settings.precision, info.device))
     step = 0
     if resume is not None:
@@ -149,13 +167,26 @@ def _train(config, settings, info, resume, on_step) -> PriorTrainResult:
     hps = _hps(config, vqvae_config_to_hparams(vq), settings)
 
     log = MetricsLog(settings.out_dir / "metrics.jsonl") if info.is_main else None
-    bar = tqdm(total=settings.steps, initial=step, disable=not (settings.progress and info.is_main), desc=f"prior level {config.level}")
+    bar = tqdm(
+        total=settings.steps,
+        initial=step,
+        disable=not (settings.progress and info.is_main),
+        desc=f"prior level {config.level}",
+    )
     per_epoch = batches_per_epoch(len(dataset), info.world_size, settings.batch_size)
     losses, checkpoint = [], None
     model.train()
     while step < settings.steps:
         epoch, done = divmod(step, per_epoch)
-        loader = epoch_loader(dataset, info, epoch, batch_size=settings.batch_size, skip=done, seed=settings.seed, num_workers=settings.num_workers)
+        loader = epoch_loader(
+            dataset,
+            info,
+            epoch,
+            batch_size=settings.batch_size,
+            skip=done,
+            seed=settings.seed,
+            num_workers=settings.num_workers,
+        )
         for z, z_upper, y in loader:
             if step >= settings.steps:
                 break

@@ -32,7 +32,9 @@ class RunParts:
     precision: Precision
 
 
-def save_run(out_dir: Path, step: int, parts: RunParts, *, hps: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Path:
+def save_run(
+    out_dir: Path, step: int, parts: RunParts, *, hps: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> Path:
     """Write `checkpoint_step<step>.pth.tar` and `checkpoint_latest.pth.tar`; returns the former."""
     train_state = {
         "model": {k: v.detach().cpu().clone() for k, v in parts.model.state_dict().items()},
@@ -43,7 +45,13 @@ def save_run(out_dir: Path, step: int, parts: RunParts, *, hps: Mapping[str, Any
         **(extra or {}),
     }
     with parts.ema.swapped_in() if parts.ema is not None else contextlib.nullcontext():
-        kwargs = dict(model=parts.model.state_dict(), hps=dict(hps), opt=parts.opt.state_dict(), step=step, train_state=train_state)
+        kwargs = dict(
+            model=parts.model.state_dict(),
+            hps=dict(hps),
+            opt=parts.opt.state_dict(),
+            step=step,
+            train_state=train_state,
+        )
         path = write_checkpoint(out_dir / f"checkpoint_step{step}.pth.tar", **kwargs)
         write_checkpoint(out_dir / LATEST, **kwargs)
     return path

@@ -99,16 +99,24 @@ def _check_sample_length(config: VQVAEConfig, sample_length: int) -> None:
     shortest = max(SPEC_N_FFT, *config.multispec_loss_n_fft) // 2 + 1
     top_hop = config.hop_lengths[-1]
     if sample_length < shortest or sample_length % top_hop:
-        raise ValueError(f"sample_length must be a multiple of {top_hop} and at least {shortest} samples, got {sample_length}")
+        raise ValueError(
+            f"sample_length must be a multiple of {top_hop} and at least {shortest} samples, got {sample_length}"
+        )
 
 
 def _train(config, settings, info, resume, on_step) -> TrainResult:
     _check_sample_length(config, settings.sample_length)
-    dataset = AudioCrops(scan_audio_folder(settings.audio_dir), sample_length=settings.sample_length, sr=config.sr, seed=settings.seed)
+    dataset = AudioCrops(
+        scan_audio_folder(settings.audio_dir), sample_length=settings.sample_length, sr=config.sr, seed=settings.seed
+    )
     torch.manual_seed(settings.seed)  # the same initial weights, hence the same EMA start, on every rank
     model = VQVAE(config).to(info.device)
     opt, schedule = make_optimizer(model, settings.optim)
-    ema = ParameterEMA(model, settings.ema_decay or default_ema_decay(settings.batch_size, info.world_size)) if settings.ema else None
+    ema = (
+        ParameterEMA(model, settings.ema_decay or default_ema_decay(settings.batch_size, info.world_size))
+        if settings.ema
+        else None
+    )
     parts = RunParts(model, opt, schedule, ema, Precision(settings.precision, info.device))
     precision = parts.precision
     step, bandwidth = 0, None
@@ -128,7 +136,15 @@ def _train(config, settings, info, resume, on_step) -> TrainResult:
     model.train()
     while step < settings.steps:
         epoch, done = divmod(step, per_epoch)
-        for x in epoch_loader(dataset, info, epoch, batch_size=settings.batch_size, skip=done, seed=settings.seed, num_workers=settings.num_workers):
+        for x in epoch_loader(
+            dataset,
+            info,
+            epoch,
+            batch_size=settings.batch_size,
+            skip=done,
+            seed=settings.seed,
+            num_workers=settings.num_workers,
+        ):
             if step >= settings.steps:
                 break
             with precision.autocast():
@@ -176,7 +192,9 @@ def _check_same_config(path: Path, checkpoint: dict[str, Any], config: VQVAEConf
         if getattr(saved, f.name) != getattr(config, f.name)
     ]
     if changed:
-        raise ValueError(f"{path} was trained with another VQ-VAE config ({'; '.join(changed)}); resume with the same --config")
+        raise ValueError(
+            f"{path} was trained with another VQ-VAE config ({'; '.join(changed)}); resume with the same --config"
+        )
 
 
 def _resume(path, parts: RunParts, config, settings, info) -> tuple[int, dict[str, float] | None]:
@@ -194,7 +212,9 @@ def _resume(path, parts: RunParts, config, settings, info) -> tuple[int, dict[st
         return 0, None
     _check_same_config(path, checkpoint, config)
     step, hps, state = restore_run(path, parts)
-    for block, k_sum, k_elem, threshold in zip(model.bottleneck.level_blocks, state["k_sum"], state["k_elem"], state["threshold"]):
+    for block, k_sum, k_elem, threshold in zip(
+        model.bottleneck.level_blocks, state["k_sum"], state["k_elem"], state["threshold"]
+    ):
         block.k_sum, block.k_elem, block.initialised = k_sum.to(info.device), k_elem.to(info.device), True
         block.threshold = threshold
     bandwidth = {k: float(v) for k, v in hps["bandwidth"].items()} if "bandwidth" in hps else None

@@ -158,6 +158,7 @@ class FactoredAttention(nn.Module):
             return self._attend(q, k[:, :p], v[:, :p], causal_mask(l, p, dev), need_weights)
         nb = l // bc
         if t is AttnType.BLOCK:  # each block attends within itself
+
             def by_block(x: Tensor) -> Tensor:
                 return x.reshape(n * nb, bc, s)
 

@@ -59,8 +59,9 @@ def make_bridge(tmp_path, tiny_engine_factory, no_thread_leaks):
     started = []
 
     def make(engine=None, midi_ports=None, **overrides):
-        values = dict(host="127.0.0.1", port=0, project_dir=tmp_path / "project", presets_dir=None,
-                      progress_interval_s=0.0)
+        values = dict(
+            host="127.0.0.1", port=0, project_dir=tmp_path / "project", presets_dir=None, progress_interval_s=0.0
+        )
         values.update(overrides)
         bridge = Bridge(BridgeSettings(**values), engine=engine or tiny_engine_factory, midi_ports=midi_ports)
         bridge.start()

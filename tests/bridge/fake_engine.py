@@ -27,8 +27,16 @@ from jukebox_model.api import (
     TakeRequest,
 )
 
-INFO = ModelInfo(bundle="fake", sr=44100, levels=(2, 1, 0), hop_lengths=(8, 32, 128), labels=True, lyrics=False,
-                 upsample_min_seconds=0.0, source={"folder": "(fake)"})
+INFO = ModelInfo(
+    bundle="fake",
+    sr=44100,
+    levels=(2, 1, 0),
+    hop_lengths=(8, 32, 128),
+    labels=True,
+    lyrics=False,
+    upsample_min_seconds=0.0,
+    source={"folder": "(fake)"},
+)
 KNOWN_ARTISTS = ("Alan Jackson", "unknown")
 
 
@@ -70,11 +78,20 @@ class FakeEngine:
             start, digest = codes[-1].shape[1] * top, "1" * 64
         end = start if request.mode is Mode.UPSAMPLE else -(-(start + request.new_samples) // top) * top
         levels = tuple(lv for lv in self._info.levels if lv < 2) if request.mode is Mode.UPSAMPLE else self._info.levels
-        return StartCodes(codes=codes, start_samples=start, end_samples=end, prime_sha256=digest, levels_to_sample=levels)
+        return StartCodes(
+            codes=codes, start_samples=start, end_samples=end, prime_sha256=digest, levels_to_sample=levels
+        )
 
-    def sample_level(self, request: TakeRequest, codes: Any, level: int, end_samples: int, *,
-                     on_progress: Callable[[Progress], None] | None = None,
-                     cancel: CancelToken | None = None) -> LevelResult:
+    def sample_level(
+        self,
+        request: TakeRequest,
+        codes: Any,
+        level: int,
+        end_samples: int,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> LevelResult:
         if self.fail is not None:
             fail, self.fail = self.fail, None
             fail()
@@ -106,12 +123,22 @@ class FakeEngine:
     def codes_lengths(self, codes: Any) -> tuple[int, ...]:
         return tuple(int(z.shape[1]) for z in codes)
 
-    def save_codes(self, path: str | Path, codes: Any, request: TakeRequest, *, cancelled: bool,
-                   meta: Mapping[str, Any]) -> Path:
+    def save_codes(
+        self, path: str | Path, codes: Any, request: TakeRequest, *, cancelled: bool, meta: Mapping[str, Any]
+    ) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"zs": [z.tolist() for z in codes], "shapes": [list(z.shape) for z in codes],
-                                    "cancelled": cancelled, "request": request.to_dict(), "meta": dict(meta)}))
+        path.write_text(
+            json.dumps(
+                {
+                    "zs": [z.tolist() for z in codes],
+                    "shapes": [list(z.shape) for z in codes],
+                    "cancelled": cancelled,
+                    "request": request.to_dict(),
+                    "meta": dict(meta),
+                }
+            )
+        )
         return path
 
     def load_codes(self, path: str | Path) -> Any:

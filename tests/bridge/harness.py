@@ -52,8 +52,14 @@ def make_tiny_bundle(folder: Path) -> Path | None:
         names.append(link.name)
     if not (folder / "ids").exists():
         (folder / "ids").symlink_to(ids)
-    write_manifest(folder, name="tiny-reference", vqvae=names[0], priors=names[1:], ids="ids",
-                   description="tiny random-weight reference models (tests only)")
+    write_manifest(
+        folder,
+        name="tiny-reference",
+        vqvae=names[0],
+        priors=names[1:],
+        ids="ids",
+        description="tiny random-weight reference models (tests only)",
+    )
     return folder
 
 
@@ -116,8 +122,9 @@ class OscClient:
         with self._lock:
             return [m for m in self.received if address is None or m.address == address]
 
-    def wait_for(self, predicate: Callable[[Message], bool], timeout: float = 30.0, what: str = "a reply",
-                 since: int = 0) -> Message:
+    def wait_for(
+        self, predicate: Callable[[Message], bool], timeout: float = 30.0, what: str = "a reply", since: int = 0
+    ) -> Message:
         """The first message from index `since` on that satisfies `predicate`."""
         deadline = time.monotonic() + timeout
         seen = since
@@ -129,7 +136,9 @@ class OscClient:
                     return m
             seen += len(batch)
             time.sleep(0.01)
-        raise AssertionError(f"no {what} within {timeout} s; got {[(m.address, m.args) for m in self.messages()][-20:]}")
+        raise AssertionError(
+            f"no {what} within {timeout} s; got {[(m.address, m.args) for m in self.messages()][-20:]}"
+        )
 
     def ask(self, address: str, *args: Any, timeout: float = 15.0) -> Message:
         """Send and wait for the reply on the same address."""

@@ -25,10 +25,52 @@ EVENT_ADDRESSES = frozenset({"/jb/prime", "/jb/info", "/jb/state"}) | {
 # a fuzzed subscribe could point the bridge's events at somebody else's port: these get fixed, safe arguments
 SUBSCRIPTION_ADDRESSES = frozenset({"/jb/subscribe", "/jb/unsubscribe"})
 PLAUSIBLE_TEXT = (
-    "", " ", "0", "1", "-1", "2.5", "1e3", "nan", "inf", "-inf", "random", "none", "s", "bars", "BARS", "sec", "beats",
-    "true", "off", "params", "ancestral", "primed", "continue", "upsample", "sideways", "clip.wav", "missing.wav",
-    "../clip.wav", "/etc/passwd", "~/x.wav", "warm", "WARM", "new one", "../escape", "con", "temperature", "generate",
-    "preset:warm", "preset:", "Alan Jackson", "Country", "x" * 300, "é" * 201, "٣", "²", "１２",
+    "",
+    " ",
+    "0",
+    "1",
+    "-1",
+    "2.5",
+    "1e3",
+    "nan",
+    "inf",
+    "-inf",
+    "random",
+    "none",
+    "s",
+    "bars",
+    "BARS",
+    "sec",
+    "beats",
+    "true",
+    "off",
+    "params",
+    "ancestral",
+    "primed",
+    "continue",
+    "upsample",
+    "sideways",
+    "clip.wav",
+    "missing.wav",
+    "../clip.wav",
+    "/etc/passwd",
+    "~/x.wav",
+    "warm",
+    "WARM",
+    "new one",
+    "../escape",
+    "con",
+    "temperature",
+    "generate",
+    "preset:warm",
+    "preset:",
+    "Alan Jackson",
+    "Country",
+    "x" * 300,
+    "é" * 201,
+    "٣",
+    "²",
+    "１２",
 )
 
 
@@ -70,8 +112,11 @@ def bundle(elements: Sequence[bytes], timetag: int = 1) -> bytes:
 # --- strategies --------------------------------------------------------------------------------------------
 
 utf8_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)  # NUL included, surrogates cannot be sent
-long_text = st.builds(lambda n, c: c * n, st.sampled_from([199, 200, 201, 4095, 4096, 4097, 19_999, 20_000, 20_001]),
-                      st.sampled_from(["a", "é", "€", "𝄞", "\u202e"]))
+long_text = st.builds(
+    lambda n, c: c * n,
+    st.sampled_from([199, 200, 201, 4095, 4096, 4097, 19_999, 20_000, 20_001]),
+    st.sampled_from(["a", "é", "€", "𝄞", "\u202e"]),
+)
 text_values = st.one_of(utf8_text, st.sampled_from(PLAUSIBLE_TEXT), long_text, st.binary(max_size=24))
 scalar_args = st.one_of(
     st.tuples(st.just("i"), st.integers(-(2**31), 2**31 - 1)),
@@ -95,10 +140,40 @@ def addresses(routes: Sequence[str]) -> st.SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(sorted(routes)),
         st.sampled_from(sorted(routes)),  # twice: real addresses get most of the examples
-        st.builds(lambda p, t: p + t, st.sampled_from(["/jb/", "/jb/set/", "/jb/get/", "/jb/generate/", "/jb/prime/",
-                                                       "/jb/job/", "/jb/preset/", "/jb/midi/learn/"]), utf8_text),
-        st.sampled_from(["/jb", "/jb/", "/JB/ping", "//jb/ping", "/jb/ping/", "/jb//ping", "/jb/error", "/jb/set",
-                         "/jb/get", "/", "/live/song/get/tempo", "/jb/ping ", "/jb/set/Temperature", "/jb/get/session/"]),
+        st.builds(
+            lambda p, t: p + t,
+            st.sampled_from(
+                [
+                    "/jb/",
+                    "/jb/set/",
+                    "/jb/get/",
+                    "/jb/generate/",
+                    "/jb/prime/",
+                    "/jb/job/",
+                    "/jb/preset/",
+                    "/jb/midi/learn/",
+                ]
+            ),
+            utf8_text,
+        ),
+        st.sampled_from(
+            [
+                "/jb",
+                "/jb/",
+                "/JB/ping",
+                "//jb/ping",
+                "/jb/ping/",
+                "/jb//ping",
+                "/jb/error",
+                "/jb/set",
+                "/jb/get",
+                "/",
+                "/live/song/get/tempo",
+                "/jb/ping ",
+                "/jb/set/Temperature",
+                "/jb/get/session/",
+            ]
+        ),
         utf8_text.map(lambda t: "/" + t),
     )
 
@@ -114,19 +189,26 @@ def broken_datagrams(routes: Sequence[str]) -> st.SearchStrategy[bytes]:
         st.binary(max_size=200),
         st.binary(max_size=60).map(lambda b: b"/jb/" + b),
         st.builds(lambda d, n: d[: max(0, len(d) - n)], valid, st.integers(1, 64)),
-        st.builds(lambda d, i, x: d[: i % len(d)] + bytes([x]) + d[i % len(d) + 1:], valid, st.integers(0, 10**6),
-                  st.integers(0, 255)),
+        st.builds(
+            lambda d, i, x: d[: i % len(d)] + bytes([x]) + d[i % len(d) + 1 :],
+            valid,
+            st.integers(0, 10**6),
+            st.integers(0, 255),
+        ),
         st.builds(message, st.binary(max_size=20).map(lambda b: b"/jb/" + b), arg_lists),
         st.builds(lambda d: b"#bundle\x00" + d, st.binary(max_size=60)),
-        st.builds(lambda els, lie: bundle(els)[:-1] if lie else bundle(els), st.lists(valid, max_size=3), st.booleans()),
+        st.builds(
+            lambda els, lie: bundle(els)[:-1] if lie else bundle(els), st.lists(valid, max_size=3), st.booleans()
+        ),
     )
 
 
 def bundles(routes: Sequence[str]) -> st.SearchStrategy[bytes]:
     element = single_messages(routes)
     inner = st.builds(bundle, st.lists(element, max_size=3), st.sampled_from([0, 1, 2**32, 2**64 - 1]))
-    return st.builds(bundle, st.lists(st.one_of(element, inner), min_size=1, max_size=4),
-                     st.sampled_from([0, 1, 2**63, 2**64 - 1]))
+    return st.builds(
+        bundle, st.lists(st.one_of(element, inner), min_size=1, max_size=4), st.sampled_from([0, 1, 2**63, 2**64 - 1])
+    )
 
 
 # --- the oracle --------------------------------------------------------------------------------------------

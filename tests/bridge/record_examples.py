@@ -12,12 +12,17 @@ SR = 44100
 
 
 def example_request(mode: Mode, *, seed: int = 1234, n_takes: int = 2) -> TakeRequest:
-    params = SamplingParams(temperature=(0.9, 0.95, 0.99), top_k=7, top_p=0.5, hop_fraction=(0.5, 0.5, 0.25),
-                            seed=seed)
+    params = SamplingParams(temperature=(0.9, 0.95, 0.99), top_k=7, top_p=0.5, hop_fraction=(0.5, 0.5, 0.25), seed=seed)
     return TakeRequest(
-        mode=mode, artist="Alan Jackson", genre="Country", lyrics="a line\nanother ☃",
-        new_samples=0 if mode is Mode.UPSAMPLE else 2 * SR, total_samples=180 * SR, offset_samples=SR,
-        n_takes=n_takes, params=params,
+        mode=mode,
+        artist="Alan Jackson",
+        genre="Country",
+        lyrics="a line\nanother ☃",
+        new_samples=0 if mode is Mode.UPSAMPLE else 2 * SR,
+        total_samples=180 * SR,
+        offset_samples=SR,
+        n_takes=n_takes,
+        params=params,
         prime_path="/music/inbox/clip.wav" if mode is Mode.PRIMED else None,
         prime_samples=4 * SR if mode is Mode.PRIMED else 0,
         codes_path="/music/p/.jukebox/codes/jaaaaaaa.pt" if mode.extends_codes else None,
@@ -27,20 +32,40 @@ def example_request(mode: Mode, *, seed: int = 1234, n_takes: int = 2) -> TakeRe
 
 def example_spec(mode: Mode, *, job_id: str = "jbbbbbbb") -> JobSpec:
     session = Session(artist="Alan Jackson", genre="Country", length=4, length_unit="bars", bpm=93.5, n_takes=2)
-    return JobSpec(id=job_id, request=example_request(mode), session=session,
-                   origin=Origin("osc", client=("127.0.0.1", 5555), address="/jb/generate"), preset="verse",
-                   source_job="jaaaaaaa" if mode.extends_codes else None, created=1_790_000_000.5)
+    return JobSpec(
+        id=job_id,
+        request=example_request(mode),
+        session=session,
+        origin=Origin("osc", client=("127.0.0.1", 5555), address="/jb/generate"),
+        preset="verse",
+        source_job="jaaaaaaa" if mode.extends_codes else None,
+        created=1_790_000_000.5,
+    )
 
 
 def example_take_record(mode: Mode = Mode.ANCESTRAL, *, take: int = 2) -> TakeRecord:
     spec = example_spec(mode)
     request = spec.request.one_take(take - 1, spec.seed + take - 1)
     return TakeRecord(
-        job=spec.id, take=take, level=1, seed=spec.seed + take - 1, job_seed=spec.seed,
-        created="2026-12-03T10:00:00+0000", preset=spec.preset, session=spec.session, request=request,
-        levels=(2, 1, 0), model={"bundle": "tiny", "sr": SR},
+        job=spec.id,
+        take=take,
+        level=1,
+        seed=spec.seed + take - 1,
+        job_seed=spec.seed,
+        created="2026-12-03T10:00:00+0000",
+        preset=spec.preset,
+        session=spec.session,
+        request=request,
+        levels=(2, 1, 0),
+        model={"bundle": "tiny", "sr": SR},
         prime=PrimeUsed("/music/inbox/clip.wav", "ab" * 32, 4 * SR) if mode is Mode.PRIMED else None,
-        source=SourceUsed("jaaaaaaa", request.codes_path, "cd" * 32, request.codes_takes) if mode.extends_codes else None,
-        start_sample=0, end_sample=6 * SR, model_sr=SR, codes_path="/music/p/.jukebox/codes/jbbbbbbb.pt",
-        take_index=take - 1, generator={"software": "jukebox-bridge", "version": "test"},
+        source=SourceUsed("jaaaaaaa", request.codes_path, "cd" * 32, request.codes_takes)
+        if mode.extends_codes
+        else None,
+        start_sample=0,
+        end_sample=6 * SR,
+        model_sr=SR,
+        codes_path="/music/p/.jukebox/codes/jbbbbbbb.pt",
+        take_index=take - 1,
+        generator={"software": "jukebox-bridge", "version": "test"},
     )

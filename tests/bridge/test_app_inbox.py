@@ -15,8 +15,13 @@ import soundfile as sf
 def _wav_bytes(seconds: float, sr: int = 48000) -> bytes:
     t = np.arange(int(seconds * sr)) / sr
     buf = io.BytesIO()
-    sf.write(buf, np.stack([np.sin(2 * np.pi * 330 * t), np.sin(2 * np.pi * 440 * t)], axis=1).astype(np.float32) * 0.3,
-             sr, format="WAV", subtype="PCM_24")
+    sf.write(
+        buf,
+        np.stack([np.sin(2 * np.pi * 330 * t), np.sin(2 * np.pi * 440 * t)], axis=1).astype(np.float32) * 0.3,
+        sr,
+        format="WAV",
+        subtype="PCM_24",
+    )
     return buf.getvalue()
 
 
@@ -30,7 +35,7 @@ def test_a_clip_exported_into_the_inbox_becomes_the_prime_and_starts_a_primed_jo
     data = _wav_bytes(0.25)  # stereo 48 kHz: resampled and mixed down for the model
     clip = inbox / "bounce.wav"
     with open(clip, "wb") as f:  # written in three pieces with pauses shorter than the quiet period
-        for piece in (data[:1000], data[1000:len(data) // 2], data[len(data) // 2:]):
+        for piece in (data[:1000], data[1000 : len(data) // 2], data[len(data) // 2 :]):
             f.write(piece)
             f.flush()
             time.sleep(0.1)

@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 def _presets(tmp_path: Path, midi_text: str) -> Path:
     folder = tmp_path / "presets"
     folder.mkdir()
-    (folder / "warm.toml").write_text('description = "test"\nartist = "Alan Jackson"\ngenre = "Country"\n'
-                                      'temperature = 0.95\nlength = 0.1\nlevels = 1\nn_takes = 1\n')
+    (folder / "warm.toml").write_text(
+        'description = "test"\nartist = "Alan Jackson"\ngenre = "Country"\n'
+        "temperature = 0.95\nlength = 0.1\nlevels = 1\nn_takes = 1\n"
+    )
     (folder / "midi.toml").write_text(midi_text)
     return folder
 
@@ -42,7 +44,7 @@ def test_a_controller_recalls_presets_turns_knobs_starts_jobs_and_learns_over_th
     _eventually(lambda: bridge.controller.session.temperature == (1.0, 1.0, 1.0))
 
     port.send(mido.Message("note_on", note=36, velocity=100))
-    queued = c.wait_for(lambda m: m.address == "/jb/job/queued", timeout=10)  
+    queued = c.wait_for(lambda m: m.address == "/jb/job/queued", timeout=10)
     assert c.wait_job(queued.args[0]).address == "/jb/job/done"
     take = c.wait_for(lambda m: m.address == "/jb/job/take")
     assert "_warm_" in Path(take.args[3]).name  # the preset is in the take's name

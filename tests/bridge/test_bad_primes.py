@@ -24,8 +24,10 @@ from tests.bridge.harness import OscClient
 
 SR = 44100
 SHORT = 0.1
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fe"
-                    "a7d6a4d80000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fe"
+    "a7d6a4d80000000049454e44ae426082"
+)
 
 
 def _wav(seconds: float = 0.2, sr: int = SR, channels: int = 1, subtype: str = "PCM_16") -> bytes:
@@ -40,8 +42,15 @@ def _wav(seconds: float = 0.2, sr: int = SR, channels: int = 1, subtype: str = "
 def _header(data_size: int, *, sr: int = SR, channels: int = 1, fmt: int = 1) -> bytes:
     """A 44-byte PCM-16 WAV header declaring `data_size` bytes of audio."""
     block = 2 * channels
-    return (b"RIFF" + struct.pack("<I", min(36 + data_size, 0xFFFFFFFF)) + b"WAVE" + b"fmt " +
-            struct.pack("<IHHIIHH", 16, fmt, channels, sr, sr * block, block, 16) + b"data" + struct.pack("<I", data_size))
+    return (
+        b"RIFF"
+        + struct.pack("<I", min(36 + data_size, 0xFFFFFFFF))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, fmt, channels, sr, sr * block, block, 16)
+        + b"data"
+        + struct.pack("<I", data_size)
+    )
 
 
 def _refused(c: OscClient, path: Path | str) -> str:
@@ -104,8 +113,13 @@ def test_corrupt_truncated_empty_huge_and_non_audio_clips_are_refused_naming_the
 
 def test_clips_at_other_rates_and_in_stereo_are_taken_and_primed_jobs_from_them_succeed_resampled(primed_bridge):
     _, c, clips = primed_bridge
-    files = {"48k.wav": _wav(0.2, 48000), "8k.wav": _wav(0.2, 8000), "stereo.wav": _wav(0.2, SR, 2),
-             "48k-stereo-float.wav": _wav(0.2, 48000, 2, "FLOAT"), "96k-24bit.wav": _wav(0.2, 96000, 1, "PCM_24")}
+    files = {
+        "48k.wav": _wav(0.2, 48000),
+        "8k.wav": _wav(0.2, 8000),
+        "stereo.wav": _wav(0.2, SR, 2),
+        "48k-stereo-float.wav": _wav(0.2, 48000, 2, "FLOAT"),
+        "96k-24bit.wav": _wav(0.2, 96000, 1, "PCM_24"),
+    }
     for name, data in files.items():
         (clips / name).write_bytes(data)
         assert c.ask("/jb/prime/file", str(clips / name)).args == [str(clips / name)]
@@ -135,9 +149,18 @@ def test_prime_paths_that_leave_the_allowed_folders_by_any_route_are_refused(pri
     project_take.write_bytes(_wav())
     (inbox / "to-project.wav").symlink_to(project_take)  # leads into another allowed root: fine
 
-    for path in ["linked-folder/secret.wav", str(inbox / "linked-folder" / "secret.wav"), "chain",
-                 "../outside/secret.wav", "./../../" * 20 + str(outside / "secret.wav").lstrip("/"),
-                 str(outside / "secret.wav"), "~/secret.wav", "/etc/passwd", "/dev/zero", "/proc/self/environ"]:
+    for path in [
+        "linked-folder/secret.wav",
+        str(inbox / "linked-folder" / "secret.wav"),
+        "chain",
+        "../outside/secret.wav",
+        "./../../" * 20 + str(outside / "secret.wav").lstrip("/"),
+        str(outside / "secret.wav"),
+        "~/secret.wav",
+        "/etc/passwd",
+        "/dev/zero",
+        "/proc/self/environ",
+    ]:
         message = _refused(c, path)
         assert "outside the folders primes may come from" in message, (path, message)
     # a NUL ends an OSC string, so nothing can ride behind one: the server sees 'good.wav' (none in the inbox)
@@ -183,8 +206,9 @@ def test_a_clip_whose_name_is_not_utf8_is_reported_by_the_inbox_and_replies_stay
 
 
 def _preset_events(c: OscClient, since: int, needle: str, timeout: float = 10.0):
-    return c.wait_for(lambda m: m.address in ("/jb/error", "/jb/info") and needle in str(m.args), timeout, needle,
-                      since=since)
+    return c.wait_for(
+        lambda m: m.address in ("/jb/error", "/jb/info") and needle in str(m.args), timeout, needle, since=since
+    )
 
 
 def test_preset_files_broken_while_the_bridge_runs_are_reported_and_the_last_good_version_keeps_loading(
@@ -198,14 +222,14 @@ def test_preset_files_broken_while_the_bridge_runs_are_reported_and_the_last_goo
     c.ask("/jb/subscribe")
     assert c.ask("/jb/preset/load", "warm").args == ["warm"]
     broken = {
-        b"artist = \"unterminated\n": "not valid TOML",
+        b'artist = "unterminated\n': "not valid TOML",
         b"temperature = 99\n": "temperature",
-        b"colour = \"blue\"\n": "unknown key 'colour'",
+        b'colour = "blue"\n': "unknown key 'colour'",
         b"n_takes = 2.5\n": "whole number",
-        b"[artist]\nname = \"x\"\n": "must be a value",
+        b'[artist]\nname = "x"\n': "must be a value",
         b"\xff\xfe\x00t\x00": "not UTF-8",
         b"": "sets no parameters",
-        b"lyrics = \"" + b"la " * 400_000 + b"\"\n": "more than the limit",
+        b'lyrics = "' + b"la " * 400_000 + b'"\n': "more than the limit",
         b"temperature = nan\n": "finite",
         b"seed = 99999999999\n": "seed",
     }

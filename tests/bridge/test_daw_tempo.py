@@ -132,13 +132,18 @@ class FakeReaper(FakePeer):
 
     def handle(self, address: str, args: list[Any], client: tuple[str, int]) -> None:
         if address == "/action/41743":  # Control surface: Refresh all surfaces -> a full state burst
-            self.sock.sendto(bundle(osc("/track/1/name", "Drums"), osc("/time", 0.0), *self._tempo_messages()),
-                             (LOCAL, self.device_port))
+            self.sock.sendto(
+                bundle(osc("/track/1/name", "Drums"), osc("/time", 0.0), *self._tempo_messages()),
+                (LOCAL, self.device_port),
+            )
 
     def _tempo_messages(self) -> list[bytes]:
         # TEMPO n/tempo f/tempo/raw r/tempo/rotary s/tempo/str (rotary is never sent as feedback)
-        return [osc("/tempo", (self.tempo - 1) / 959), osc("/tempo/raw", self.tempo),
-                osc("/tempo/str", f"{self.tempo:.2f}")]
+        return [
+            osc("/tempo", (self.tempo - 1) / 959),
+            osc("/tempo/raw", self.tempo),
+            osc("/tempo/str", f"{self.tempo:.2f}"),
+        ]
 
     def change_tempo(self, bpm: float) -> None:
         self.tempo = bpm
@@ -261,8 +266,12 @@ def test_live_stop_says_stop_listen_closes_the_socket_and_leaves_no_thread(live,
     port = follower.port
     follower.stop()
     assert tempo_threads() == []
-    wait_until(lambda: {"tempo", "signature_numerator"} <= {a.rsplit("/", 1)[1] for a in live.addresses()
-                                                            if a.startswith("/live/song/stop_listen/")})
+    wait_until(
+        lambda: (
+            {"tempo", "signature_numerator"}
+            <= {a.rsplit("/", 1)[1] for a in live.addresses() if a.startswith("/live/song/stop_listen/")}
+        )
+    )
     assert live.listening == set()
     again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     again.bind((LOCAL, port))  # the port is free again
@@ -329,15 +338,28 @@ def test_live_ignores_datagrams_from_other_hosts(live, followers):
 
 
 BAD_LIVE = [
-    b"", b"\x00", b"garbage", b"/live/song/get/tempo", b"#bundle\x00\xff", bytes(range(256)) * 4,
+    b"",
+    b"\x00",
+    b"garbage",
+    b"/live/song/get/tempo",
+    b"#bundle\x00\xff",
+    bytes(range(256)) * 4,
     b"\xff" * 65507,  # the largest UDP payload
     osc("/live/song/get/tempo", "x" * 60000),  # huge, well formed, wrong type
-    osc("/live/song/get/tempo"), osc("/live/song/get/tempo", "fast"), osc("/live/song/get/tempo", True),
-    osc("/live/song/get/tempo", (float("nan"), "f")), osc("/live/song/get/tempo", (float("inf"), "d")),
-    osc("/live/song/get/tempo", 5.0), osc("/live/song/get/tempo", 1000.0), osc("/live/song/get/tempo", -120.0),
-    osc("/live/song/get/tempo", None), osc("/live/song/get/signature_numerator", 0),
-    osc("/live/song/get/signature_numerator", 100), osc("/live/song/get/signature_numerator", 2.5),
-    osc("/live/song/get/signature_denominator", 3), osc("/not/live", 1.0),
+    osc("/live/song/get/tempo"),
+    osc("/live/song/get/tempo", "fast"),
+    osc("/live/song/get/tempo", True),
+    osc("/live/song/get/tempo", (float("nan"), "f")),
+    osc("/live/song/get/tempo", (float("inf"), "d")),
+    osc("/live/song/get/tempo", 5.0),
+    osc("/live/song/get/tempo", 1000.0),
+    osc("/live/song/get/tempo", -120.0),
+    osc("/live/song/get/tempo", None),
+    osc("/live/song/get/signature_numerator", 0),
+    osc("/live/song/get/signature_numerator", 100),
+    osc("/live/song/get/signature_numerator", 2.5),
+    osc("/live/song/get/signature_denominator", 3),
+    osc("/not/live", 1.0),
     bundle(osc("/live/song/get/tempo", 0.0), osc("/live/song/get/signature_numerator", -4)),
 ]
 
@@ -390,11 +412,18 @@ def test_the_reply_port_in_use_is_refused_with_the_reason(no_new_threads):
     assert tempo_threads() == []
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"host": "example.com"}, "IP address"), ({"port": 70000}, "port"), ({"port": -1}, "port"),
-    ({"live_port": 0}, "port"), ({"live_host": "live.local"}, "IP address"), ({"resync_s": -1.0}, "resync_s"),
-    ({"resync_s": float("nan")}, "resync_s"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"host": "example.com"}, "IP address"),
+        ({"port": 70000}, "port"),
+        ({"port": -1}, "port"),
+        ({"live_port": 0}, "port"),
+        ({"live_host": "live.local"}, "IP address"),
+        ({"resync_s": -1.0}, "resync_s"),
+        ({"resync_s": float("nan")}, "resync_s"),
+    ],
+)
 def test_bad_live_settings_are_refused(kwargs, words):
     with pytest.raises(ValueError, match=words):
         AbletonTempo(lambda *a: None, **({"port": 0} | kwargs))
@@ -435,8 +464,16 @@ def test_reaper_listen_only_sends_nothing(reaper, followers):
 def test_reaper_ignores_bad_tempos_and_garbage_and_keeps_following(reaper, followers):
     calls = Calls()
     follower = follow_reaper(reaper, followers, calls)
-    bad = [b"\x00" * 7, b"\xff" * 65507, osc("/tempo/raw"), osc("/tempo/raw", "120"), osc("/tempo/raw", 0.0),
-           osc("/tempo/raw", 1e9), osc("/tempo/raw", (float("nan"), "f")), bundle(osc("/tempo/raw", 12.0))]
+    bad = [
+        b"\x00" * 7,
+        b"\xff" * 65507,
+        osc("/tempo/raw"),
+        osc("/tempo/raw", "120"),
+        osc("/tempo/raw", 0.0),
+        osc("/tempo/raw", 1e9),
+        osc("/tempo/raw", (float("nan"), "f")),
+        bundle(osc("/tempo/raw", 12.0)),
+    ]
     for dgram in bad:
         reaper.send(dgram)
     wait_until(lambda: follower.ignored >= len(bad))

@@ -9,9 +9,26 @@ import soundfile as sf
 from bridge import demo
 
 
-def test_the_demo_renders_one_take_through_osc_and_stops_cleanly_with_once(tiny_bundle, tmp_path, capsys, no_thread_leaks):
-    code = demo.main(["--bundle", str(tiny_bundle), "--out", str(tmp_path), "--port", "0", "--seconds", "0.1",
-                      "--once", "--device", "cpu", "--timeout", "120"])
+def test_the_demo_renders_one_take_through_osc_and_stops_cleanly_with_once(
+    tiny_bundle, tmp_path, capsys, no_thread_leaks
+):
+    code = demo.main(
+        [
+            "--bundle",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path),
+            "--port",
+            "0",
+            "--seconds",
+            "0.1",
+            "--once",
+            "--device",
+            "cpu",
+            "--timeout",
+            "120",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     takes = sorted((tmp_path / "project").glob("*.wav"))

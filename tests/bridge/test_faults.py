@@ -64,11 +64,16 @@ def _preview(c: OscClient, n_takes: int = 1) -> str:
     return c.ask("/jb/generate").args[0]
 
 
-@pytest.mark.parametrize("fail", [
-    pytest.param(_raise(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")), id="cuda-oom"),
-    pytest.param(_raise(MemoryError()), id="memory-error"),
-    pytest.param(_allocate_too_much, id="cpu-allocator"),
-])
+@pytest.mark.parametrize(
+    "fail",
+    [
+        pytest.param(
+            _raise(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")), id="cuda-oom"
+        ),
+        pytest.param(_raise(MemoryError()), id="memory-error"),
+        pytest.param(_allocate_too_much, id="cpu-allocator"),
+    ],
+)
 def test_out_of_memory_in_a_job_fails_that_job_with_advice_and_the_next_job_runs_on_the_loaded_model(
     make_bridge, tiny_engine_factory, fail
 ):
@@ -101,6 +106,7 @@ def test_a_full_disk_while_a_take_is_written_fails_the_job_clearly_and_leaves_no
     def filling_up(folder: Path, stem: str, write):
         calls.append(stem)
         if len(calls) == fail_at:
+
             def partial(f) -> None:
                 f.write(b"\0" * 4096)
                 raise OSError(errno.ENOSPC, "No space left on device")
@@ -164,12 +170,15 @@ def test_an_inbox_clip_deleted_after_it_was_taken_but_before_it_is_read_fails_cl
 
     again = inbox / "second.wav"  # the inbox still takes clips
     _clip(again)
-    second = c.wait_for(lambda m: m.address == "/jb/job/queued" and m.args[3] == "primed" and m.args[0] != queued.args[0],
-                        timeout=15)
+    second = c.wait_for(
+        lambda m: m.address == "/jb/job/queued" and m.args[3] == "primed" and m.args[0] != queued.args[0], timeout=15
+    )
     assert c.wait_job(second.args[0], timeout=60).address == "/jb/job/done"
 
 
-def test_a_clip_deleted_between_arriving_and_being_checked_is_dropped_without_a_report_or_a_prime(make_bridge, tmp_path):
+def test_a_clip_deleted_between_arriving_and_being_checked_is_dropped_without_a_report_or_a_prime(
+    make_bridge, tmp_path
+):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     bridge, c = make_bridge(inbox_dir=inbox, inbox_quiet_s=0.5, inbox_auto_generate=True)
@@ -189,11 +198,21 @@ def test_a_clip_deleted_between_arriving_and_being_checked_is_dropped_without_a_
 
 
 def _start(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(REPO / "run_bridge.py"), "--port", "0", "--project", str(tmp_path / "project"),
-               "--presets", str(tmp_path / "presets"), "--device", "cpu", *args]
+    command = [
+        sys.executable,
+        str(REPO / "run_bridge.py"),
+        "--port",
+        "0",
+        "--project",
+        str(tmp_path / "project"),
+        "--presets",
+        str(tmp_path / "presets"),
+        "--device",
+        "cpu",
+        *args,
+    ]
     began = time.monotonic()
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=START_LIMIT_S,
-                          check=False)
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=START_LIMIT_S, check=False)
     assert time.monotonic() - began < START_LIMIT_S
     return done
 

@@ -36,8 +36,15 @@ def expected_bar_end(n_bars: int, sr: int, bpm_tenths: int, beats_per_bar: int) 
 # --- loudness ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signal, target", [(noise(6.0), -20.0), (tone(6.0), -14.0), (noise(3.0, scale=0.001), -23.0),
-                                            (tone(4.0, hz=110.0, amplitude=0.9), -18.0)])
+@pytest.mark.parametrize(
+    "signal, target",
+    [
+        (noise(6.0), -20.0),
+        (tone(6.0), -14.0),
+        (noise(3.0, scale=0.001), -23.0),
+        (tone(4.0, hz=110.0, amplitude=0.9), -18.0),
+    ],
+)
 def test_loudness_lands_within_0_3_lu_of_the_target(signal, target):
     out, report = finish(signal, SR, FinishOptions(loudness_lufs=target), bpm=120.0, beats_per_bar=4)
     assert abs(lufs(out) - target) < 0.3
@@ -65,16 +72,22 @@ def test_peak_never_exceeds_the_ceiling_and_the_lowered_gain_is_reported():
 
 
 def test_a_lower_ceiling_is_respected_too():
-    out, report = finish(tone(3.0, amplitude=0.5), SR, FinishOptions(loudness_lufs=-8.0, peak_ceiling_dbfs=-6.0),
-                         bpm=120.0, beats_per_bar=4)
+    out, report = finish(
+        tone(3.0, amplitude=0.5),
+        SR,
+        FinishOptions(loudness_lufs=-8.0, peak_ceiling_dbfs=-6.0),
+        bpm=120.0,
+        beats_per_bar=4,
+    )
     assert float(np.max(np.abs(out))) <= 10 ** (-6 / 20)
     assert report.peak_limited
 
 
 @pytest.mark.parametrize("n", [0, 1, 100, round(0.39 * SR), SR * 4])
 def test_silence_stays_silence_without_nan_or_errors(n):
-    out, report = finish(np.zeros(n, np.float32), SR, FinishOptions(loudness_lufs=-14.0, trim_bars=True),
-                         bpm=120.0, beats_per_bar=4)
+    out, report = finish(
+        np.zeros(n, np.float32), SR, FinishOptions(loudness_lufs=-14.0, trim_bars=True), bpm=120.0, beats_per_bar=4
+    )
     assert out.dtype == np.float32 and not np.isnan(out).any()
     assert np.array_equal(out, np.zeros_like(out))
     assert report.loudness_before_lufs is None and report.loudness_after_lufs is None and report.gain_db == 0.0
@@ -84,16 +97,18 @@ def test_silence_stays_silence_without_nan_or_errors(n):
 
 def test_audio_under_one_loudness_block_keeps_its_level_and_says_why():
     short = tone(0.3)
-    out, report = finish(short, SR, FinishOptions(loudness_lufs=-14.0, **NO_FADES, dc_remove=False),
-                         bpm=120.0, beats_per_bar=4)
+    out, report = finish(
+        short, SR, FinishOptions(loudness_lufs=-14.0, **NO_FADES, dc_remove=False), bpm=120.0, beats_per_bar=4
+    )
     assert np.array_equal(out, short)
     assert report.notes == ("loudness left unchanged: shorter than one 400 ms loudness block",)
 
 
 def test_sound_below_the_absolute_gate_is_left_alone_as_silence():
     whisper = noise(2.0, scale=1e-5)  # about -90 LUFS
-    out, report = finish(whisper, SR, FinishOptions(loudness_lufs=-14.0, **NO_FADES, dc_remove=False),
-                         bpm=120.0, beats_per_bar=4)
+    out, report = finish(
+        whisper, SR, FinishOptions(loudness_lufs=-14.0, **NO_FADES, dc_remove=False), bpm=120.0, beats_per_bar=4
+    )
     assert np.array_equal(out, whisper)
     assert report.gain_db == 0.0 and "silent" in report.notes[0]
 
@@ -142,8 +157,13 @@ def test_fades_start_and_end_at_exactly_zero_and_leave_the_middle_untouched():
 
 
 def test_fades_longer_than_the_take_meet_in_the_middle():
-    out, report = finish(np.ones(100, np.float32), SR, FinishOptions(dc_remove=False, fade_in_ms=50.0,
-                                                                      fade_out_ms=50.0), bpm=120.0, beats_per_bar=4)
+    out, report = finish(
+        np.ones(100, np.float32),
+        SR,
+        FinishOptions(dc_remove=False, fade_in_ms=50.0, fade_out_ms=50.0),
+        bpm=120.0,
+        beats_per_bar=4,
+    )
     assert report.fade_in_samples == report.fade_out_samples == 50
     assert out[0] == 0.0 and out[-1] == 0.0 and float(np.max(out)) < 1.0
 
@@ -165,8 +185,9 @@ def test_trimmed_length_is_exactly_n_bars_with_no_drift(sr, bpm_tenths, beats_pe
     target = expected_bar_end(n_bars, sr, bpm_tenths, beats_per_bar)
     spare = expected_bar_end(n_bars + 1, sr, bpm_tenths, beats_per_bar) - target - 1  # just short of one more bar
     signal = np.full(target + spare, 0.25, np.float32)
-    out, report = finish(signal, sr, FinishOptions(trim_bars=True, dc_remove=False, **NO_FADES),
-                         bpm=bpm, beats_per_bar=beats_per_bar)
+    out, report = finish(
+        signal, sr, FinishOptions(trim_bars=True, dc_remove=False, **NO_FADES), bpm=bpm, beats_per_bar=beats_per_bar
+    )
     assert out.shape[0] == target
     assert report.bars == n_bars and report.trimmed_end == spare and report.trimmed_start == 0
     if n_bars == 64 and bpm_tenths == 937:  # one rounded bar, repeated, would have drifted off the grid
@@ -175,11 +196,13 @@ def test_trimmed_length_is_exactly_n_bars_with_no_drift(sr, bpm_tenths, beats_pe
 
 def test_one_more_sample_makes_one_more_bar():
     end = expected_bar_end(8, SR, 937, 7)
-    out, report = finish(np.zeros(end, np.float32), SR, FinishOptions(trim_bars=True, **NO_FADES),
-                         bpm=93.7, beats_per_bar=7)
+    out, report = finish(
+        np.zeros(end, np.float32), SR, FinishOptions(trim_bars=True, **NO_FADES), bpm=93.7, beats_per_bar=7
+    )
     assert report.bars == 8 and out.shape[0] == end
-    _, short = finish(np.zeros(end - 1, np.float32), SR, FinishOptions(trim_bars=True, **NO_FADES),
-                      bpm=93.7, beats_per_bar=7)
+    _, short = finish(
+        np.zeros(end - 1, np.float32), SR, FinishOptions(trim_bars=True, **NO_FADES), bpm=93.7, beats_per_bar=7
+    )
     assert short.bars == 7
 
 
@@ -187,8 +210,14 @@ def test_bar_origin_cuts_the_lead_in_and_counts_bars_from_there():
     origin = 12345
     end = expected_bar_end(3, SR, 1200, 4)  # 120 bpm 4/4: 2 s bars
     signal = np.arange(origin + end + 500, dtype=np.float32)
-    out, report = finish(signal, SR, FinishOptions(trim_bars=True, dc_remove=False, **NO_FADES),
-                         bpm=120.0, beats_per_bar=4, bar_origin_samples=origin)
+    out, report = finish(
+        signal,
+        SR,
+        FinishOptions(trim_bars=True, dc_remove=False, **NO_FADES),
+        bpm=120.0,
+        beats_per_bar=4,
+        bar_origin_samples=origin,
+    )
     assert out[0] == origin and out.shape[0] == end == 3 * 2 * SR
     assert (report.trimmed_start, report.trimmed_end, report.bars) == (origin, 500, 3)
     assert report.samples_trimmed == origin + 500
@@ -196,16 +225,23 @@ def test_bar_origin_cuts_the_lead_in_and_counts_bars_from_there():
 
 def test_bar_multiple_keeps_whole_phrases():
     end = expected_bar_end(11, SR, 1200, 4)
-    out, report = finish(np.zeros(end, np.float32), SR, FinishOptions(trim_bars=True, bar_multiple=4),
-                         bpm=120.0, beats_per_bar=4)
+    out, report = finish(
+        np.zeros(end, np.float32), SR, FinishOptions(trim_bars=True, bar_multiple=4), bpm=120.0, beats_per_bar=4
+    )
     assert report.bars == 8 and out.shape[0] == 8 * 2 * SR
 
 
 @pytest.mark.parametrize("origin", [0, 3 * SR])
 def test_a_take_shorter_than_one_bar_is_left_untrimmed_and_reported(origin):
     signal = noise(1.5) if origin == 0 else noise(4.0)  # 1.5 s at 60 bpm in 4/4 is under a 4 s bar
-    out, report = finish(signal, SR, FinishOptions(trim_bars=True, dc_remove=False, **NO_FADES),
-                         bpm=60.0, beats_per_bar=4, bar_origin_samples=origin)
+    out, report = finish(
+        signal,
+        SR,
+        FinishOptions(trim_bars=True, dc_remove=False, **NO_FADES),
+        bpm=60.0,
+        beats_per_bar=4,
+        bar_origin_samples=origin,
+    )
     assert np.array_equal(out, signal)
     assert report.bars is None and report.samples_trimmed == 0
     assert report.notes and "shorter than one bar" in report.notes[0]
@@ -223,8 +259,13 @@ def test_bar_helpers_are_exact_fractions():
 def test_report_is_json_ready_and_records_every_step():
     import json
 
-    out, report = finish((noise(5.0) + 0.1).astype(np.float32), SR,
-                         FinishOptions(trim_bars=True, loudness_lufs=-16.0), bpm=100.0, beats_per_bar=3)
+    out, report = finish(
+        (noise(5.0) + 0.1).astype(np.float32),
+        SR,
+        FinishOptions(trim_bars=True, loudness_lufs=-16.0),
+        bpm=100.0,
+        beats_per_bar=3,
+    )
     d = json.loads(json.dumps(report.as_dict(), allow_nan=False))
     assert d["bars"] == 2 and d["output_samples"] == out.shape[0] == 2 * round(SR * 1.8)
     assert d["fade_in_samples"] == d["fade_out_samples"] == round(0.005 * SR)
@@ -232,25 +273,39 @@ def test_report_is_json_ready_and_records_every_step():
     assert isinstance(report, FinishReport) and report.input_samples == 5 * SR
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"loudness_lufs": 5.0}, "loudness_lufs"), ({"loudness_lufs": -90.0}, "loudness_lufs"),
-    ({"loudness_lufs": float("nan")}, "loudness_lufs"), ({"loudness_lufs": "-14"}, "loudness_lufs"),
-    ({"fade_in_ms": -1.0}, "fade_in_ms"), ({"fade_out_ms": float("inf")}, "fade_out_ms"),
-    ({"peak_ceiling_dbfs": 1.0}, "peak_ceiling_dbfs"), ({"dc_remove": 1}, "dc_remove"),
-    ({"trim_bars": "yes"}, "trim_bars"), ({"bar_multiple": 0}, "bar_multiple"), ({"bar_multiple": 2.0}, "bar_multiple"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"loudness_lufs": 5.0}, "loudness_lufs"),
+        ({"loudness_lufs": -90.0}, "loudness_lufs"),
+        ({"loudness_lufs": float("nan")}, "loudness_lufs"),
+        ({"loudness_lufs": "-14"}, "loudness_lufs"),
+        ({"fade_in_ms": -1.0}, "fade_in_ms"),
+        ({"fade_out_ms": float("inf")}, "fade_out_ms"),
+        ({"peak_ceiling_dbfs": 1.0}, "peak_ceiling_dbfs"),
+        ({"dc_remove": 1}, "dc_remove"),
+        ({"trim_bars": "yes"}, "trim_bars"),
+        ({"bar_multiple": 0}, "bar_multiple"),
+        ({"bar_multiple": 2.0}, "bar_multiple"),
+    ],
+)
 def test_bad_options_are_refused_with_their_name(kwargs, words):
     with pytest.raises(ValueError, match=words):
         FinishOptions(**kwargs)
 
 
-@pytest.mark.parametrize("audio, kwargs, words", [
-    (np.zeros((10, 2), np.float32), {}, "mono"), (np.zeros(10, np.int16), {}, "mono"),
-    (np.array([0.0, np.nan], np.float32), {}, "NaN"), (np.zeros(10, np.float32), {"bpm": 0.0}, "bpm"),
-    (np.zeros(10, np.float32), {"bpm": float("inf")}, "bpm"),
-    (np.zeros(10, np.float32), {"beats_per_bar": 0}, "beats_per_bar"),
-    (np.zeros(10, np.float32), {"bar_origin_samples": -1}, "bar_origin_samples"),
-])
+@pytest.mark.parametrize(
+    "audio, kwargs, words",
+    [
+        (np.zeros((10, 2), np.float32), {}, "mono"),
+        (np.zeros(10, np.int16), {}, "mono"),
+        (np.array([0.0, np.nan], np.float32), {}, "NaN"),
+        (np.zeros(10, np.float32), {"bpm": 0.0}, "bpm"),
+        (np.zeros(10, np.float32), {"bpm": float("inf")}, "bpm"),
+        (np.zeros(10, np.float32), {"beats_per_bar": 0}, "beats_per_bar"),
+        (np.zeros(10, np.float32), {"bar_origin_samples": -1}, "bar_origin_samples"),
+    ],
+)
 def test_bad_calls_are_refused_with_their_name(audio, kwargs, words):
     call = {"bpm": 120.0, "beats_per_bar": 4} | kwargs
     with pytest.raises(ValueError, match=words):

@@ -39,7 +39,7 @@ class _Replies:
         self.count = 0
 
     def update(self) -> int:
-        new = self.client.messages()[self.seen:]
+        new = self.client.messages()[self.seen :]
         self.seen += len(new)
         self.count += sum(1 for m in new if m.address in self.addresses)
         return self.count
@@ -64,13 +64,15 @@ def _flood(client: OscClient, requests: list[tuple[str, tuple]], window: int, re
             assert time.monotonic() < deadline, f"flood stalled: {replies.count} of {sent} answered"
             time.sleep(0.001)
             continue
-        for address, args in requests[sent: sent + room]:
+        for address, args in requests[sent : sent + room]:
             client.send(address, *args)
         sent += min(room, len(requests) - sent)
     return time.monotonic() - began
 
 
-def test_a_flood_of_requests_while_a_job_runs_is_answered_in_full_and_in_order_with_progress_still_arriving(make_bridge):
+def test_a_flood_of_requests_while_a_job_runs_is_answered_in_full_and_in_order_with_progress_still_arriving(
+    make_bridge,
+):
     bridge, c = make_bridge(max_queue=MAX_QUEUE)
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
     assert bridge.osc.rcvbuf >= 2 * 212992 > 0  # at least the stock default, read back after bind
@@ -99,7 +101,9 @@ def test_a_flood_of_requests_while_a_job_runs_is_answered_in_full_and_in_order_w
 
     got = [m for m in c.messages()[start:] if m.address in counts]
     assert {a: sum(1 for m in got if m.address == a) for a in counts} == counts  # nothing lost
-    assert [m.args[0] for m in got if m.address == "/jb/set/top_k"] == [a[0] for r, a in requests if r == "/jb/set/top_k"]
+    assert [m.args[0] for m in got if m.address == "/jb/set/top_k"] == [
+        a[0] for r, a in requests if r == "/jb/set/top_k"
+    ]
     generated = [m for m in got if m.address == "/jb/generate"]
     queued = [m.args[0] for m in generated if m.args[1] == "queued"]
     refused = [m for m in generated if m.args[0] == "error"]
@@ -118,8 +122,10 @@ def test_a_flood_of_requests_while_a_job_runs_is_answered_in_full_and_in_order_w
     end = c.wait_job(job, timeout=120)
     assert end.address == "/jb/job/done" and end.args[1] == 1
     assert all(c.wait_job(q).address == "/jb/job/cancelled" for q in queued)
-    print(f"\nflood: {len(requests)} requests in {seconds:.2f} s (window {window}, rcvbuf {bridge.osc.rcvbuf}), "
-          f"{len(got)} replies, {len(during)} progress messages during the flood, {len(refused)} 'queue full'")
+    print(
+        f"\nflood: {len(requests)} requests in {seconds:.2f} s (window {window}, rcvbuf {bridge.osc.rcvbuf}), "
+        f"{len(got)} replies, {len(during)} progress messages during the flood, {len(refused)} 'queue full'"
+    )
 
 
 def test_a_client_that_keeps_within_the_burst_limit_loses_nothing_with_the_stock_linux_receive_buffer(
@@ -161,21 +167,24 @@ def test_a_datagram_from_an_address_outside_the_allow_list_is_dropped_unanswered
         server.surface.notifier.stop()
 
 
-@pytest.mark.parametrize(("client", "allow", "expected"), [
-    ("127.0.0.1", (), True),
-    ("127.3.4.5", (), True),
-    ("::1", (), True),
-    ("192.168.1.20", (), False),
-    ("192.168.1.20", ("192.168.1.20",), True),
-    ("192.168.1.21", ("192.168.1.20",), False),
-    ("192.168.1.77", ("192.168.1.0/24",), True),
-    ("192.168.2.77", ("192.168.1.0/24",), False),
-    ("10.1.2.3", ("not-an-address", "10.0.0.0/8"), True),  # a bad entry is skipped, the rest still count
-    ("10.1.2.3", ("not-an-address",), False),
-    ("fe80::1", ("fe80::/10",), True),
-    ("localhost", ("localhost",), False),  # names are never resolved
-    ("", (), False),
-])
+@pytest.mark.parametrize(
+    ("client", "allow", "expected"),
+    [
+        ("127.0.0.1", (), True),
+        ("127.3.4.5", (), True),
+        ("::1", (), True),
+        ("192.168.1.20", (), False),
+        ("192.168.1.20", ("192.168.1.20",), True),
+        ("192.168.1.21", ("192.168.1.20",), False),
+        ("192.168.1.77", ("192.168.1.0/24",), True),
+        ("192.168.2.77", ("192.168.1.0/24",), False),
+        ("10.1.2.3", ("not-an-address", "10.0.0.0/8"), True),  # a bad entry is skipped, the rest still count
+        ("10.1.2.3", ("not-an-address",), False),
+        ("fe80::1", ("fe80::/10",), True),
+        ("localhost", ("localhost",), False),  # names are never resolved
+        ("", (), False),
+    ],
+)
 def test_the_allow_list_admits_loopback_and_listed_addresses_or_networks_only(client, allow, expected):
     assert allowed((client, 9000), allow) is expected
 

@@ -51,8 +51,13 @@ TALLY: Counter[str] = Counter()
 
 
 def fuzz(max_examples: int) -> settings:
-    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 @pytest.fixture
@@ -127,9 +132,19 @@ def _handle_and_check(bridge, client: OscClient, message: mido.Message) -> str:
 
 
 def _field_values(spec: dict) -> st.SearchStrategy[dict]:
-    ranges = {"channel": (0, 15), "note": (0, 127), "velocity": (0, 127), "control": (0, 127), "value": (0, 127),
-              "program": (0, 127), "pitch": (-8192, 8191), "frame_type": (0, 7), "frame_value": (0, 15),
-              "pos": (0, 16383), "song": (0, 127)}
+    ranges = {
+        "channel": (0, 15),
+        "note": (0, 127),
+        "velocity": (0, 127),
+        "control": (0, 127),
+        "value": (0, 127),
+        "program": (0, 127),
+        "pitch": (-8192, 8191),
+        "frame_type": (0, 7),
+        "frame_value": (0, 15),
+        "pos": (0, 16383),
+        "song": (0, 127),
+    }
     fields = {}
     for name in spec["value_names"]:
         if name == "data":
@@ -147,12 +162,17 @@ def _field_values(spec: dict) -> st.SearchStrategy[dict]:
 
 HANDLED = [spec for spec in specs.SPECS if spec["type"] in ("program_change", "note_on", "control_change")]
 every_type = st.one_of(st.sampled_from(specs.SPECS), st.sampled_from(HANDLED)).flatmap(
-    lambda spec: _field_values(spec).map(lambda values, t=spec["type"]: mido.Message(t, **values)))
+    lambda spec: _field_values(spec).map(lambda values, t=spec["type"]: mido.Message(t, **values))
+)
 raw_streams = st.one_of(
     st.binary(max_size=64),
-    st.lists(st.tuples(st.sampled_from([0x90, 0xB0, 0xC0, 0x9F, 0xBF, 0xF0, 0xF7, 0xF8, 0xFF]),
-                       st.lists(st.integers(0, 255), max_size=4)), max_size=8).map(
-        lambda parts: b"".join(bytes([s, *d]) for s, d in parts)),
+    st.lists(
+        st.tuples(
+            st.sampled_from([0x90, 0xB0, 0xC0, 0x9F, 0xBF, 0xF0, 0xF7, 0xF8, 0xFF]),
+            st.lists(st.integers(0, 255), max_size=4),
+        ),
+        max_size=8,
+    ).map(lambda parts: b"".join(bytes([s, *d]) for s, d in parts)),
 )
 
 
@@ -199,7 +219,11 @@ def _mapped_messages_through_the_port_still_work(bridge, client: OscClient, port
     while time.monotonic() < deadline and bridge.controller.preset != "warm":
         time.sleep(0.01)
     session = bridge.controller.session
-    assert bridge.controller.preset == "warm" and session.temperature == (0.95, 0.95, 0.95) and session.artist == "Alan Jackson"
+    assert (
+        bridge.controller.preset == "warm"
+        and session.temperature == (0.95, 0.95, 0.95)
+        and session.artist == "Alan Jackson"
+    )
     port.send(mido.Message("control_change", control=21, value=0))
     while time.monotonic() < deadline and bridge.controller.session.temperature != (0.5, 0.5, 0.5):
         time.sleep(0.01)
@@ -216,17 +240,24 @@ def test_a_midi_map_that_is_not_toml_or_binds_nonsense_disables_midi_naming_the_
         "param.toml": b'[cc]\n21 = "lyrics"\n',
         "range.toml": b'[cc]\n21 = { param = "temperature", min = 0.5, max = 99 }\n',
         "number.toml": b'[notes]\n128 = "generate"\n',
-        "table.toml": b'[input]\nchannel = 17\n',
+        "table.toml": b"[input]\nchannel = 17\n",
     }
-    needles = {"binary.toml": "cannot read", "syntax.toml": "not valid TOML", "param.toml": "lyrics",
-               "range.toml": "temperature", "number.toml": "0-127", "table.toml": "channel"}
+    needles = {
+        "binary.toml": "cannot read",
+        "syntax.toml": "not valid TOML",
+        "param.toml": "lyrics",
+        "range.toml": "temperature",
+        "number.toml": "0-127",
+        "table.toml": "channel",
+    }
     for name, data in cases.items():
         path = tmp_path / name
         path.write_bytes(data)
         listener = OscClient(0)  # only listens: a subscriber from the start hears the start-up report
         try:
-            bridge, client = make_bridge(midi_map=path, midi_ports=[mido.ports.EchoPort("x")],
-                                         subscribers=(("127.0.0.1", listener.port),))
+            bridge, client = make_bridge(
+                midi_map=path, midi_ports=[mido.ports.EchoPort("x")], subscribers=(("127.0.0.1", listener.port),)
+            )
             assert bridge.midi is None, name
             report = listener.wait_for(lambda m: m.address == "/jb/error" and "MIDI disabled" in str(m.args), 10)
             assert report.args[0] == "midi" and str(path) in report.args[1] and needles[name] in report.args[1], report

@@ -31,8 +31,13 @@ from tests.bridge.harness import Message, OscClient
 
 def fuzz(max_examples: int) -> settings:
     """Bounded and reproducible: the same examples on every run, so the counts in the docs can be checked."""
-    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 TALLY: Counter[str] = Counter()  # datagrams and messages fuzzed, per test (printed)
@@ -93,7 +98,9 @@ def _check_replies(parsed: osc_fuzz.Parsed, replies: list[Message], datagram: by
     addresses = parsed.addresses
     owed = []
     for address in set(addresses):
-        on_it = [m for m in replies if m.address == address and not (address == "/jb/error" and m.args[:1] != ["error"])]
+        on_it = [
+            m for m in replies if m.address == address and not (address == "/jb/error" and m.args[:1] != ["error"])
+        ]
         expected = addresses.count(address) + (1 if address == "/jb/ping" else 0)
         assert len(on_it) == expected, f"{address}: {len(on_it)} replies, expected {expected}; {where}"
         errors = [m for m in on_it if _is_error(m)]
@@ -147,8 +154,11 @@ def _still_serving(bridge, client: OscClient) -> None:
 
 
 def _no_handler_crashed(caplog) -> None:
-    crashed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage() and r.name.startswith("bridge")
-               and r.exc_info is not None]
+    crashed = [
+        r.getMessage()
+        for r in caplog.records
+        if "failed" in r.getMessage() and r.name.startswith("bridge") and r.exc_info is not None
+    ]
     assert not crashed, crashed
 
 
@@ -185,7 +195,9 @@ def test_fuzzed_messages_on_every_address_get_exactly_their_reply_and_change_onl
     print(f"\nOSC fuzz, single messages: {TALLY['single datagrams']} datagrams, {dict(outcomes)}")
 
 
-def test_random_bytes_cut_and_corrupted_packets_get_one_malformed_error_or_the_replies_of_what_parses(fuzz_bridge, caplog):
+def test_random_bytes_cut_and_corrupted_packets_get_one_malformed_error_or_the_replies_of_what_parses(
+    fuzz_bridge, caplog
+):
     caplog.set_level(logging.WARNING)
     bridge, client = fuzz_bridge
     outcomes: Counter[str] = Counter()
@@ -236,13 +248,23 @@ class _Opaque:
 
 python_values = st.one_of(
     st.text(max_size=30),  # lone surrogates included: no OSC datagram can carry them, a Python caller can
-    st.integers(), st.floats(), st.booleans(), st.none(), st.binary(max_size=20), st.complex_numbers(),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-    st.just(_Opaque()), st.just(Path("/tmp")), st.just(float("nan")),
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.binary(max_size=20),
+    st.complex_numbers(),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.just(_Opaque()),
+    st.just(Path("/tmp")),
+    st.just(float("nan")),
 )
 
 
-def test_arguments_no_datagram_can_carry_are_refused_cleanly_when_a_caller_hands_them_to_the_surface(fuzz_bridge, caplog):
+def test_arguments_no_datagram_can_carry_are_refused_cleanly_when_a_caller_hands_them_to_the_surface(
+    fuzz_bridge, caplog
+):
     """OscSurface.handle is also called in process (the demo, bundles): surrogates, big ints, dicts, objects."""
     caplog.set_level(logging.WARNING)
     bridge, client = fuzz_bridge
@@ -259,9 +281,22 @@ def test_arguments_no_datagram_can_carry_are_refused_cleanly_when_a_caller_hands
         parsed = osc_fuzz.Parsed(((address, tuple(args)),))
         owed = _check_replies(parsed, replies, repr((address, args)).encode())
         if owed[0].args[:1] != ["error"]:
-            assert all(not isinstance(a, (_Opaque, dict, complex)) for a in args) or address in (
-                "/jb/ping", "/jb/status", "/jb/help", "/jb/jobs", "/jb/get/session", "/jb/preset/list", "/jb/prime/inbox",
-                "/jb/prime/clear", "/jb/get/prime") or address.startswith("/jb/get/"), (address, args, owed[0].args)
+            assert (
+                all(not isinstance(a, (_Opaque, dict, complex)) for a in args)
+                or address
+                in (
+                    "/jb/ping",
+                    "/jb/status",
+                    "/jb/help",
+                    "/jb/jobs",
+                    "/jb/get/session",
+                    "/jb/preset/list",
+                    "/jb/prime/inbox",
+                    "/jb/prime/clear",
+                    "/jb/get/prime",
+                )
+                or address.startswith("/jb/get/")
+            ), (address, args, owed[0].args)
         else:
             assert _state(bridge) == before
         TALLY["in-process calls"] += 1

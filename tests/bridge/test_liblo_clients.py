@@ -55,8 +55,13 @@ class Dump:
 
 
 def oscsend(port: int, address: str, types: str = "", *values: str) -> None:
-    subprocess.run(["oscsend", "localhost", str(port), address, types, *values] if types else
-                   ["oscsend", "localhost", str(port), address], check=True, timeout=10)
+    subprocess.run(
+        ["oscsend", "localhost", str(port), address, types, *values]
+        if types
+        else ["oscsend", "localhost", str(port), address],
+        check=True,
+        timeout=10,
+    )
 
 
 def test_oscsend_requests_reach_the_bridge_and_oscdump_hears_replies_and_a_whole_job(make_bridge):

@@ -563,4 +563,3 @@ def test_learn_note_is_not_rebound_by_a_note_learn(controls: RecordingControls, 
         port.feed(mido.Message("note_on", note=72, velocity=100))  # the learn pad: cancels instead
         assert midi.learning is None and midi.mapping.notes[72] == "learn"
     assert controls.reports[-1][1:] == ("midi learn cancelled (generate)", False)
-

@@ -136,7 +136,9 @@ def test_cancel_keeps_what_was_sampled_and_continue_picks_up_from_there(make_bri
     assert torch.equal(extended[:, : kept[2].shape[1]], kept[2])
     assert extended.shape[1] == -(-(kept[2].shape[1] * 128 + round(SHORT * 44100)) // 128)
     take = _takes(c, cont)[0]
-    assert sf.info(take.args[3]).frames == kept[2].shape[1] * 128 + round(SHORT * 44100)  # the earlier take + the new part
+    assert sf.info(take.args[3]).frames == kept[2].shape[1] * 128 + round(
+        SHORT * 44100
+    )  # the earlier take + the new part
 
 
 def test_a_primed_take_follows_the_prime_and_primes_outside_the_allowed_folders_are_refused(make_bridge, tmp_path):
@@ -150,8 +152,12 @@ def test_a_primed_take_follows_the_prime_and_primes_outside_the_allowed_folders_
     sf.write(outside, np.zeros(4410, dtype=np.float32), 44100)
     (inbox / "escape.wav").symlink_to(outside)
 
-    for path, needle in [(str(outside), "outside"), (str(inbox / ".." / "elsewhere.wav"), "outside"),
-                         (str(inbox / "escape.wav"), "outside"), (str(inbox / "missing.wav"), "not a file")]:
+    for path, needle in [
+        (str(outside), "outside"),
+        (str(inbox / ".." / "elsewhere.wav"), "outside"),
+        (str(inbox / "escape.wav"), "outside"),
+        (str(inbox / "missing.wav"), "not a file"),
+    ]:
         reply = c.ask("/jb/prime/file", path)
         assert reply.args[0] == "error" and needle in reply.args[1], (path, reply.args)
     assert c.ask("/jb/prime/file", "clip.wav").args == [str(inbox / "clip.wav")]  # relative to the inbox
@@ -280,7 +286,7 @@ def test_a_long_prime_is_read_from_its_end_and_the_take_follows_its_last_seconds
     """Only the kept tail of a long export is decoded; the take starts with exactly that tail."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    bridge, c = make_bridge(inbox_dir=inbox, output_format="float")
+    _, c = make_bridge(inbox_dir=inbox, output_format="float")
     sr = 44100
     silence, tone = np.zeros(sr * 30, dtype=np.float32), 0.4 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)
     sf.write(inbox / "long.wav", np.concatenate([silence, tone.astype(np.float32)]), sr, subtype="FLOAT")

@@ -18,12 +18,23 @@ def test_whole_numbers_come_as_ints_floats_strings_or_bools(raw):
     assert parse_param("n_takes", [raw]) == (1 if raw is True else 3)
 
 
-@pytest.mark.parametrize("name,args,needle", [
-    ("n_takes", [2.5], "whole number"), ("n_takes", [0], "outside"), ("temperature", ["warm"], "expected a number"),
-    ("temperature", [0.9, 0.9], "one value"), ("temperature", [1, 1, 1, 1], "too many"), ("top_p", [1.5], "outside"),
-    ("length_unit", ["beats"], "'s' or 'bars'"), ("artist", [], "a value is needed"), ("artist", [None], "expected text"),
-    ("lyrics", ["x" * 20_001], "limit"), ("genre", ["a\x00b"], "NUL"), ("nothing", [1], "unknown parameter"),
-])
+@pytest.mark.parametrize(
+    "name,args,needle",
+    [
+        ("n_takes", [2.5], "whole number"),
+        ("n_takes", [0], "outside"),
+        ("temperature", ["warm"], "expected a number"),
+        ("temperature", [0.9, 0.9], "one value"),
+        ("temperature", [1, 1, 1, 1], "too many"),
+        ("top_p", [1.5], "outside"),
+        ("length_unit", ["beats"], "'s' or 'bars'"),
+        ("artist", [], "a value is needed"),
+        ("artist", [None], "expected text"),
+        ("lyrics", ["x" * 20_001], "limit"),
+        ("genre", ["a\x00b"], "NUL"),
+        ("nothing", [1], "unknown parameter"),
+    ],
+)
 def test_bad_values_are_refused_with_the_parameter_named(name, args, needle):
     with pytest.raises(CommandError, match=needle):
         parse_param(name, args)
@@ -55,8 +66,16 @@ def test_cc_values_map_linearly_onto_the_knob_range():
         PARAMS["artist"].from_cc(3)
 
 
-@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.text(max_size=30), st.booleans(),
-                 st.binary(max_size=20), st.none()))
+@given(
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(),
+        st.text(max_size=30),
+        st.booleans(),
+        st.binary(max_size=20),
+        st.none(),
+    )
+)
 def test_any_single_value_for_any_parameter_is_either_accepted_in_range_or_refused_cleanly(value):
     for name, spec in PARAMS.items():
         try:
@@ -64,7 +83,7 @@ def test_any_single_value_for_any_parameter_is_either_accepted_in_range_or_refus
         except CommandError as e:
             assert name in str(e)
             continue
-        for number in (out if isinstance(out, tuple) else (out,)):
+        for number in out if isinstance(out, tuple) else (out,):
             if isinstance(number, float):
                 assert math.isfinite(number)
                 assert spec.lo is None or spec.lo <= number <= spec.hi

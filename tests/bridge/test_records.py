@@ -36,9 +36,13 @@ def test_a_take_record_round_trips_through_its_sidecar_json_for_every_mode(mode)
 def test_a_job_record_round_trips_through_the_journal_for_every_mode(mode):
     spec = example_spec(mode)
     record = JobRecord(spec)
-    for event in (JobQueued(spec.id, spec.origin, 1, -1.0, mode.value, spec.seed), JobStarted(spec.id, spec.origin, Stage.PREVIEW),
-                  JobPlanned(spec.id, spec.origin, (2, 1, 0), "/p/.jukebox/codes/jbbbbbbb.pt"),
-                  TakeDelivered(spec.id, spec.origin, 1, 2, "/p/take.wav", spec.seed), LevelDone(spec.id, spec.origin, 2)):
+    for event in (
+        JobQueued(spec.id, spec.origin, 1, -1.0, mode.value, spec.seed),
+        JobStarted(spec.id, spec.origin, Stage.PREVIEW),
+        JobPlanned(spec.id, spec.origin, (2, 1, 0), "/p/.jukebox/codes/jbbbbbbb.pt"),
+        TakeDelivered(spec.id, spec.origin, 1, 2, "/p/take.wav", spec.seed),
+        LevelDone(spec.id, spec.origin, 2),
+    ):
         assert record.apply(event)
     again = JobRecord.from_dict(_through_json(record.to_dict()), resumed=True)
     assert again.spec == spec and again.resumed
@@ -96,8 +100,11 @@ def test_a_journal_record_of_any_other_shape_is_refused_naming_what_is_wrong(fie
 HOSTILE_SIDECAR = [
     ("job", "../escape", "not a job id"),
     ("regenerate", [], "must be an object"),
-    ("regenerate", {"request": {"mode": "primed", "new_samples": 1, "total_samples": 1}, "levels": [2]},
-     "needs a prime clip"),
+    (
+        "regenerate",
+        {"request": {"mode": "primed", "new_samples": 1, "total_samples": 1}, "levels": [2]},
+        "needs a prime clip",
+    ),
     ("mode", "ancestral", "disagrees"),
     ("seed", -4, "outside"),
     ("seed", True, "must be an integer"),

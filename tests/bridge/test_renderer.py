@@ -94,8 +94,12 @@ def test_takes_are_resampled_to_the_project_rate_in_the_chosen_format(tmp_path, 
 
 def test_float_takes_keep_overs_and_integer_takes_are_clipped(tmp_path):
     loud = np.full(100, 1.5, dtype=np.float32)
-    f = Renderer(RenderSettings(project_dir=tmp_path, subtype="float")).deliver(loud, source_sr=44100, stem="f", record=example_take_record())
-    i = Renderer(RenderSettings(project_dir=tmp_path)).deliver(loud, source_sr=44100, stem="i", record=example_take_record())
+    f = Renderer(RenderSettings(project_dir=tmp_path, subtype="float")).deliver(
+        loud, source_sr=44100, stem="f", record=example_take_record()
+    )
+    i = Renderer(RenderSettings(project_dir=tmp_path)).deliver(
+        loud, source_sr=44100, stem="i", record=example_take_record()
+    )
     assert sf.read(str(f))[0].max() == pytest.approx(1.5) and sf.read(str(i))[0].max() <= 1.0
 
 
@@ -103,7 +107,9 @@ def test_a_take_with_nan_samples_is_refused_before_anything_is_written(tmp_path)
     bad = _tone()
     bad[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        Renderer(RenderSettings(project_dir=tmp_path)).deliver(bad, source_sr=44100, stem="t", record=example_take_record())
+        Renderer(RenderSettings(project_dir=tmp_path)).deliver(
+            bad, source_sr=44100, stem="t", record=example_take_record()
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -143,6 +149,7 @@ def test_a_disk_that_fills_up_while_a_take_is_written_raises_the_systems_error_n
 
     monkeypatch.setattr(renderer.os, "fdopen", lambda fd, mode: FillsUp(real_fdopen(fd, mode)))
     with pytest.raises(OSError, match="No space left on device"):
-        Renderer(RenderSettings(project_dir=tmp_path)).deliver(_tone(0.5), source_sr=44100, stem="t",
-                                                              record=example_take_record())
+        Renderer(RenderSettings(project_dir=tmp_path)).deliver(
+            _tone(0.5), source_sr=44100, stem="t", record=example_take_record()
+        )
     assert list(tmp_path.iterdir()) == []  # no partial take, no temp file

@@ -22,9 +22,27 @@ LENGTH = 0.3  # seconds: the level-1 stage runs long enough to be killed in the 
 
 def _start_process(bundle: Path, project: Path, presets: Path) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "run_bridge.py"), "--bundle", str(bundle), "--project", str(project),
-         "--presets", str(presets), "--port", "0", "--device", "cpu", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            str(REPO / "run_bridge.py"),
+            "--bundle",
+            str(bundle),
+            "--project",
+            str(project),
+            "--presets",
+            str(presets),
+            "--port",
+            "0",
+            "--device",
+            "cpu",
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     line = proc.stdout.readline()
     assert "OSC on" in line, line
     port = int(line.split("OSC on ")[1].split(",")[0].rsplit(":", 1)[1])
@@ -35,7 +53,9 @@ def _levels_by_job(project: Path) -> Counter:
     return Counter((p.name.split("_")[2], p.name.rsplit("_", 1)[1]) for p in project.glob("*.wav"))
 
 
-def test_a_killed_bridge_leaves_no_partial_take_and_resumes_its_jobs_after_a_restart(tiny_bundle, tmp_path, make_bridge):
+def test_a_killed_bridge_leaves_no_partial_take_and_resumes_its_jobs_after_a_restart(
+    tiny_bundle, tmp_path, make_bridge
+):
     project, presets = tmp_path / "project", tmp_path / "presets"
     presets.mkdir()
     proc, port = _start_process(tiny_bundle, project, presets)
@@ -52,7 +72,9 @@ def test_a_killed_bridge_leaves_no_partial_take_and_resumes_its_jobs_after_a_res
         second = client.ask("/jb/generate").args[0]
         # both previews are delivered first; kill while the first job is being upsampled
         client.wait_for(lambda m: m.address == "/jb/job/take" and m.args[0] == second and m.args[2] == 2, timeout=240)
-        client.wait_for(lambda m: m.address == "/jb/job/progress" and m.args[0] == first and m.args[1] == 1, timeout=120)
+        client.wait_for(
+            lambda m: m.address == "/jb/job/progress" and m.args[0] == first and m.args[1] == 1, timeout=120
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -64,7 +86,9 @@ def test_a_killed_bridge_leaves_no_partial_take_and_resumes_its_jobs_after_a_res
     assert before == Counter({(first, "L2.wav"): 1, (second, "L2.wav"): 1})
     for wav in project.glob("*.wav"):  # every visible take is whole, with its sidecar
         assert sf.info(str(wav)).frames == round(LENGTH * 44100) and wav.with_suffix(".json").is_file()
-    journal = {json.loads(p.read_text())["id"]: json.loads(p.read_text()) for p in (project / ".jukebox/jobs").glob("*.json")}
+    journal = {
+        json.loads(p.read_text())["id"]: json.loads(p.read_text()) for p in (project / ".jukebox/jobs").glob("*.json")
+    }
     assert {journal[first]["state"], journal[second]["state"]} <= {"queued", "running"}
     saved = project / ".jukebox/codes" / f"{first}.pt"
     assert saved.is_file()
@@ -72,7 +96,7 @@ def test_a_killed_bridge_leaves_no_partial_take_and_resumes_its_jobs_after_a_res
     import torch
 
     top_before = torch.load(saved, weights_only=True)["zs"][2]
-    bridge, c = make_bridge(project_dir=project)  # the same project folder, a new process's worth of bridge
+    _, c = make_bridge(project_dir=project)  # the same project folder, a new process's worth of bridge
     c.ask("/jb/subscribe")
     ends = [c.wait_job(job_id, timeout=300) for job_id in (first, second)]
     assert [e.address for e in ends] == ["/jb/job/done", "/jb/job/done"]
@@ -81,7 +105,9 @@ def test_a_killed_bridge_leaves_no_partial_take_and_resumes_its_jobs_after_a_res
     top_after = torch.load(saved, weights_only=True)["zs"][2]
     assert torch.equal(top_before, top_after)  # the finished level was not sampled again
     assert not list(project.glob(".*.part"))
-    assert {json.loads((project / ".jukebox/jobs" / f"{j}.json").read_text())["state"] for j in (first, second)} == {"done"}
+    assert {json.loads((project / ".jukebox/jobs" / f"{j}.json").read_text())["state"] for j in (first, second)} == {
+        "done"
+    }
 
 
 def test_stopping_the_bridge_interrupts_the_running_job_and_the_next_start_finishes_it(make_bridge, tmp_path):
@@ -99,7 +125,7 @@ def test_stopping_the_bridge_interrupts_the_running_job_and_the_next_start_finis
     record = json.loads((project / ".jukebox/jobs" / f"{job_id}.json").read_text())
     assert record["state"] == "queued"
 
-    again, c2 = make_bridge(project_dir=project)
+    _, c2 = make_bridge(project_dir=project)
     c2.ask("/jb/subscribe")
     assert c2.wait_job(job_id, timeout=240).address == "/jb/job/done"
     take = c2.wait_for(lambda m: m.address == "/jb/job/take" and m.args[0] == job_id)

@@ -17,21 +17,30 @@ def test_the_default_port_is_clear_of_the_ports_daws_and_tools_already_use():
 def test_a_settings_file_is_read_with_paths_relative_to_it_and_flags_win(tmp_path):
     f = tmp_path / "conf" / "bridge.toml"
     f.parent.mkdir()
-    f.write_text('[osc]\nport = 9960\nsubscribers = ["127.0.0.1:9961"]\n[folders]\nproject = "takes"\n'
-                 '[output]\nsample_rate = 48000\nformat = "float"\n[inbox]\npolling = true\n[model]\nprecision = "bfloat16"\ncompile = true\n')
+    f.write_text(
+        '[osc]\nport = 9960\nsubscribers = ["127.0.0.1:9961"]\n[folders]\nproject = "takes"\n'
+        '[output]\nsample_rate = 48000\nformat = "float"\n[inbox]\npolling = true\n[model]\nprecision = "bfloat16"\ncompile = true\n'
+    )
     s = load_settings(f, port=9970, inbox_dir=None)
     assert s.precision == "bfloat16" and s.compile_steps and load_settings().precision == "auto"
     assert s.port == 9970 and s.subscribers == (("127.0.0.1", 9961),)
     assert s.project_dir == (f.parent / "takes").resolve() and s.sample_rate == 48000 and s.inbox_polling
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("[osc]\nprot = 1\n", "unknown key 'prot' in [osc]"), ("[sound]\n", "unknown section [sound]"),
-    ("[osc]\nport = 70000\n", "not a port"), ("[osc]\nsubscribers = ['nope']\n", "host:port"),
-    ("[inbox]\npolling = 'yes'\n", "true or false"), ("[output]\nformat = 'mp3'\n", "pcm24"),
-    ("[osc\n", "bridge.toml"), ("[osc]\nallow = ['192.168.1.300']\n", "not an IP address or network"),
-    ("[model]\nprecision = 'int8'\n", "precision must be one of auto, float32, bfloat16, float16"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("[osc]\nprot = 1\n", "unknown key 'prot' in [osc]"),
+        ("[sound]\n", "unknown section [sound]"),
+        ("[osc]\nport = 70000\n", "not a port"),
+        ("[osc]\nsubscribers = ['nope']\n", "host:port"),
+        ("[inbox]\npolling = 'yes'\n", "true or false"),
+        ("[output]\nformat = 'mp3'\n", "pcm24"),
+        ("[osc\n", "bridge.toml"),
+        ("[osc]\nallow = ['192.168.1.300']\n", "not an IP address or network"),
+        ("[model]\nprecision = 'int8'\n", "precision must be one of auto, float32, bfloat16, float16"),
+    ],
+)
 def test_bad_settings_files_are_refused_naming_the_file_and_key(tmp_path, text, needle):
     f = tmp_path / "bridge.toml"
     f.write_text(text)

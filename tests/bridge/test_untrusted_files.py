@@ -203,7 +203,7 @@ def test_preset_files_with_hostile_names_are_refused_and_reported_with_printable
     errors = library.reload()
     assert library.names() == ["Dub (slow) é"]
     assert sorted(errors) == ["bidi\\u202eevil", "latin-\\udce9", "line\\nbreak"]
-    for kind, name, message in events.seen:
+    for _kind, name, message in events.seen:
         (name + message).encode("utf-8")  # a report can carry them: no lone surrogates
         assert "\n" not in name + message and "\u202e" not in name + message
     assert all("rename the file" in m for k, _, m in events.seen if k == ERROR)
@@ -353,9 +353,7 @@ def test_a_missing_midi_map_is_still_the_empty_map_when_allowed_but_a_dangling_l
         load_midi_map(tmp_path / "linked.toml", missing_ok=True)
 
 
-def test_midi_learn_on_a_full_disk_reports_the_systems_words_and_keeps_the_binding(
-    tmp_path: Path, monkeypatch
-) -> None:
+def test_midi_learn_on_a_full_disk_reports_the_systems_words_and_keeps_the_binding(tmp_path: Path, monkeypatch) -> None:
     controls = RecordingControls()
     path = tmp_path / "midi.toml"
     midi = MidiControl(controls, MidiMap(), map_path=path, ports=[])
@@ -376,7 +374,10 @@ def test_midi_learn_on_a_full_disk_reports_the_systems_words_and_keeps_the_bindi
 
 def test_check_clip_refuses_a_fifo_and_a_device_named_like_clips_without_blocking(tmp_path: Path) -> None:
     (tmp_path / "zero.wav").symlink_to("/dev/zero")
-    with fifos(tmp_path / "pipe.wav") as (pipe,), pytest.raises(CommandError, match=r"pipe\.wav: not a regular file \(it is a FIFO\)"):
+    with (
+        fifos(tmp_path / "pipe.wav") as (pipe,),
+        pytest.raises(CommandError, match=r"pipe\.wav: not a regular file \(it is a FIFO\)"),
+    ):
         finishes(lambda: check_clip(pipe), "check_clip(FIFO)")
     with pytest.raises(CommandError, match=r"zero\.wav: not a regular file \(it is a character device\)"):
         finishes(lambda: check_clip(tmp_path / "zero.wav"), "check_clip(/dev/zero)")
@@ -478,8 +479,11 @@ def test_a_bridge_with_a_fifo_hostile_presets_and_a_wrong_shaped_midi_map_starts
     write(presets / "shape.toml", "[values]\ntemperature = { a = 1 }\n")
     write(presets / "midi.toml", "[cc]\n21 = { param = 'top_k', min = inf, max = 1 }\n")  # an OverflowError once
     with fifos(presets / "pipe.toml"):
-        bridge, c = finishes(lambda: make_bridge(presets_dir=presets, midi_ports=[mido.ports.EchoPort("x")]),
-                             "starting the bridge", seconds=60)
+        bridge, c = finishes(
+            lambda: make_bridge(presets_dir=presets, midi_ports=[mido.ports.EchoPort("x")]),
+            "starting the bridge",
+            seconds=60,
+        )
     assert bridge.midi is None
     (disabled,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("MIDI disabled")]
     assert str(presets / "midi.toml") in disabled and "min must be a finite number" in disabled

@@ -52,8 +52,11 @@ def test_no_journal_file_of_any_shape_stops_a_start_and_the_good_records_still_r
     jobs.mkdir(parents=True)
     (jobs / "jgood000.json").write_text(json.dumps(_good_record(tmp_path)))
     hostile = {
-        "jlist000.json": "[1, 2, 3]", "jnull000.json": "null", "jtext000.json": '"just text"',
-        "jnum0000.json": "12", "jdeep000.json": "[" * 100_000 + "]" * 100_000,
+        "jlist000.json": "[1, 2, 3]",
+        "jnull000.json": "null",
+        "jtext000.json": '"just text"',
+        "jnum0000.json": "12",
+        "jdeep000.json": "[" * 100_000 + "]" * 100_000,
         "jtype000.json": json.dumps({**_good_record(tmp_path, "jtype000"), "files": {"a": 1}}),
         "jwho0000.json": json.dumps({**_good_record(tmp_path, "jwho0000"), "id": "../../escape"}),
         "jother00.json": json.dumps(_good_record(tmp_path, "jsomeone")),  # names another job than its file
@@ -106,8 +109,13 @@ def test_regenerate_of_a_fifo_or_a_huge_or_hostile_sidecar_answers_at_once_with_
     c = _controller(tmp_path)
     os.mkfifo(tmp_path / "fifo.json")
     (tmp_path / "huge.json").write_bytes(b"{" + b" " * (5 * 1024 * 1024) + b"}")
-    cases = {"fifo.json": "a FIFO", "huge.json": "over the limit", "list.json": "JSON list",
-             "deep.json": "not valid JSON", "wrong.json": "not a take sidecar"}
+    cases = {
+        "fifo.json": "a FIFO",
+        "huge.json": "over the limit",
+        "list.json": "JSON list",
+        "deep.json": "not valid JSON",
+        "wrong.json": "not a take sidecar",
+    }
     (tmp_path / "list.json").write_text("[]")
     (tmp_path / "deep.json").write_text("[" * 100_000)
     (tmp_path / "wrong.json").write_text(json.dumps({**example_take_record().to_dict(), "take": "two"}))
@@ -131,9 +139,14 @@ def test_a_codes_file_that_is_not_tensors_of_codes_is_refused_and_never_runs_cod
     torch.save([1, 2], tmp_path / "list.pt")
     torch.save({"zs": [torch.zeros(1, 3, dtype=torch.long)], "params": {"seed": "x"}}, tmp_path / "params.pt")
     os.mkfifo(tmp_path / "fifo.pt")
-    for name, reason in {"code.pt": "not a readable codes file", "floats.pt": "2-D int64", "rows.pt": "numbers of takes",
-                         "list.pt": "not a codes file", "params.pt": "seed must be an integer",
-                         "fifo.pt": "not a regular file"}.items():
+    for name, reason in {
+        "code.pt": "not a readable codes file",
+        "floats.pt": "2-D int64",
+        "rows.pt": "numbers of takes",
+        "list.pt": "not a codes file",
+        "params.pt": "seed must be an integer",
+        "fifo.pt": "not a regular file",
+    }.items():
         with pytest.raises(ValueError, match=reason):
             load_codes(tmp_path / name)
     assert not ran.exists()

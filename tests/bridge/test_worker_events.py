@@ -45,8 +45,13 @@ class Rig:
         self.queue = JobQueue()
         self.journal = JobJournal(tmp_path / ".jukebox/jobs")
         self.controller = Controller(self.settings, self.queue, self.bus, journal=self.journal)
-        self.worker = ModelWorker(self.controller.board, self.queue, Renderer(RenderSettings(project_dir=tmp_path)),
-                                  lambda: engine, state_dir=tmp_path / ".jukebox")
+        self.worker = ModelWorker(
+            self.controller.board,
+            self.queue,
+            Renderer(RenderSettings(project_dir=tmp_path)),
+            lambda: engine,
+            state_dir=tmp_path / ".jukebox",
+        )
         self.worker.start()
         assert self.worker.ready.wait(5)
 
@@ -83,9 +88,23 @@ def test_a_job_publishes_queued_started_planned_progress_takes_levels_and_done_i
     job = c.generate(origin=OSC)
     end = r.ended(job)
     kinds = [type(e) for e in r.of(job) if not isinstance(e, JobProgress)]
-    assert kinds == [JobQueued, JobStarted, JobPlanned, TakeDelivered, TakeDelivered, LevelDone,
-                     JobQueued, JobStarted, TakeDelivered, TakeDelivered, LevelDone, TakeDelivered, TakeDelivered,
-                     LevelDone, JobEnded]
+    assert kinds == [
+        JobQueued,
+        JobStarted,
+        JobPlanned,
+        TakeDelivered,
+        TakeDelivered,
+        LevelDone,
+        JobQueued,
+        JobStarted,
+        TakeDelivered,
+        TakeDelivered,
+        LevelDone,
+        TakeDelivered,
+        TakeDelivered,
+        LevelDone,
+        JobEnded,
+    ]
     assert [e.stage for e in r.of(job) if isinstance(e, JobStarted)] == [Stage.PREVIEW, Stage.UPSAMPLE]
     assert end.state is JobState.DONE and end.files == 6
     status = c.board.get(job).status()

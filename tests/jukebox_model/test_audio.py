@@ -25,7 +25,9 @@ def _peak_hz(x: torch.Tensor, sr: int) -> float:
     return float(spectrum.argmax()) * sr / x.shape[0]
 
 
-@pytest.mark.parametrize("fmt,subtype,tol", [("WAV", "PCM_24", 1e-6), ("WAV", "FLOAT", 0), ("FLAC", "PCM_24", 1e-6), ("OGG", "VORBIS", 0.05)])
+@pytest.mark.parametrize(
+    "fmt,subtype,tol", [("WAV", "PCM_24", 1e-6), ("WAV", "FLOAT", 0), ("FLAC", "PCM_24", 1e-6), ("OGG", "VORBIS", 0.05)]
+)
 def test_formats_read_back_as_mono_float32(tmp_path, fmt, subtype, tol):
     path = tmp_path / f"clip.{fmt.lower()}"
     sf.write(path, _sine(440, 0.5), SR, format=fmt, subtype=subtype)

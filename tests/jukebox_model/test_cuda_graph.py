@@ -45,7 +45,9 @@ def test_graph_replay_draws_the_eager_tokens_window_after_window(name, dtype):
 @pytest.mark.parametrize("name", NAMES)
 def test_a_token_step_makes_no_host_sync(name):
     prior, inputs = _on_gpu(name, torch.bfloat16)
-    decoder = WindowDecoder(prior, inputs, 2, DrawSettings(top_k=8, top_p=0.9), device=torch.device("cuda"), graph=False)
+    decoder = WindowDecoder(
+        prior, inputs, 2, DrawSettings(top_k=8, top_p=0.9), device=torch.device("cuda"), graph=False
+    )
     decoder.position.fill_(3)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

@@ -59,7 +59,10 @@ def _track(package, name, seconds=100.0, licence="GPL-2+", artist="x"):
 
 def test_select_drops_unfree_and_short_and_spreads_the_picks():
     tracks = [_track("p", f"t{i:02d}") for i in range(10)] + [
-        _track("p", "short", seconds=5), _track("p", "nc", licence="CC-BY-NC-4.0"), _track("q", "only")]
+        _track("p", "short", seconds=5),
+        _track("p", "nc", licence="CC-BY-NC-4.0"),
+        _track("q", "only"),
+    ]
     chosen = dc.select(tracks, per_package=4, min_seconds=30)
     names = [t.name for t in chosen if t.package == "p"]
     assert names == ["t00", "t03", "t06", "t09"]  # evenly over the sorted list, first and last included
@@ -93,7 +96,9 @@ def test_build_on_a_synthesised_package(tmp_path):
     music.mkdir(parents=True)
     for i, name in enumerate(["one", "two", "three"]):
         stereo = np.stack([_tone(3.0, 48000, 220 * (i + 1))] * 2, axis=1)
-        with sf.SoundFile(music / f"{name}.ogg", "w", samplerate=48000, channels=2, format="OGG", subtype="VORBIS") as f:
+        with sf.SoundFile(
+            music / f"{name}.ogg", "w", samplerate=48000, channels=2, format="OGG", subtype="VORBIS"
+        ) as f:
             f.artist = "Tag Composer"
             f.write(stereo)
     sf.write(music / "jingle.ogg", _tone(0.5, 44100, 440), 44100, format="OGG", subtype="VORBIS")
@@ -117,7 +122,9 @@ def test_build_on_a_synthesised_package(tmp_path):
     ]
     out = tmp_path / "corpus"
     logs = []
-    dc.build(out, specs, per_package=10, eval_per_package=1, min_seconds=1.0, max_seconds=2.0, doc_root=docs, log=logs.append)
+    dc.build(
+        out, specs, per_package=10, eval_per_package=1, min_seconds=1.0, max_seconds=2.0, doc_root=docs, log=logs.append
+    )
 
     split = json.loads((out / "split.json").read_text())
     records = {f"{r['package']}/{r['name']}": r for r in json.loads((out / "tracks.json").read_text())}

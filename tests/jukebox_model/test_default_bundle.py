@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from jukebox_model.api import SamplingParams
 from jukebox_model.audio_metrics import rms, spectral_flatness
 from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, load_bundle_dir, read_manifest
-from jukebox_model.api import SamplingParams
 
 ROOT = Path(__file__).resolve().parents[2]
 TAKE_SECONDS = 2.5
@@ -59,8 +59,13 @@ def test_generates_a_short_take_on_cpu_that_is_not_silence_or_noise(bundle):
     n = int(TAKE_SECONDS * sr) // top_hop * top_hop
     empty = [torch.zeros(1, 0, dtype=torch.long) for _ in range(vqvae.config.levels)]
     started = time.perf_counter()
-    result = sampler.sample(empty, n_samples=n, songs=[("Mattias Westlund", "orchestral", "")], total_length=120 * sr,
-                            params=SamplingParams(seed=3))
+    result = sampler.sample(
+        empty,
+        n_samples=n,
+        songs=[("Mattias Westlund", "orchestral", "")],
+        total_length=120 * sr,
+        params=SamplingParams(seed=3),
+    )
     with torch.no_grad():
         audio = vqvae.decode([result.zs[0]], start_level=0)[0, :, 0]
     elapsed = time.perf_counter() - started
@@ -85,8 +90,14 @@ def test_unknown_names_still_sample(bundle):
     n = sampler.levels[top].prior.config.n_ctx // 8 * sampler.vqvae.hop_lengths[top]
     empty = [torch.zeros(1, 0, dtype=torch.long) for _ in range(sampler.vqvae.config.levels)]
     with pytest.warns(UserWarning):
-        result = sampler.sample(empty, n_samples=n, songs=[("Nobody In Particular", "Polka", "")], total_length=60 * 44100,
-                                levels=[top], params=SamplingParams(seed=0))
+        result = sampler.sample(
+            empty,
+            n_samples=n,
+            songs=[("Nobody In Particular", "Polka", "")],
+            total_length=60 * 44100,
+            levels=[top],
+            params=SamplingParams(seed=0),
+        )
     assert result.zs[top].shape[1] == sampler.tokens_for(n, top)
 
 
@@ -94,8 +105,22 @@ def test_jukebox_sample_uses_the_default_bundle_without_model_flags(tmp_path, ca
     from jukebox_model.audio import read_audio
     from jukebox_model.cli.sample import main
 
-    rc = main(["--sample-length", "1.5", "--total-length", "60", "--levels", "1", "--genre", "techno", "--seed", "0",
-               "--out", str(tmp_path)])
+    rc = main(
+        [
+            "--sample-length",
+            "1.5",
+            "--total-length",
+            "60",
+            "--levels",
+            "1",
+            "--genre",
+            "techno",
+            "--seed",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     assert "embedded default bundle" in capsys.readouterr().out
     top = read_manifest(DEFAULT_BUNDLE_DIR).priors[0].name.removeprefix("prior_level_").split(".")[0]

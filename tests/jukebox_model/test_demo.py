@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import soundfile as sf
-
 import pytest
+import soundfile as sf
 
 from jukebox_model.cli import demo
 from tests.reference import discover, reference_dir

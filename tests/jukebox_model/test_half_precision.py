@@ -63,10 +63,14 @@ def test_half_precision_greedy_picks_the_fp32_tokens(pair, dtype, mode):
     length = half.n_ctx
     if half.mode is LyricsMode.MERGED:
         prefix, length = lyr.merge_tokens(cond.lyrics, prefix, half.n_vocab), length + half.n_tokens
-    out = sample_window(half, inputs, prefix=prefix, length=length, top_k=1, chunk_size=ref["chunk_size"], keep_logits=True)
+    out = sample_window(
+        half, inputs, prefix=prefix, length=length, top_k=1, chunk_size=ref["chunk_size"], keep_logits=True
+    )
     _, full_inputs = _inputs(full, io)
     with torch.no_grad():  # the fp32 model on the half run's own tokens
-        expected = full.prior(out.tokens, x_cond=full_inputs.x_cond, y_cond=full_inputs.y_cond, encoder_kv=full_inputs.encoder_kv)
+        expected = full.prior(
+            out.tokens, x_cond=full_inputs.x_cond, y_cond=full_inputs.y_cond, encoder_kv=full_inputs.encoder_kv
+        )
     rel_tol, margin_tol = TOLERANCE[dtype]
     rel = (out.logits - expected).norm() / expected.norm()
     assert rel < rel_tol, f"logits differ from fp32 by {rel:.4f} (relative)"
@@ -74,7 +78,9 @@ def test_half_precision_greedy_picks_the_fp32_tokens(pair, dtype, mode):
     top2 = expected[:, new].topk(2, dim=-1).values
     margin = top2[..., 0] - top2[..., 1]
     differs = out.tokens[:, new] != expected[:, new].argmax(dim=-1)
-    assert not (differs & (margin > margin_tol)).any(), f"greedy picks differ where fp32 is clear: margins {margin[differs].tolist()}"
+    assert not (differs & (margin > margin_tol)).any(), (
+        f"greedy picks differ where fp32 is clear: margins {margin[differs].tolist()}"
+    )
 
 
 def test_cast_keeps_norms_in_float32_and_tied_weights_tied(pair):
@@ -103,7 +109,14 @@ def test_a_step_after_the_cast_allocates_no_copy_of_the_weights():
         x_cond = torch.zeros(1, model.length, config.prior.width, dtype=dtype)
         y_cond = torch.zeros(1, 1, config.prior.width, dtype=dtype)
         with torch.no_grad():
-            counts = count_ops(model.step, torch.zeros(1, 1, dtype=torch.long), torch.tensor(5), cache=cache, x_cond=x_cond, y_cond=y_cond)
+            counts = count_ops(
+                model.step,
+                torch.zeros(1, 1, dtype=torch.long),
+                torch.tensor(5),
+                cache=cache,
+                x_cond=x_cond,
+                y_cond=y_cond,
+            )
         return counts.bytes_by_op["_to_copy"]
 
     assert step_bytes(prior) >= 4 * projections  # uncast: a float32 copy of every projection, every step

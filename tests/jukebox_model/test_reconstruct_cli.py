@@ -53,7 +53,19 @@ def test_bad_input_is_reported_with_exit_code_2_and_good_inputs_still_written(tm
     bad = tmp_path / "bad.wav"
     bad.write_text("garbage")
     missing = tmp_path / "missing.flac"
-    code = main([str(bad), str(good), str(missing), "--checkpoint", str(FIXTURES[0].checkpoint), "--out", str(tmp_path / "o"), "--levels", "2"])
+    code = main(
+        [
+            str(bad),
+            str(good),
+            str(missing),
+            "--checkpoint",
+            str(FIXTURES[0].checkpoint),
+            "--out",
+            str(tmp_path / "o"),
+            "--levels",
+            "2",
+        ]
+    )
     assert code == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and "bad.wav" in errors[0] and "missing.flac" in errors[1]
@@ -61,7 +73,10 @@ def test_bad_input_is_reported_with_exit_code_2_and_good_inputs_still_written(tm
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
-    assert main([str(_clip(tmp_path / "a.wav")), "--checkpoint", str(tmp_path / "none.pth.tar"), "--out", str(tmp_path)]) == 2
+    assert (
+        main([str(_clip(tmp_path / "a.wav")), "--checkpoint", str(tmp_path / "none.pth.tar"), "--out", str(tmp_path)])
+        == 2
+    )
     assert "none.pth.tar" in capsys.readouterr().err
 
 
@@ -92,7 +107,10 @@ def test_inputs_sharing_a_name_get_distinct_outputs(tmp_path):
     first = _clip(tmp_path / "a" / "take.wav", seconds=0.1)
     second = _clip(tmp_path / "b" / "take.wav", seconds=0.2)
     out = tmp_path / "out"
-    assert main([str(first), str(second), "--checkpoint", str(FIXTURES[0].checkpoint), "--out", str(out), "--levels", "2"]) == 0
+    assert (
+        main([str(first), str(second), "--checkpoint", str(FIXTURES[0].checkpoint), "--out", str(out), "--levels", "2"])
+        == 0
+    )
     assert sf.info(out / "take_level2.wav").frames == int(0.1 * 44100)
     assert sf.info(out / "take-2_level2.wav").frames == int(0.2 * 44100)
     assert torch.load(out / "take-2_codes.pt", weights_only=True)["source"] == str(second)
@@ -100,7 +118,18 @@ def test_inputs_sharing_a_name_get_distinct_outputs(tmp_path):
 
 def test_output_rate_and_format_follow_the_options(tmp_path):
     src = _clip(tmp_path / "song.wav", seconds=0.5)
-    args = ["--checkpoint", str(FIXTURES[0].checkpoint), "--out", str(tmp_path / "o"), "--levels", "1", "--rate", "48000", "--seconds", "0.25"]
+    args = [
+        "--checkpoint",
+        str(FIXTURES[0].checkpoint),
+        "--out",
+        str(tmp_path / "o"),
+        "--levels",
+        "1",
+        "--rate",
+        "48000",
+        "--seconds",
+        "0.25",
+    ]
     assert main([str(src), *args]) == 0
     info = sf.info(tmp_path / "o/song_level1.wav")
     assert info.samplerate == 48000 and info.subtype == "PCM_24"
@@ -111,6 +140,14 @@ def test_output_rate_and_format_follow_the_options(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for machines without CUDA")
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
-    args = [str(_clip(tmp_path / "a.wav")), "--checkpoint", str(FIXTURES[0].checkpoint), "--out", str(tmp_path), "--device", "cuda"]
+    args = [
+        str(_clip(tmp_path / "a.wav")),
+        "--checkpoint",
+        str(FIXTURES[0].checkpoint),
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cuda",
+    ]
     assert main(args) == 2
     assert "CUDA is not available" in capsys.readouterr().err

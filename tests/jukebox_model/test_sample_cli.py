@@ -18,7 +18,9 @@ VQ = discover("vqvae")
 PRIORS = discover("prior")
 TOP = [f for f in PRIORS if f.base_set == "prior_1b_lyrics"]
 UPS = sorted((f for f in PRIORS if f.base_set.startswith("upsampler_level_")), key=lambda f: f.base_set)
-pytestmark = pytest.mark.skipif(not (VQ and TOP and len(UPS) >= 2), reason="needs the tiny VQ-VAE, 1b top prior and both upsamplers")
+pytestmark = pytest.mark.skipif(
+    not (VQ and TOP and len(UPS) >= 2), reason="needs the tiny VQ-VAE, 1b top prior and both upsamplers"
+)
 
 
 def _models() -> list[str]:
@@ -29,9 +31,30 @@ def _models() -> list[str]:
 
 
 def _common(out, seconds: float) -> list[str]:
-    return _models() + ["--sample-length", str(seconds), "--total-length", "60", "--n-samples", "2", "--top-k", "1",
-                        "--hop-fraction", "0.5,0.5,0.5", "--chunk-size", "16", "--seed", "1", "--out", str(out),
-                        "--artist", "Alan Jackson", "--genre", "Country", "--lyrics", "a short song about the sea"]
+    return _models() + [
+        "--sample-length",
+        str(seconds),
+        "--total-length",
+        "60",
+        "--n-samples",
+        "2",
+        "--top-k",
+        "1",
+        "--hop-fraction",
+        "0.5,0.5,0.5",
+        "--chunk-size",
+        "16",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+        "--artist",
+        "Alan Jackson",
+        "--genre",
+        "Country",
+        "--lyrics",
+        "a short song about the sea",
+    ]
 
 
 SECONDS = 0.08  # 3456 samples: more than one window at every tiny level
@@ -64,7 +87,14 @@ def test_continue_extends_an_earlier_run_and_upsample_redoes_the_lower_levels(tm
 def test_primed_keeps_the_prompt_codes(tmp_path):
     t = np.arange(44100) / 44100
     sf.write(tmp_path / "prompt.wav", (0.3 * np.sin(2 * math.pi * 330 * t)).astype(np.float32), 44100)
-    args = _common(tmp_path / "p", SECONDS) + ["--mode", "primed", "--audio-file", str(tmp_path / "prompt.wav"), "--prompt-length", "0.03"]
+    args = _common(tmp_path / "p", SECONDS) + [
+        "--mode",
+        "primed",
+        "--audio-file",
+        str(tmp_path / "prompt.wav"),
+        "--prompt-length",
+        "0.03",
+    ]
     assert main(args) == 0
     zs = torch.load(tmp_path / "p/codes.pt", weights_only=True)["zs"]
     assert zs[2].shape == (2, 27) and torch.equal(zs[2][0, :10], zs[2][1, :10])  # same prompt, same 10 top codes

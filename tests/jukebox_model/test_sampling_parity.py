@@ -40,7 +40,9 @@ def _sample(prior, cond, inputs, prefix, **kw):
     if prior.mode is LyricsMode.MERGED:
         prefix, length = lyr.merge_tokens(cond.lyrics, prefix, prior.n_vocab), length + prior.n_tokens
     out = sample_window(prior, inputs, prefix=prefix, length=length, **kw)
-    codes = lyr.music_codes(out.tokens, prior.n_tokens, prior.n_vocab) if prior.mode is LyricsMode.MERGED else out.tokens
+    codes = (
+        lyr.music_codes(out.tokens, prior.n_tokens, prior.n_vocab) if prior.mode is LyricsMode.MERGED else out.tokens
+    )
     return codes, out
 
 
@@ -49,22 +51,42 @@ def test_greedy_tokens_and_step_logits_match_the_reference(case, mode):
     prior, io, cond, inputs = case
     ref = io["sampling"]
     prefix = io["inputs"]["z"][:, : ref["prime_length"]] if mode == "primed" else io["inputs"]["z"][:, :0]
-    codes, out = _sample(prior, cond, inputs, prefix, top_k=ref["top_k"], temperature=ref["temp"], chunk_size=ref["chunk_size"], keep_logits=True)
+    codes, out = _sample(
+        prior,
+        cond,
+        inputs,
+        prefix,
+        top_k=ref["top_k"],
+        temperature=ref["temp"],
+        chunk_size=ref["chunk_size"],
+        keep_logits=True,
+    )
     expected, margins = ref[f"{mode}_tokens"], ref[f"{mode}_argmax_margin"]
     offset = out.tokens.shape[1] - codes.shape[1]  # lyric positions in front (merged layout)
     for item in range(codes.shape[0]):
         differ = (codes[item] != expected[item]).nonzero()
         stop = int(differ[0]) if len(differ) else codes.shape[1]
         if stop < codes.shape[1]:
-            assert margins[item, offset + stop] < TIE_MARGIN, f"item {item} diverges at {stop} with margin {margins[item, offset + stop]}"
-        torch.testing.assert_close(out.logits[item, : offset + stop], ref[f"{mode}_step_logits"][item, : offset + stop], **LOGITS_TOL)
+            assert margins[item, offset + stop] < TIE_MARGIN, (
+                f"item {item} diverges at {stop} with margin {margins[item, offset + stop]}"
+            )
+        torch.testing.assert_close(
+            out.logits[item, : offset + stop], ref[f"{mode}_step_logits"][item, : offset + stop], **LOGITS_TOL
+        )
 
 
 def test_cached_sampling_is_seeded_and_reports_progress(case):
     prior, io, cond, inputs = case
     prefix = io["inputs"]["z"][:, :4]
     seen = []
-    a, _ = _sample(prior, cond, inputs, prefix, generator=torch.Generator().manual_seed(7), on_token=lambda d, t: seen.append((d, t)))
+    a, _ = _sample(
+        prior,
+        cond,
+        inputs,
+        prefix,
+        generator=torch.Generator().manual_seed(7),
+        on_token=lambda d, t: seen.append((d, t)),
+    )
     b, _ = _sample(prior, cond, inputs, prefix, generator=torch.Generator().manual_seed(7))
     c, _ = _sample(prior, cond, inputs, prefix, generator=torch.Generator().manual_seed(8))
     assert torch.equal(a, b) and not torch.equal(a, c)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
-from jukebox_model.sampling.logits import filter_logits, sample_tokens
 from jukebox_model.api import SamplingParams
+from jukebox_model.sampling.logits import filter_logits, sample_tokens
 from jukebox_model.sampling.schedule import Window, level_hop, plan_level, seconds_to_samples, window_starts
 
 
@@ -26,7 +28,7 @@ def test_top_level_windows_for_songs_of_20_60_180_seconds(seconds, windows):
         assert len(starts) == windows and starts[-1] == total - 8192 == 12479
     if starts:
         assert starts[0] == 0 and starts[-1] + 8192 == total
-        assert all(b - a <= 1024 for a, b in zip(starts, starts[1:]))
+        assert all(b - a <= 1024 for a, b in itertools.pairwise(starts))
     else:
         assert plan_level(total, 0, 8192, 1024) == [Window(0, total, 0, total)]
 

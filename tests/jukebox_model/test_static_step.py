@@ -64,7 +64,9 @@ def test_static_step_equals_the_cached_forward_at_every_position(name):
         if encoder_kv is not None:
             model.transformer.project_encoder(static, encoder_kv)
         for p in range(model.length):
-            expected = model.forward_cached(fed[:, p : p + 1], start=p, cache=dynamic, encoder_kv=encoder_kv, **run)[:, 0]
+            expected = model.forward_cached(fed[:, p : p + 1], start=p, cache=dynamic, encoder_kv=encoder_kv, **run)[
+                :, 0
+            ]
             got = model.step(fed[:, p : p + 1], torch.tensor(p), cache=static, **run)
             torch.testing.assert_close(got, expected, atol=2e-5, rtol=2e-5, msg=lambda m, p=p: f"position {p}: {m}")
     for a, b in zip(dynamic, static):

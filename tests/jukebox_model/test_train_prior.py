@@ -29,8 +29,12 @@ FIXTURES = discover("vqvae")
 pytestmark = pytest.mark.skipif(not FIXTURES, reason="needs the reference VQ-VAE fixture checkpoint")
 SR = 44100
 
-UPSAMPLER = dict(base="upsampler_level_1", n_ctx=32, prior_width=16, prior_depth=3, heads=1, blocks=4, cond_width=8, cond_depth=2)
-LYRICS_TOP = dict(base="prior_1b_lyrics", n_ctx=32, prior_width=16, prior_depth=16, heads=1, blocks=4, n_tokens=8, min_duration=0.5)
+UPSAMPLER = dict(
+    base="upsampler_level_1", n_ctx=32, prior_width=16, prior_depth=3, heads=1, blocks=4, cond_width=8, cond_depth=2
+)
+LYRICS_TOP = dict(
+    base="prior_1b_lyrics", n_ctx=32, prior_width=16, prior_depth=16, heads=1, blocks=4, n_tokens=8, min_duration=0.5
+)
 
 
 def _config(spec: dict):
@@ -93,7 +97,9 @@ def test_resumed_run_continues_exactly(tmp_path):
     straight = train_prior(config, _settings(tmp_path / "a", steps=4))
     stopped = _settings(tmp_path / "b", steps=2, save_every=2)
     train_prior(config, stopped)
-    resumed = train_prior(config, dataclasses.replace(stopped, steps=4), resume=stopped.out_dir / "checkpoint_step2.pth.tar")
+    resumed = train_prior(
+        config, dataclasses.replace(stopped, steps=4), resume=stopped.out_dir / "checkpoint_step2.pth.tar"
+    )
     np.testing.assert_allclose(resumed.losses, straight.losses[2:], rtol=1e-5)
 
 
@@ -104,7 +110,9 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank, port, settings, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     result = train_prior(_config(UPSAMPLER), settings)
     torch.save({k: v.clone() for k, v in result.model.state_dict().items()}, out / f"rank{rank}.pt")
@@ -126,7 +134,7 @@ def test_lyrics_prior_starts_from_a_non_lyrics_prior():
     plain_spec.pop("n_tokens")
     plain = Prior(_config(plain_spec), official.VQVAE)
     lyrics = Prior(_config(LYRICS_TOP), official.VQVAE)
-    done, new = init_from_prior(lyrics, plain.state_dict())
+    done, _new = init_from_prior(lyrics, plain.state_dict())
     assert "prior.transformer._attn_mods.0.attn.c_attn.w" in done and "y_emb.artist_emb.emb.weight" in done
     shift = lyrics.n_vocab
     torch.testing.assert_close(lyrics.prior.x_emb.weight[shift:], plain.prior.x_emb.weight)

@@ -81,7 +81,9 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path):
     straight = train_vqvae(TINY, _settings(tmp_path / "a", steps=6, save_every=3))
     stopped = _settings(tmp_path / "b", steps=3, save_every=3)
     train_vqvae(TINY, stopped)
-    resumed = train_vqvae(TINY, dataclasses.replace(stopped, steps=6), resume=stopped.out_dir / "checkpoint_step3.pth.tar")
+    resumed = train_vqvae(
+        TINY, dataclasses.replace(stopped, steps=6), resume=stopped.out_dir / "checkpoint_step3.pth.tar"
+    )
     assert resumed.step == 6
     np.testing.assert_allclose(resumed.losses, straight.losses[3:], rtol=1e-5)
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -116,7 +118,9 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank, world_size, port, settings, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     result = train_vqvae(TINY, settings)
     torch.save({k: v.clone() for k, v in result.model.state_dict().items()}, out / f"rank{rank}.pt")
@@ -176,7 +180,9 @@ def test_cli_reports_bad_arguments(tmp_path, capsys):
     unknown.write_text('{"wdith": 8}')
     assert train_main(["vqvae", "--audio-dir", str(audio), "--out", str(tmp_path / "o"), "--config", str(unknown)]) == 2
     assert "wdith" in capsys.readouterr().err
-    assert train_main(["vqvae", "--audio-dir", str(audio), "--out", str(tmp_path / "o"), "--sample-length", "1000"]) == 2
+    assert (
+        train_main(["vqvae", "--audio-dir", str(audio), "--out", str(tmp_path / "o"), "--sample-length", "1000"]) == 2
+    )
     assert "multiple of 128" in capsys.readouterr().err
     assert train_main(["vqvae", "--audio-dir", str(audio), "--out", str(tmp_path / "o"), "--sample-length", "512"]) == 2
     assert "at least 1025" in capsys.readouterr().err
@@ -187,7 +193,17 @@ def test_cli_trains_a_small_model_from_a_config_file(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text("width = 8\ndepth = 2\nemb_width = 8\nl_bins = 16\n")
     args = ["vqvae", "--audio-dir", str(audio), "--out", str(tmp_path / "run"), "--config", str(config)]
-    args += ["--sample-length", "2048", "--steps", "3", "--save-every", "3", "--no-progress", "--bandwidth-seconds", "1"]
+    args += [
+        "--sample-length",
+        "2048",
+        "--steps",
+        "3",
+        "--save-every",
+        "3",
+        "--no-progress",
+        "--bandwidth-seconds",
+        "1",
+    ]
     assert train_main(args) == 0
     # resuming needs neither --config nor --sample-length: both come from the checkpoint
     assert train_main(args[:5] + ["--steps", "5", "--resume", "latest", "--no-progress"]) == 0
@@ -210,7 +226,14 @@ def test_a_step_with_non_finite_gradients_leaves_the_weights_alone():
 
 @pytest.mark.parametrize(
     "precision,device",
-    [("bf16", "cpu"), pytest.param("fp16", "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast is a GPU path"))],
+    [
+        ("bf16", "cpu"),
+        pytest.param(
+            "fp16",
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 autocast is a GPU path"),
+        ),
+    ],
 )
 def test_mixed_precision_training_runs_and_keeps_float32_weights(tmp_path, precision, device):
     result = train_vqvae(TINY, _settings(tmp_path, steps=3, precision=precision, device=device))

@@ -23,7 +23,9 @@ def _frequencies(tokens: torch.Tensor, vocab: int) -> torch.Tensor:
 def test_draws_follow_the_softmax_of_the_tempered_logits(temperature):
     logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0])
     expected = torch.softmax(logits.double() / temperature, dim=0)
-    got = _frequencies(sample_tokens(logits.expand(DRAWS, -1), temperature=temperature, generator=torch.Generator().manual_seed(0)), 6)
+    got = _frequencies(
+        sample_tokens(logits.expand(DRAWS, -1), temperature=temperature, generator=torch.Generator().manual_seed(0)), 6
+    )
     sigma = (expected * (1 - expected) / DRAWS).sqrt()
     assert ((got - expected).abs() <= 4 * sigma + 1e-9).all(), (got, expected)
 
@@ -43,7 +45,9 @@ def _window(prior, run, encoder_kv, prefix_len, seed, **kw):
     inputs = DecoderInputs(run["x_cond"], run["y_cond"], encoder_kv)
     prefix = torch.randint(0, prior.music_bins, (2, prefix_len), generator=torch.Generator().manual_seed(seed))
     gens = [torch.Generator().manual_seed(seed + i) for i in range(2)]
-    return sample_window(prior, inputs, prefix=prefix, length=prior.prior.length, generator=gens, chunk_size=8, keep_logits=True, **kw)
+    return sample_window(
+        prior, inputs, prefix=prefix, length=prior.prior.length, generator=gens, chunk_size=8, keep_logits=True, **kw
+    )
 
 
 @pytest.mark.parametrize("name", ["upsampler_level_0", "prior_5b_lyrics"])
@@ -68,9 +72,19 @@ def test_a_row_draws_the_same_tokens_alone_or_in_a_batch():
     inputs = DecoderInputs(run["x_cond"], y, None)
     prefix = torch.zeros(2, 3, dtype=torch.long)
     with torch.no_grad():
-        both = sample_window(prior, inputs, prefix=prefix, length=prior.prior.length, generator=[torch.Generator().manual_seed(s) for s in (7, 8)])
+        both = sample_window(
+            prior,
+            inputs,
+            prefix=prefix,
+            length=prior.prior.length,
+            generator=[torch.Generator().manual_seed(s) for s in (7, 8)],
+        )
         alone = sample_window(
-            prior, DecoderInputs(run["x_cond"][1:], None if y is None else y[1:], None), prefix=prefix[1:], length=prior.prior.length, generator=[torch.Generator().manual_seed(8)]
+            prior,
+            DecoderInputs(run["x_cond"][1:], None if y is None else y[1:], None),
+            prefix=prefix[1:],
+            length=prior.prior.length,
+            generator=[torch.Generator().manual_seed(8)],
         )
     assert torch.equal(both.tokens[1:], alone.tokens)
 
@@ -79,7 +93,14 @@ def test_cuda_graphs_without_a_gpu_are_a_clear_error():
     prior = tiny_prior("upsampler_level_0")
     run, _ = conditioning(prior, 1)
     with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
-        WindowDecoder(prior, DecoderInputs(run["x_cond"], run["y_cond"], None), 1, DrawSettings(), device=torch.device("cpu"), graph=True)
+        WindowDecoder(
+            prior,
+            DecoderInputs(run["x_cond"], run["y_cond"], None),
+            1,
+            DrawSettings(),
+            device=torch.device("cpu"),
+            graph=True,
+        )
 
 
 def test_prefill_passes_start_with_whole_blocks_and_cover_the_context():
@@ -105,7 +126,9 @@ def test_a_one_pass_prefill_equals_a_position_by_position_one(name):
 def _window_chunked(prior, run, encoder_kv, prefix_len, seed, chunk_size):
     inputs = DecoderInputs(run["x_cond"], run["y_cond"], encoder_kv)
     prefix = torch.randint(0, prior.music_bins, (2, prefix_len), generator=torch.Generator().manual_seed(seed))
-    return sample_window(prior, inputs, prefix=prefix, length=prior.prior.length, top_k=1, chunk_size=chunk_size, keep_logits=True)
+    return sample_window(
+        prior, inputs, prefix=prefix, length=prior.prior.length, top_k=1, chunk_size=chunk_size, keep_logits=True
+    )
 
 
 def test_a_compiled_step_samples_the_eager_tokens():
@@ -119,7 +142,11 @@ def test_a_compiled_step_samples_the_eager_tokens():
             pool = DecoderPool(compile=compiled)
             gens = [torch.Generator().manual_seed(s) for s in (5, 6)]
             prefix = torch.zeros(2, 9, dtype=torch.long)
-            outs.append(sample_window(prior, inputs, prefix=prefix, length=prior.prior.length, generator=gens, top_k=16, decoders=pool).tokens)
+            outs.append(
+                sample_window(
+                    prior, inputs, prefix=prefix, length=prior.prior.length, generator=gens, top_k=16, decoders=pool
+                ).tokens
+            )
     assert torch.equal(outs[0], outs[1])
 
 
@@ -137,6 +164,11 @@ def test_a_pooled_decoder_serves_new_temperatures_and_nucleus_values_without_a_n
         _window(prior, run, None, 9, seed=3, decoders=pool, top_k=5)  # top-k is a shape: a decoder of its own
         assert len(pool._decoders) == 2
         other = {k: (None if v is None else v[:1]) for k, v in run.items()}
-        sample_window(prior, DecoderInputs(other["x_cond"], other["y_cond"], None), prefix=torch.zeros(1, 3, dtype=torch.long),
-                      length=prior.prior.length, decoders=pool)
+        sample_window(
+            prior,
+            DecoderInputs(other["x_cond"], other["y_cond"], None),
+            prefix=torch.zeros(1, 3, dtype=torch.long),
+            length=prior.prior.length,
+            decoders=pool,
+        )
     assert len(pool._decoders) == 2  # the limit: the least recently used went
