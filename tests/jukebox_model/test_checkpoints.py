@@ -132,7 +132,7 @@ def test_write_is_atomic_and_keeps_the_old_file_when_saving_fails(tmp_path):
     path = tmp_path / "ckpt.pth.tar"
     first = _state(_Net())
     write_checkpoint(path, model=first, hps={"a": 1}, step=1)
-    with pytest.raises(pickle.PicklingError):
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # which one depends on how the lambda is reached
         write_checkpoint(path, model=first, hps={}, step=2, bad=lambda: None)  # lambdas do not pickle
     assert read_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pth.tar"]
