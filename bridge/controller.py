@@ -21,7 +21,7 @@ from .controls import ACTIONS, Origin
 from .errors import CommandError
 from .events import EventBus, JobsCancelled, JobWarning, Notice
 from .job_board import JobBoard
-from .jobs import JobQueue, JobSpec, new_job_id
+from .jobs import JobQueue, JobSpec, Lineage, new_job_id
 from .journal import JobJournal
 from .limits import check_limits
 from .params import Session
@@ -163,14 +163,19 @@ class Controller:
                 raise CommandError("no prime is set: send /jb/prime/file <path> or drop a clip into the inbox")
             if not prime.is_file():
                 raise CommandError(f"the prime {prime} is gone")
+        lineage = None
         if chosen.extends_codes:
             record = self.board.source_for(source_job, chosen.value)
-            source, codes, n = record.id, record.status().codes_path, record.spec.n_takes
+            parent = record.spec
+            source, codes, n = record.id, record.status().codes_path, parent.n_takes
+            numbers = [parent.take_number(row) for row in range(n)]
             if takes:
-                bad = [t for t in takes if not 1 <= t <= n]
+                bad = [t for t in takes if t not in numbers]
                 if bad:
-                    raise CommandError(f"job {record.id} has takes 1–{n}, not {bad}")
-                codes_takes = tuple(t - 1 for t in takes)
+                    raise CommandError(f"job {record.id} has takes {', '.join(map(str, numbers))}, not {bad}")
+                codes_takes = tuple(numbers.index(t) for t in takes)
+            rows = codes_takes if codes_takes else tuple(range(n))
+            lineage = Lineage(chosen.value, record.id, tuple(numbers[row] for row in rows))
             session = session.replace(n_takes=len(codes_takes) if codes_takes else n)
             if chosen is Mode.UPSAMPLE:
                 session = session.replace(levels=3)
@@ -190,7 +195,13 @@ class Controller:
         except ValueError as e:
             raise CommandError(f"the model refuses this take: {e}") from None
         spec = JobSpec(
-            id=new_job_id(), request=request, session=session, origin=origin, preset=preset, source_job=source
+            id=new_job_id(),
+            request=request,
+            session=session,
+            origin=origin,
+            preset=preset,
+            source_job=source,
+            lineage=lineage,
         )
         record = self.board.submit(spec)
         for name in unknown:

@@ -31,7 +31,7 @@ from .events import (
     Stage,
     TakeDelivered,
 )
-from .jobs import PREVIEW, UPSAMPLE, JobSpec
+from .jobs import PREVIEW, RELATIONS, UPSAMPLE, JobSpec, Lineage
 from .params import session_from_values
 
 VERSION = 2
@@ -169,6 +169,8 @@ class JobRecord:
                 "created": spec.created,
                 "origin": origin_to_dict(spec.origin),
                 "expect_prime_sha256": spec.expect_prime_sha256,
+                "lineage": lineage_to_dict(spec.lineage),
+                "take_numbers": list(spec.take_numbers) if spec.take_numbers is not None else None,
                 "state": self._state.value,
                 "stage": self._stage.value,
                 "error": self._error,
@@ -201,6 +203,8 @@ class JobRecord:
             expect_prime_sha256=checked.optional_text(
                 record.get("expect_prime_sha256"), "expect_prime_sha256", max_chars=64
             ),
+            lineage=lineage_from_dict(record.get("lineage")),
+            take_numbers=_take_numbers(record.get("take_numbers"), request.n_takes),
         )
         try:
             state, stage = JobState(record.get("state")), Stage(record.get("stage", Stage.PREVIEW.value))
@@ -222,6 +226,40 @@ class JobRecord:
 def _session_values(value: Any) -> dict[str, Any]:
     session = checked.mapping(value, "session")
     return {k: v for k, v in session.items() if v is not None or k == "seed"}
+
+
+def lineage_to_dict(lineage: Lineage | None) -> dict[str, Any] | None:
+    if lineage is None:
+        return None
+    return {
+        "relation": lineage.relation,
+        "job": lineage.job,
+        "takes": list(lineage.takes) if lineage.takes is not None else None,
+    }
+
+
+def lineage_from_dict(value: Any) -> Lineage | None:
+    if value is None:
+        return None
+    data = checked.mapping(value, "lineage")
+    relation = checked.text(data.get("relation"), "lineage relation", max_chars=16)
+    if relation not in RELATIONS:
+        raise ValueError(f"lineage relation {relation!r} is not one of {', '.join(RELATIONS)}")
+    takes = data.get("takes")
+    return Lineage(
+        relation,
+        checked.job_id(data.get("job"), "lineage job"),
+        None if takes is None else checked.integers(takes, "lineage takes", lo=1, hi=10_000),
+    )
+
+
+def _take_numbers(value: Any, n_takes: int) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    numbers = checked.integers(value, "take_numbers", lo=1, hi=10_000)
+    if len(numbers) != n_takes:
+        raise ValueError(f"take_numbers has {len(numbers)} entries for {n_takes} takes")
+    return numbers
 
 
 def origin_to_dict(origin: Origin) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -30,6 +30,21 @@ if TYPE_CHECKING:
 PREVIEW, UPSAMPLE = 0, 1  # stage priorities: lower runs first
 
 
+RELATIONS = ("continue", "upsample", "regenerate", "retry")
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a job's takes come from: the parent job and, per take, the parent's take number."""
+
+    relation: str  # one of RELATIONS
+    job: str
+    takes: tuple[int, ...] | None = None  # 1-based, one per row of this job (None: not take by take)
+
+    def take_for(self, row: int) -> int | None:
+        return self.takes[row] if self.takes is not None and row < len(self.takes) else None
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """A job as it was asked for: the take request (checked when it arrived), the session it was
@@ -43,6 +58,11 @@ class JobSpec:
     source_job: str | None = None  # continue / upsample: the job whose codes are used
     created: float = field(default_factory=time.time)
     expect_prime_sha256: str | None = None  # regenerate: the prime's hash when the take was made
+    lineage: Lineage | None = None
+    take_numbers: tuple[int, ...] | None = None  # 1-based number of each row (regenerate keeps the original's)
+
+    def take_number(self, row: int) -> int:
+        return self.take_numbers[row] if self.take_numbers is not None and row < len(self.take_numbers) else row + 1
 
     @property
     def mode(self) -> Mode:
@@ -58,9 +78,28 @@ class JobSpec:
         return self.request.n_takes
 
 
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+_ids_lock = threading.Lock()
+_last_ms = 0
+
+
+def _base36(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 36)
+        digits.append(_ALPHABET[digit])
+    return "".join(reversed(digits))
+
+
 def new_job_id() -> str:
-    """'j' and 7 hex digits: short enough for file names, never mistaken for a take number."""
-    return "j" + uuid.uuid4().hex[:7]
+    """'j', the creation time in milliseconds (8 base-36 digits, enough until the year 2059) and 2 random
+    digits: ids sort by time as text (so do the take files named after them), are short enough for file
+    names and are never mistaken for a take number. Ids made in one process are strictly increasing."""
+    global _last_ms
+    with _ids_lock:
+        now = max(time.time_ns() // 1_000_000, _last_ms + 1)
+        _last_ms = now
+    return "j" + _base36(now, 8) + _base36(secrets.randbelow(36 * 36), 2)
 
 
 class JobQueue:

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jukebox_model.api import UNKNOWN, SamplingParams
+
 from .coerce import to_bool, to_float, to_int, to_text
 from .errors import CommandError
 
@@ -20,26 +22,34 @@ MAX_NAME_CHARS = 200  # artist, genre
 MAX_LYRICS_CHARS = 20_000  # a whole song's text is a few thousand characters
 
 
+_SAMPLING = SamplingParams()  # the model's defaults: the session starts from them, it does not copy them
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Session:
-    artist: str = "unknown"
-    genre: str = "unknown"
+    artist: str = UNKNOWN
+    genre: str = UNKNOWN
     lyrics: str = ""
-    temperature: tuple[float, float, float] = (0.99, 0.99, 0.99)  # per level, 0 finest
-    top_k: int = 0
-    top_p: float = 0.0
-    length: float = 10.0  # in `length_unit`; includes the prime when primed
+    temperature: tuple[float, float, float] = _SAMPLING.temperature  # per level, 0 finest
+    top_k: int = _SAMPLING.top_k
+    top_p: float = _SAMPLING.top_p
+    length: float = 10.0  # of new material, in `length_unit`; the kept prime or the earlier take comes on top
     length_unit: str = "s"  # "s" or "bars"
     bpm: float = 120.0
     beats_per_bar: int = 4
     total_s: float = 180.0  # the song length the timing label describes
     offset_s: float = 0.0  # where the take starts in that song
-    hop_fraction: tuple[float, float, float] = (0.5, 0.5, 0.125)
+    hop_fraction: tuple[float, float, float] = _SAMPLING.hop_fraction
     n_takes: int = 1
     seed: int | None = None  # None: a fresh seed per job, recorded in every sidecar
     levels: int = 3  # how many levels to render, top first (1 = the preview only)
     prime_s: float = 4.0  # seconds of the prime clip to keep
-    keep_prime: bool = True  # the delivered take starts with the (re-synthesised) prime
+    keep_prime: bool = True  # the delivered take starts with the prime's own audio, joined sample-exactly
+    # finishing (bridge.finishing): all off by default, so a take is the model's output as it is
+    loudness_lufs: float = 0.0  # integrated loudness target; 0: leave the level alone
+    dc_remove: bool = False
+    fade_ms: float = 0.0  # raised-cosine fade at each end; 0: none (a loop's seam should not be faded)
+    trim_bars: bool = False  # cut the take's end to whole bars at `bpm` / `beats_per_bar`
 
     @property
     def length_s(self) -> float:
@@ -130,10 +140,20 @@ PARAMS: dict[str, ParamSpec] = {
         ParamSpec("temperature", "floats3", 0.05, 3.0, 0.5, 1.2, help="one value or three (levels 0, 1, 2)"),
         ParamSpec("top_k", "int", 0, 4096, 0, 256, help="0 disables"),
         ParamSpec("top_p", "float", 0.0, 1.0, 0.0, 1.0, help="0 disables"),
-        ParamSpec("length", "float", 0.05, 3600.0, 1.0, 60.0, help="take length in length_unit (with the prime)"),
+        ParamSpec(
+            "length",
+            "float",
+            0.05,
+            3600.0,
+            1.0,
+            60.0,
+            help="length of new material in length_unit (the kept prime or earlier take comes on top)",
+        ),
         ParamSpec("length_unit", "unit", help="'s' or 'bars'"),
-        ParamSpec("bpm", "float", 20.0, 400.0, 60.0, 187.0, help="tempo for bar lengths"),
-        ParamSpec("beats_per_bar", "int", 1, 32, 1, 16),
+        ParamSpec(
+            "bpm", "float", 20.0, 999.0, 60.0, 187.0, help="tempo for bar lengths (followed from the DAW if set up)"
+        ),
+        ParamSpec("beats_per_bar", "int", 1, 99, 1, 16),
         ParamSpec("total_s", "float", 1.0, 7200.0, 10.0, 600.0, help="song length for the timing label, seconds"),
         ParamSpec("offset_s", "float", 0.0, 7200.0, 0.0, 600.0, help="where the take starts in the song, seconds"),
         ParamSpec("hop_fraction", "floats3", 0.01, 1.0, 0.05, 1.0, help="window hop per level"),
@@ -141,7 +161,11 @@ PARAMS: dict[str, ParamSpec] = {
         ParamSpec("seed", "seed", 0, 2**31 - 1, help="-1 or 'random' for a fresh seed per job"),
         ParamSpec("levels", "int", 1, 3, 1, 3, help="levels to render, top first"),
         ParamSpec("prime_s", "float", 0.0, 3600.0, 0.0, 30.0, help="seconds of the prime clip to keep"),
-        ParamSpec("keep_prime", "bool", cc_lo=0, cc_hi=1, help="1: the take starts with the prime"),
+        ParamSpec("keep_prime", "bool", cc_lo=0, cc_hi=1, help="1: the take starts with the prime's own audio"),
+        ParamSpec("loudness_lufs", "float", -70.0, 0.0, -30.0, -6.0, help="loudness target in LUFS; 0 disables"),
+        ParamSpec("dc_remove", "bool", cc_lo=0, cc_hi=1, help="1: remove the take's DC offset"),
+        ParamSpec("fade_ms", "float", 0.0, 1000.0, 0.0, 50.0, help="fade at each end, ms; 0 disables"),
+        ParamSpec("trim_bars", "bool", cc_lo=0, cc_hi=1, help="1: cut the take's end to whole bars"),
     )
 }
 

@@ -22,6 +22,7 @@ import soundfile as sf
 
 from jukebox_model.atomic import fsync_folder
 
+from .finishing import FinishOptions, bar_length, finish
 from .take_record import AudioWritten, TakeRecord
 
 SUBTYPES = {"pcm24": "PCM_24", "pcm16": "PCM_16", "float": "FLOAT"}
@@ -102,36 +103,103 @@ def write_new_pair(folder: Path, stem: str, write_wav: Any, write_sidecar: Any) 
             tmp.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class Head:
+    """Audio that opens a take as it is (the prime's own samples), at its own rate."""
+
+    audio: np.ndarray
+    sr: int
+
+
+@dataclass(frozen=True)
+class Finishing:
+    options: FinishOptions
+    bpm: float
+    beats_per_bar: int
+    in_bars: bool  # the session counts in bars: the record says how many the take holds
+
+
+def _checked(audio: np.ndarray) -> np.ndarray:
+    samples = np.asarray(audio, dtype=np.float32)
+    if samples.ndim != 1:
+        raise ValueError(f"a take is mono (T,), got shape {samples.shape}")
+    if not np.isfinite(samples).all():
+        raise ValueError("the decoded take contains NaN or infinite samples")
+    return samples
+
+
 class Renderer:
     def __init__(self, settings: RenderSettings):
         self.settings = settings
 
-    def take_stem(self, *, label: str, job_id: str, take: int, seed: int, level: int, extra: str = "") -> str:
-        parts = [self.settings.prefix, safe_token(label), job_id, f"t{take + 1:02d}", f"s{seed}"]
+    def take_stem(
+        self, *, label: str, job_id: str, take: int, seed: int, level: int, extra: str = "", parent: str = ""
+    ) -> str:
+        """`<prefix>_<label>_<job>_t<take>_s<seed>[_<tempo and bars>][_<relation>-<parent job>-t<take>]_L<level>`:
+        the take number is the real one (1-based), and a take grown from another names it."""
+        parts = [self.settings.prefix, safe_token(label), job_id, f"t{take:02d}", f"s{seed}"]
         if extra:
             parts.append(safe_token(extra))
+        if parent:
+            parts.append(safe_token(parent))
         parts.append(f"L{level}")
         return "_".join(parts)
 
-    def deliver(self, audio: np.ndarray, *, source_sr: int, stem: str, record: TakeRecord) -> Path:
-        """Write one take (mono float audio at `source_sr`) and its record as the sidecar; returns the WAV's path."""
+    def deliver(
+        self,
+        audio: np.ndarray,
+        *,
+        source_sr: int,
+        stem: str,
+        record: TakeRecord,
+        body_from: int = 0,
+        head: Head | None = None,
+        finishing: Finishing | None = None,
+    ) -> Path:
+        """Write one take and its record as the sidecar; returns the WAV's path.
+
+        `audio` is the model's mono output at `source_sr`; the take is `audio[body_from:]`, after `head`
+        (the prime's own audio) when given. The whole output is resampled to the project rate before it
+        is cut, so the resampler has real context at the seam and the head joins it sample-exactly."""
         from jukebox_model.audio import resample  # torch: the renderer runs on the worker thread
 
-        samples = np.asarray(audio, dtype=np.float32)
-        if samples.ndim != 1:
-            raise ValueError(f"a take is mono (T,), got shape {samples.shape}")
-        if not np.isfinite(samples).all():
-            raise ValueError("the decoded take contains NaN or infinite samples")
+        samples = _checked(audio)
         rate = self.settings.sample_rate
         if rate != source_sr:
             import torch
 
             samples = resample(torch.from_numpy(samples), source_sr, rate).numpy()
+        samples = samples[round(body_from * rate / source_sr) :]
+        prime_frames = 0
+        if head is not None:
+            original = _checked(head.audio)
+            if head.sr != rate:
+                import torch
+
+                original = resample(torch.from_numpy(original), head.sr, rate).numpy()
+            prime_frames = int(original.shape[0])
+            samples = np.concatenate([original.astype(np.float32), samples])
+        report = None
+        bars = None
+        if finishing is not None:
+            samples, done = finish(
+                samples, rate, finishing.options, bpm=finishing.bpm, beats_per_bar=finishing.beats_per_bar
+            )
+            report = done.as_dict()
+            if finishing.in_bars:
+                bars = round(samples.shape[0] / float(bar_length(rate, finishing.bpm, finishing.beats_per_bar)), 3)
         subtype = SUBTYPES[self.settings.subtype]
         if subtype != "FLOAT":
             samples = np.clip(samples, -1.0, 1.0)
         written = record.with_audio(
-            AudioWritten(sample_rate=rate, frames=int(samples.shape[0]), format=self.settings.subtype)
+            AudioWritten(
+                sample_rate=rate,
+                frames=int(samples.shape[0]),
+                format=self.settings.subtype,
+                prime_frames=prime_frames,
+                bars=bars,
+                finish=report,
+            )
         )
         text = json.dumps(written.to_dict(), indent=2, default=str) + "\n"
         # encoded in memory, then written as plain bytes: libsndfile writing to a full disk itself

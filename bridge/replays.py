@@ -18,7 +18,7 @@ from .controls import Origin
 from .errors import CommandError
 from .events import EventBus
 from .job_board import JobBoard
-from .jobs import JobSpec, new_job_id
+from .jobs import JobSpec, Lineage, new_job_id
 from .limits import check_limits
 from .session_state import SessionState
 from .settings import BridgeSettings
@@ -45,7 +45,15 @@ class Replays:
         self.board.ready_model()
         request = last.spec.request
         request = request.replace(params=dataclasses.replace(request.params, seed=fresh_seed()))
-        spec = dataclasses.replace(last.spec, id=new_job_id(), origin=origin, request=request, created=time.time())
+        spec = dataclasses.replace(
+            last.spec,
+            id=new_job_id(),
+            origin=origin,
+            request=request,
+            created=time.time(),
+            lineage=Lineage("retry", last.id),
+            take_numbers=None,
+        )
         return self.board.submit(spec).id
 
     def regenerate(self, sidecar: Path | str, *, origin: Origin) -> str:
@@ -70,7 +78,12 @@ class Replays:
         request = record.request
         if request.mode is Mode.PRIMED:
             assert request.prime_path is not None
-            prime = self.state.confine_prime(request.prime_path)
+            try:  # the kept copy under the project, which survives a re-export of the clip
+                prime = self.state.confine_prime(request.prime_path)
+            except CommandError:
+                if record.prime is None or record.prime.path == request.prime_path:
+                    raise
+                prime = self.state.confine_prime(record.prime.path)  # the copy is gone: the clip as named
             request = request.replace(prime_path=str(prime))  # its hash is compared by the worker, off this thread
         if request.mode.extends_codes:
             assert request.codes_path is not None
@@ -92,5 +105,7 @@ class Replays:
             preset=record.preset,
             source_job=record.source.job if record.source else None,
             expect_prime_sha256=record.prime.sha256 if record.prime else None,
+            lineage=Lineage("regenerate", record.job, (record.take,)),
+            take_numbers=(record.take,),
         )
         return self.board.submit(spec).id

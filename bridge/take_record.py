@@ -15,6 +15,7 @@ from typing import Any
 from jukebox_model.api import Mode, TakeRequest
 
 from . import checked
+from .jobs import RELATIONS
 from .params import Session, session_from_values
 
 VERSION = 2
@@ -22,9 +23,19 @@ VERSION = 2
 
 @dataclass(frozen=True)
 class PrimeUsed:
-    path: str
+    path: str  # the clip as it was named
     sha256: str | None
-    kept_samples: int  # at the model rate, from the clip's end
+    kept_samples: int  # at the model rate, from the clip's end: what the model was conditioned on
+    copy: str | None = None  # the content-addressed copy under <project>/.jukebox/primes (what regenerate reads)
+
+
+@dataclass(frozen=True)
+class TakeLineage:
+    """The take this one grew from: continued, upsampled, regenerated or retried."""
+
+    relation: str
+    job: str
+    take: int | None  # 1-based; None when the parent is a whole job (retry)
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,9 @@ class AudioWritten:
     sample_rate: int
     frames: int
     format: str
+    prime_frames: int = 0  # frames at the start that are the prime's own audio, unchanged
+    bars: float | None = None  # the take's length in bars at the session's tempo, when in bars
+    finish: Mapping[str, Any] | None = None  # what finishing did (bridge.finishing.FinishReport)
 
     @property
     def seconds(self) -> float:
@@ -69,6 +83,7 @@ class TakeRecord:
     codes_path: str | None
     take_index: int  # 0-based row in the codes file
     generator: Mapping[str, Any] = field(default_factory=dict)
+    lineage: TakeLineage | None = None
     audio: AudioWritten | None = None  # filled in by the renderer
 
     @property
@@ -87,6 +102,9 @@ class TakeRecord:
                 "frames": self.audio.frames,
                 "seconds": self.audio.seconds,
                 "format": self.audio.format,
+                "prime_frames": self.audio.prime_frames,
+                "bars": self.audio.bars,
+                "finish": dict(self.audio.finish) if self.audio.finish is not None else None,
             }
         data |= {
             "generator": dict(self.generator),
@@ -109,7 +127,15 @@ class TakeRecord:
             "model": dict(self.model),
             "prime": None
             if self.prime is None
-            else {"path": self.prime.path, "sha256": self.prime.sha256, "kept_samples": self.prime.kept_samples},
+            else {
+                "path": self.prime.path,
+                "sha256": self.prime.sha256,
+                "kept_samples": self.prime.kept_samples,
+                "copy": self.prime.copy,
+            },
+            "lineage": None
+            if self.lineage is None
+            else {"relation": self.lineage.relation, "job": self.lineage.job, "take": self.lineage.take},
             "source": None
             if self.source is None
             else {
@@ -151,7 +177,11 @@ class TakeRecord:
                 sample_rate=checked.integer(data["sample_rate"], "sample_rate", lo=1),
                 frames=checked.integer(data.get("frames"), "frames", lo=0),
                 format=checked.text(data.get("format"), "format", max_chars=16),
+                prime_frames=checked.integer(data.get("prime_frames", 0), "prime_frames", lo=0),
+                bars=None if data.get("bars") is None else checked.number(data["bars"], "bars"),
+                finish=None if data.get("finish") is None else dict(checked.mapping(data["finish"], "finish")),
             )
+        lineage = data.get("lineage")
         return cls(
             job=checked.job_id(data.get("job"), "job"),
             take=checked.integer(data.get("take"), "take", lo=1),
@@ -172,6 +202,7 @@ class TakeRecord:
             codes_path=checked.optional_text(codes.get("path"), "codes.path"),
             take_index=checked.integer(codes.get("take_index", 0), "codes.take_index", lo=0),
             generator=dict(checked.mapping(data.get("generator") or {}, "generator")),
+            lineage=None if lineage is None else _lineage(lineage),
             audio=audio,
         )
 
@@ -188,6 +219,20 @@ def _prime(value: Any) -> PrimeUsed:
         path=checked.text(data.get("path"), "prime.path"),
         sha256=sha,
         kept_samples=checked.integer(data.get("kept_samples", 0), "prime.kept_samples", lo=0),
+        copy=checked.optional_text(data.get("copy"), "prime.copy"),
+    )
+
+
+def _lineage(value: Any) -> TakeLineage:
+    data = checked.mapping(value, "lineage")
+    relation = checked.text(data.get("relation"), "lineage.relation", max_chars=16)
+    if relation not in RELATIONS:
+        raise ValueError(f"lineage.relation {relation!r} is not one of {', '.join(RELATIONS)}")
+    take = data.get("take")
+    return TakeLineage(
+        relation,
+        checked.job_id(data.get("job"), "lineage.job"),
+        None if take is None else checked.integer(take, "lineage.take", lo=1),
     )
 
 

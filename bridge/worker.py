@@ -38,11 +38,13 @@ from .events import (
     Stage,
     TakeDelivered,
 )
+from .finishing import FinishOptions
 from .job_board import JobBoard
 from .job_record import JobRecord
-from .jobs import UPSAMPLE, JobQueue
-from .renderer import Renderer
-from .take_record import PrimeUsed, SourceUsed, TakeRecord
+from .jobs import UPSAMPLE, JobQueue, JobSpec
+from .prime_store import PrimeStore
+from .renderer import Finishing, Head, Renderer
+from .take_record import PrimeUsed, SourceUsed, TakeLineage, TakeRecord
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,16 @@ class Work:
     end_samples: int
     prime_sha256: str | None
     levels: tuple[int, ...]  # the levels this job samples, top first
+    prime_original: str | None = None  # the clip as named; `request.prime_path` is its kept copy
+    head: Head | None = None  # the prime's own audio, read once per job
+
+
+def _parent_token(spec: JobSpec, row: int) -> str:
+    """`continue-j…-t02` for a take grown from take 2 of job j…; '' for a take with no parent."""
+    if spec.lineage is None:
+        return ""
+    take = spec.lineage.take_for(row)
+    return f"{spec.lineage.relation}-{spec.lineage.job}" + (f"-t{take:02d}" if take is not None else "")
 
 
 class ModelWorker:
@@ -72,6 +84,7 @@ class ModelWorker:
         self.board, self.queue, self.renderer = board, queue, renderer
         self.engine_factory = engine_factory
         self.state_dir = Path(state_dir)
+        self.primes = PrimeStore(self.state_dir / "primes")
         self.engine: Any = None
         self.info: ModelInfo | None = None
         self.ready = threading.Event()  # set once loading ended, either way
@@ -137,10 +150,14 @@ class ModelWorker:
     # --- one stage of a job -----------------------------------------------------------------------
 
     def _begin(self, record: JobRecord) -> Work:
-        """First stage: find what the take starts from and plan the levels."""
+        """First stage: keep a copy of the prime, find what the take starts from and plan the levels."""
         spec, request = record.spec, record.spec.request
         if record.resumed:  # checked by the model that was loaded when it was queued; this one may differ
             self.engine.check(request)
+        prime_original = request.prime_path
+        if spec.mode is Mode.PRIMED and request.prime_path:  # the model reads the kept copy: what it heard stays
+            copy, _ = self.primes.keep(request.prime_path)
+            request = request.replace(prime_path=str(copy))
         start = self.engine.start(request)
         levels = start.levels_to_sample
         chosen = levels if spec.mode is Mode.UPSAMPLE else levels[: spec.session.levels]
@@ -155,15 +172,18 @@ class ModelWorker:
                 self.board.publish(JobResumed(record.id, spec.origin, len(done), len(chosen)))
         expected = spec.expect_prime_sha256
         if expected and start.prime_sha256 and start.prime_sha256 != expected:
-            self.board.publish(
-                JobWarning(
-                    record.id,
-                    spec.origin,
-                    f"the prime {request.prime_path} has changed since the take was made; the take will differ",
-                )
-            )
+            message = f"the prime {prime_original} has changed since the take was made; the take will differ"
+            self.board.publish(JobWarning(record.id, spec.origin, message))
         self.board.publish(JobPlanned(record.id, spec.origin, tuple(chosen), str(codes_path)))
-        return Work(request, codes, start.start_samples, start.end_samples, start.prime_sha256, tuple(chosen))
+        return Work(
+            request,
+            codes,
+            start.start_samples,
+            start.end_samples,
+            start.prime_sha256,
+            tuple(chosen),
+            prime_original=prime_original,
+        )
 
     def _run_stage(self, record: JobRecord, priority: int) -> None:
         if record.cancel.is_set():
@@ -254,6 +274,13 @@ class ModelWorker:
     def _codes_path(self, record: JobRecord) -> Path:
         return self.state_dir / "codes" / f"{record.id}.pt"
 
+    def _take_end(self, record: JobRecord, work: Work) -> int:
+        """Where the delivered takes end, at the model rate: the new material after what existed, exactly as
+        long as asked (the codes run on to a whole top-level token)."""
+        if record.spec.mode is Mode.UPSAMPLE:
+            return work.start_samples  # the earlier take's own length
+        return work.start_samples + work.request.new_samples
+
     def _save_codes(self, record: JobRecord, work: Work, *, cancelled: bool) -> None:
         spec = record.spec
         meta = {
@@ -262,38 +289,89 @@ class ModelWorker:
             "session": spec.session.as_dict(),
             "start_samples": work.start_samples,
             "end_samples": work.end_samples,
+            "take_end_samples": self._take_end(record, work),  # a continue carries on from here, not the codes' end
             "model": self.info.to_dict() if self.info else {},
         }
         self.engine.save_codes(self._codes_path(record), work.codes, work.request, cancelled=cancelled, meta=meta)
+
+    def _head(self, record: JobRecord, work: Work) -> Head | None:
+        """The prime's own audio that opens a primed take: the kept part, or whole bars of the clip's end when
+        the session counts in bars (the take is then whole bars end to end)."""
+        s = record.spec.session
+        if record.spec.mode is not Mode.PRIMED or not s.keep_prime or not work.request.prime_path:
+            return None
+        if work.head is None:
+            assert self.info is not None
+            seconds = work.start_samples / self.info.sr
+            if s.length_unit == "bars":
+                bar_s = s.beats_per_bar * 60.0 / s.bpm
+                whole = int(s.prime_s / bar_s + 1e-9)
+                seconds = whole * bar_s if whole >= 1 else seconds
+            audio, sr = self.primes.tail(work.request.prime_path, seconds)
+            work.head = Head(audio, sr)
+        return work.head
 
     def _deliver_level(self, record: JobRecord, work: Work, level: int, seeds: tuple[int, ...]) -> None:
         assert self.info is not None
         spec, s = record.spec, record.spec.session
         audio = self.engine.decode(work.codes, level)
-        keep_from = 0 if (s.keep_prime or spec.mode is Mode.UPSAMPLE) else work.start_samples
-        end = work.end_samples if spec.mode is Mode.UPSAMPLE else work.start_samples + work.request.new_samples
+        head = self._head(record, work)
+        # a primed take's new material follows the prime's own audio (or nothing, when it is not kept);
+        # a continued take starts with the earlier take unless told not to
+        new_only = spec.mode is Mode.PRIMED or (spec.mode is Mode.CONTINUE and not s.keep_prime)
+        body_from = work.start_samples if new_only else 0
+        end = self._take_end(record, work)
+        finishing = Finishing(
+            FinishOptions(
+                loudness_lufs=s.loudness_lufs or None,
+                dc_remove=s.dc_remove,
+                fade_in_ms=s.fade_ms,
+                fade_out_ms=s.fade_ms,
+                trim_bars=s.trim_bars,
+            ),
+            bpm=s.bpm,
+            beats_per_bar=s.beats_per_bar,
+            in_bars=s.length_unit == "bars",
+        )
         label = spec.preset or spec.mode.value
-        extra = f"{s.bpm:g}bpm-{s.length:g}bars" if s.length_unit == "bars" else ""
-        for take in range(audio.shape[0]):
-            take_record = self._take_record(record, work, level, take, seeds[take], keep_from, end)
+        for row in range(audio.shape[0]):
+            number = spec.take_number(row)
+            take_record = self._take_record(record, work, level, row, seeds[row], body_from, end)
+            extra = ""
+            if s.length_unit == "bars":
+                seconds = (end - body_from) / self.info.sr + (len(head.audio) / head.sr if head is not None else 0.0)
+                extra = f"{s.bpm:g}bpm-{seconds * s.bpm / (60.0 * s.beats_per_bar):.4g}bars"
             stem = self.renderer.take_stem(
-                label=label, job_id=spec.id, take=take, seed=seeds[take], level=level, extra=extra
+                label=label,
+                job_id=spec.id,
+                take=number,
+                seed=seeds[row],
+                level=level,
+                extra=extra,
+                parent=_parent_token(spec, row),
             )
             path = self.renderer.deliver(
-                audio[take, keep_from:end], source_sr=self.info.sr, stem=stem, record=take_record
+                audio[row, :end],
+                source_sr=self.info.sr,
+                stem=stem,
+                record=take_record,
+                body_from=body_from,
+                head=head,
+                finishing=finishing,
             )
-            self.board.publish(TakeDelivered(record.id, spec.origin, take + 1, level, str(path), seeds[take]))
+            self.board.publish(TakeDelivered(record.id, spec.origin, number, level, str(path), seeds[row]))
 
     def _take_record(
-        self, record: JobRecord, work: Work, level: int, take: int, seed: int, start: int, end: int
+        self, record: JobRecord, work: Work, level: int, row: int, seed: int, start: int, end: int
     ) -> TakeRecord:
         import torch  # only for the version the record names
 
         assert self.info is not None
         spec, request = record.spec, work.request
+        lineage = spec.lineage
         return TakeRecord(
             job=spec.id,
-            take=take + 1,
+            take=spec.take_number(row),
             level=level,
             seed=seed,
             job_seed=spec.seed,
@@ -301,11 +379,16 @@ class ModelWorker:
             preset=spec.preset,
             session=spec.session,
             # this take alone: its own seed, one take, the same levels (each level is seeded afresh)
-            request=request.one_take(take, seed),
+            request=request.one_take(row, seed),
             levels=work.levels,
             model=self.info.to_dict(),
             prime=(
-                PrimeUsed(request.prime_path, work.prime_sha256, work.start_samples)
+                PrimeUsed(
+                    work.prime_original or request.prime_path,
+                    work.prime_sha256,
+                    work.start_samples,
+                    copy=request.prime_path,
+                )
                 if spec.mode is Mode.PRIMED and request.prime_path
                 else None
             ),
@@ -318,8 +401,9 @@ class ModelWorker:
             end_sample=end,
             model_sr=self.info.sr,
             codes_path=str(self._codes_path(record)),
-            take_index=take,
+            take_index=row,
             generator={"software": "jukebox-bridge", "version": __version__, "torch": torch.__version__},
+            lineage=TakeLineage(lineage.relation, lineage.job, lineage.take_for(row)) if lineage else None,
         )
 
     def _fail(self, record: JobRecord, error: BaseException) -> None:

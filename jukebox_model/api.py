@@ -271,8 +271,8 @@ class StartCodes:
     """What a take starts from. `codes` stays opaque to hosts (per-level tensors in the real engine)."""
 
     codes: Any
-    start_samples: int  # samples those codes already cover at the top level (the prime or earlier take)
-    end_samples: int  # samples the take will have once sampled (a whole number of top-level tokens)
+    start_samples: int  # where the new material begins: the end of the kept prime, or of the earlier take as delivered
+    end_samples: int  # samples the codes will cover once sampled (a whole number of top-level tokens)
     prime_sha256: str | None  # of the prime's (or codes file's) bytes, for the take record
     levels_to_sample: tuple[int, ...]  # top first
 

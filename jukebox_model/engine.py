@@ -52,6 +52,14 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _take_end(recorded: Any, covered: int, top_hop: int) -> int:
+    """Where an earlier take ended as delivered (its codes run on to a whole top-level token); a value
+    that does not fit the codes (a hand-edited or older file) falls back to what the codes cover."""
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and covered - top_hop < recorded <= covered:
+        return recorded
+    return covered
+
+
 def resolve_device(device: str) -> str:
     """'auto': the first GPU when there is one, else the CPU."""
     if device != "auto":
@@ -191,7 +199,8 @@ class Engine:
             start, prime_hash = keep, file_sha256(request.prime_path)
         else:
             assert request.codes_path is not None
-            zs = self.load_codes(request.codes_path)
+            data = load_codes(Path(request.codes_path))
+            zs, meta = [z.to(self.device) for z in data["zs"]], data.get("meta") or {}
             if len(zs) != levels:
                 raise ValueError(f"{request.codes_path}: codes of {len(zs)} levels, this model has {levels}")
             takes = request.codes_takes if request.codes_takes is not None else tuple(range(zs[0].shape[0]))
@@ -200,15 +209,17 @@ class Engine:
             zs = [z[list(takes)] for z in zs]
             if len(takes) != n:
                 raise ValueError(f"{len(takes)} takes of codes for a request of {n} takes")
+            covered = zs[-1].shape[1] * top
+            start = _take_end(meta.get("take_end_samples"), covered, top)
             if request.mode is Mode.CONTINUE and request.prime_samples > 0:  # branch from that point of the take
+                start = min(start, request.prime_samples)
                 hops = self._info.hop_lengths
-                zs = [z[:, : request.prime_samples // hops[lv]] for lv, z in enumerate(zs)]
+                zs = [z[:, : -(-start // hops[lv])] for lv, z in enumerate(zs)]  # codes that cover `start`
             if request.mode is Mode.UPSAMPLE:
                 zs = [z if lv == levels - 1 else z[:, :0] for lv, z in enumerate(zs)]
-            start = zs[-1].shape[1] * top
             prime_hash = file_sha256(request.codes_path)
         if request.mode is Mode.UPSAMPLE:
-            end = start
+            end = zs[-1].shape[1] * top  # the lower levels under every top-level token; the take ends at `start`
             to_sample = tuple(lv for lv in self._info.levels if lv < levels - 1)
         else:
             end = -(-(start + request.new_samples) // top) * top  # whole top-level tokens, rounded up

@@ -75,8 +75,12 @@ class FakeEngine:
             codes = [z[takes] for z in saved]
             if request.mode is Mode.UPSAMPLE:
                 codes = [z if lv == len(codes) - 1 else z[:, :0] for lv, z in enumerate(codes)]
-            start, digest = codes[-1].shape[1] * top, "1" * 64
-        end = start if request.mode is Mode.UPSAMPLE else -(-(start + request.new_samples) // top) * top
+            covered = codes[-1].shape[1] * top
+            recorded = json.loads(Path(request.codes_path).read_text())["meta"].get("take_end_samples")
+            start = recorded if isinstance(recorded, int) and covered - top < recorded <= covered else covered
+            digest = "1" * 64
+        covered = codes[-1].shape[1] * top
+        end = covered if request.mode is Mode.UPSAMPLE else -(-(start + request.new_samples) // top) * top
         levels = tuple(lv for lv in self._info.levels if lv < 2) if request.mode is Mode.UPSAMPLE else self._info.levels
         return StartCodes(
             codes=codes, start_samples=start, end_samples=end, prime_sha256=digest, levels_to_sample=levels

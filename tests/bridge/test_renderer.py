@@ -21,7 +21,7 @@ def _tone(seconds: float = 0.05, sr: int = 44100) -> np.ndarray:
 
 def test_a_take_never_overwrites_an_earlier_file_of_the_same_name(tmp_path):
     r = Renderer(RenderSettings(project_dir=tmp_path))
-    stem = r.take_stem(label="my preset", job_id="abc", take=0, seed=7, level=2)
+    stem = r.take_stem(label="my preset", job_id="abc", take=1, seed=7, level=2)
     assert stem == "jb_my-preset_abc_t01_s7_L2"
     (tmp_path / f"{stem}.wav").write_bytes(b"the producer's own file")
     first = r.deliver(_tone(), source_sr=44100, stem=stem, record=example_take_record())

@@ -1,0 +1,163 @@
+"""Takes a producer can drop into a loop: a primed take joins the prime's own audio sample-exactly, the
+prime is kept by content so regenerate survives a re-export, names and records carry lineage, lengths in
+bars stay whole bars after a continue, job ids sort by time, and the finishing options do what they say.
+
+The alignment tests run the tiny real model; the rest run the fake engine (tests/bridge/fake_engine.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+
+from bridge.jobs import new_job_id
+from tests.bridge.fake_engine import FakeEngine
+from tests.bridge.harness import OscClient
+
+MODEL_SR = 44100
+TOP_HOP = 128  # the tiny reference VQ-VAE's top-level hop (the fixture's, as the official one)
+
+
+def _noise_clip(path: Path, seconds: float, sr: int, seed: int) -> np.ndarray:
+    clip = (0.3 * np.random.default_rng(seed).standard_normal(int(seconds * sr))).astype(np.float32)
+    sf.write(path, clip, sr, subtype="FLOAT")
+    return clip
+
+
+def _primed_take(c: OscClient, clip: Path) -> tuple[np.ndarray, dict]:
+    c.ask("/jb/prime/file", str(clip))
+    job = c.ask("/jb/generate/primed").args[0]
+    assert c.wait_job(job, timeout=120).address == "/jb/job/done"
+    take = c.wait_for(lambda m: m.address == "/jb/job/take" and m.args[0] == job)
+    audio, _ = sf.read(take.args[3], dtype="float32")
+    return audio, json.loads(Path(take.args[3]).with_suffix(".json").read_text())
+
+
+def _setup_primed(c: OscClient) -> int:
+    c.ask("/jb/set/prime_s", 0.2)
+    c.ask("/jb/set/length", 0.1)
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/seed", 5)
+    return int(0.2 * MODEL_SR) // TOP_HOP * TOP_HOP  # what the model keeps: whole top-level tokens from the end
+
+
+@pytest.mark.parametrize("clip_sr", [44100, 48000])
+def test_a_primed_take_opens_with_the_clips_own_last_samples_and_the_new_material_follows_at_once(
+    make_bridge, tmp_path, clip_sr
+):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    clip = _noise_clip(inbox / "loop.wav", 1.0, clip_sr, seed=1)
+    _, c = make_bridge(inbox_dir=inbox, output_format="float", sample_rate=clip_sr)
+    kept = _setup_primed(c)
+    audio, record = _primed_take(c, inbox / "loop.wav")
+    head = round(kept / MODEL_SR * clip_sr)
+    assert record["prime_frames"] == head
+    np.testing.assert_array_equal(audio[:head], clip[-head:])  # bit for bit: the original, not a reconstruction
+    assert len(audio) == head + round(round(0.1 * MODEL_SR) / MODEL_SR * clip_sr)
+    assert record["span"]["start_sample"] == kept and record["prime"]["kept_samples"] == kept
+
+    c.ask("/jb/set/keep_prime", 0)
+    new_only, record = _primed_take(c, inbox / "loop.wav")
+    assert record["prime_frames"] == 0 and len(new_only) == len(audio) - head
+    np.testing.assert_allclose(new_only, audio[head:], atol=1e-6)  # the same seed: the same new material, at once
+
+
+def test_regenerate_reads_the_kept_copy_of_the_prime_so_a_re_export_changes_nothing(make_bridge, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _noise_clip(inbox / "loop.wav", 1.0, MODEL_SR, seed=2)
+    bridge, c = make_bridge(inbox_dir=inbox, output_format="float")
+    _setup_primed(c)
+    first, record = _primed_take(c, inbox / "loop.wav")
+    copy = Path(record["prime"]["copy"])
+    assert copy.parent == bridge.settings.project_dir / ".jukebox/primes" and copy.stem == record["prime"]["sha256"]
+    _noise_clip(inbox / "loop.wav", 1.0, MODEL_SR, seed=3)  # the producer re-exports over the clip
+    sidecar = next(bridge.settings.project_dir.glob(f"*{record['job']}*.json"))
+    again = c.ask("/jb/regenerate", str(sidecar)).args[0]
+    assert c.wait_job(again, timeout=120).address == "/jb/job/done"
+    take = c.wait_for(lambda m: m.address == "/jb/job/take" and m.args[0] == again)
+    np.testing.assert_array_equal(sf.read(take.args[3], dtype="float32")[0], first)
+    assert not [m for m in c.messages("/jb/job/warning") if m.args[0] == again]  # the copy did not change
+
+
+# --- the fake engine from here on --------------------------------------------------------------------
+
+
+def _job(c: OscClient, *args) -> tuple[str, list]:
+    job = c.ask(*args).args[0]
+    assert c.wait_job(job, timeout=30).address == "/jb/job/done"
+    return job, [m for m in c.messages("/jb/job/take") if m.args[0] == job]
+
+
+def test_a_continued_take_in_bars_is_whole_bars_of_the_earlier_take_plus_the_new_bars(make_bridge):
+    _, c = make_bridge(engine=FakeEngine)
+    c.ask("/jb/set/length", 1, "bars", 120)  # 2 s: not a whole number of top-level tokens (88200 / 128)
+    c.ask("/jb/set/levels", 1)
+    first, takes = _job(c, "/jb/generate")
+    assert sf.info(takes[0].args[3]).frames == 88200 and "_120bpm-1bars_" in Path(takes[0].args[3]).name
+    second, takes = _job(c, "/jb/generate/continue", first)
+    path = Path(takes[0].args[3])
+    assert sf.info(str(path)).frames == 2 * 88200 and "_120bpm-2bars_" in path.name
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["bars"] == 2.0 and record["lineage"] == {"relation": "continue", "job": first, "take": 1}
+
+
+def test_take_names_carry_the_real_take_number_seed_and_parent(make_bridge):
+    _, c = make_bridge(engine=FakeEngine)
+    c.ask("/jb/set/length", 0.05)
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/n_takes", 3)
+    c.ask("/jb/set/seed", 70)
+    first, takes = _job(c, "/jb/generate")
+    assert [m.args[1] for m in takes] == [1, 2, 3]
+    second, cont = _job(c, "/jb/generate/continue", first, 3)
+    name = Path(cont[0].args[3]).name
+    assert f"_{second}_t01_s" in name and f"_continue-{first}-t03_" in name
+    again, regen = _job(c, "/jb/regenerate", str(Path(takes[1].args[3]).with_suffix(".json")))
+    name = Path(regen[0].args[3]).name
+    assert regen[0].args[1] == 2 and f"_{again}_t02_s71_" in name and f"_regenerate-{first}-t02_" in name
+    record = json.loads(Path(regen[0].args[3]).with_suffix(".json").read_text())
+    assert record["take"] == 2 and record["seed"] == 71 and record["lineage"]["job"] == first
+
+
+def test_job_ids_and_so_take_names_sort_by_the_time_they_were_asked_for():
+    ids = []
+    for _ in range(50):
+        ids.append(new_job_id())
+        time.sleep(0.0005)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(i.startswith("j") and len(i) == 11 and not i[1:].isdigit() for i in ids)
+
+
+def test_loudness_fades_dc_and_bar_trim_are_applied_and_recorded_when_asked(make_bridge):
+    _, c = make_bridge(engine=FakeEngine, output_format="float")
+    c.ask("/jb/set/length", 2.3)  # 1.15 bars at 120 bpm: the trim keeps one
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/loudness_lufs", -16)
+    c.ask("/jb/set/fade_ms", 10)
+    c.ask("/jb/set/dc_remove", 1)
+    c.ask("/jb/set/trim_bars", 1)
+    _, takes = _job(c, "/jb/generate")
+    audio, sr = sf.read(takes[0].args[3], dtype="float32")
+    assert len(audio) == 88200 and audio[0] == 0.0 and audio[-1] == 0.0
+    assert pyloudnorm.Meter(sr).integrated_loudness(audio.astype(np.float64)) == pytest.approx(-16, abs=0.3)
+    assert abs(float(audio.mean())) < 1e-4
+    finish = json.loads(Path(takes[0].args[3]).with_suffix(".json").read_text())["finish"]
+    assert finish["bars"] == 1 and finish["loudness_after_lufs"] == pytest.approx(-16, abs=0.3)
+
+
+def test_by_default_a_take_is_the_models_output_unchanged(make_bridge):
+    _, c = make_bridge(engine=FakeEngine, output_format="float")
+    c.ask("/jb/set/length", 0.5)
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/seed", 3)
+    _, takes = _job(c, "/jb/generate")
+    audio, _ = sf.read(takes[0].args[3], dtype="float32")
+    expected = FakeEngine().decode([np.full((1, len(audio) // 128 + 1), 3, dtype=np.int64)] * 3, 2)[0][: len(audio)]
+    np.testing.assert_allclose(audio, expected, atol=1e-7)
