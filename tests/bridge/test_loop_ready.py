@@ -101,7 +101,7 @@ def test_a_continued_take_in_bars_is_whole_bars_of_the_earlier_take_plus_the_new
     c.ask("/jb/set/levels", 1)
     first, takes = _job(c, "/jb/generate")
     assert sf.info(takes[0].args[3]).frames == 88200 and "_120bpm-1bars_" in Path(takes[0].args[3]).name
-    second, takes = _job(c, "/jb/generate/continue", first)
+    _, takes = _job(c, "/jb/generate/continue", first)
     path = Path(takes[0].args[3])
     assert sf.info(str(path)).frames == 2 * 88200 and "_120bpm-2bars_" in path.name
     record = json.loads(path.with_suffix(".json").read_text())
