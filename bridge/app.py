@@ -123,6 +123,7 @@ class Bridge:
             state_dir=self.state_dir,
         )
         self.midi: MidiControl | None = None
+        self.tempo: Any = None  # bridge.transports.daw_tempo.DawTempo, when following the DAW's tempo
         self._midi_ports = midi_ports
         self.surface = OscSurface(self.controller, self.notifier, allow=settings.allow)
         self.osc = OscServer(settings.host, settings.port, self.surface, allow=settings.allow)
@@ -170,6 +171,56 @@ class Bridge:
         )
         inbox.start()
         self.inbox = inbox
+
+    def _start_tempo(self) -> None:
+        """Follow the DAW's tempo (optional: a port another program holds is reported, and the bridge serves on)."""
+        s = self.settings
+        if s.tempo_follow == "off":
+            return
+        from .transports.daw_tempo import (
+            LIVE_LISTEN_PORT,
+            LIVE_REPLY_PORT,
+            REAPER_DEVICE_PORT,
+            AbletonTempo,
+            ReaperTempo,
+        )
+
+        follower: Any = None
+
+        def on_tempo(bpm: float, numerator: int | None, source: str) -> None:
+            denominator = getattr(follower, "signature_denominator", None)
+            beats = numerator
+            if numerator is not None and denominator:  # bars in quarter notes, as bpm counts them
+                quarters = numerator * 4 / denominator
+                beats = int(quarters) if quarters == int(quarters) else None
+                if beats is None:
+                    self.controller.report(
+                        Origin("daw", address=f"{source} tempo"),
+                        f"a {numerator}/{denominator} bar is not a whole number of beats; beats_per_bar is kept",
+                        error=False,
+                    )
+            self.controller.follow_tempo(bpm, beats, source)
+
+        try:
+            if s.tempo_follow == "live":
+                follower = AbletonTempo(
+                    on_tempo,
+                    port=s.tempo_port or LIVE_REPLY_PORT,
+                    live_host=s.tempo_daw_host,
+                    live_port=s.tempo_daw_port or LIVE_LISTEN_PORT,
+                )
+            else:
+                follower = ReaperTempo(
+                    on_tempo,
+                    port=s.tempo_port or REAPER_DEVICE_PORT,
+                    reaper_host=s.tempo_daw_host,
+                    reaper_port=s.tempo_daw_port or None,
+                )
+            follower.start()
+        except (OSError, ValueError) as e:
+            self.controller.report(Origin("app", address="tempo"), f"the DAW's tempo is not followed: {e}")
+            return
+        self.tempo = follower
 
     def midi_map_path(self) -> Path | None:
         """The configured map, else presets/midi.toml when the presets folder has one."""
@@ -234,6 +285,7 @@ class Bridge:
             self.presets.start(polling=self.settings.inbox_polling)
         self._start_inbox()
         self._start_midi()
+        self._start_tempo()
         self.osc.start()
         log.info("OSC on %s:%d; takes go to %s", self.settings.host, self.port, self.settings.project_dir)
 
@@ -248,6 +300,8 @@ class Bridge:
             self._closed = True
         self._stop_requested.set()
         self.osc.stop()
+        if self.tempo is not None:
+            self.tempo.stop()
         if self.midi is not None:
             self.midi.close()
         if self.inbox is not None:

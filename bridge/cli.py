@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument(
         "--midi-virtual", action="store_true", default=None, help="open a virtual MIDI input named --midi-port"
     )
+    tempo = p.add_argument_group("DAW tempo")
+    tempo.add_argument(
+        "--follow-tempo",
+        dest="tempo_follow",
+        choices=("off", "live", "reaper"),
+        help="the session's bpm follows Live (through AbletonOSC) or REAPER's OSC",
+    )
+    tempo.add_argument("--tempo-port", type=int, help="where the DAW's tempo arrives (default Live 11001, REAPER 9952)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument("--log-file", type=Path, help="also log to this file")
     return p
@@ -94,6 +102,8 @@ def settings_from_args(args: argparse.Namespace) -> BridgeSettings:
         allow=tuple(args.allow) if args.allow else None,
         prime_roots=tuple(args.prime_root) if args.prime_root else None,
         log_file=args.log_file,
+        tempo_follow=args.tempo_follow,
+        tempo_port=args.tempo_port,
     )
     return load_settings(args.config, **overrides)
 

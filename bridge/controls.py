@@ -18,7 +18,7 @@ ACTIONS = ("generate", "continue", "retry", "upsample", "cancel")  # what a MIDI
 class Origin:
     """Where a request came from, so replies and job events find their way back."""
 
-    kind: str  # "osc" | "midi" | "watch" | "app"
+    kind: str  # "osc" | "midi" | "watch" | "daw" (its tempo) | "app"
     client: tuple[str, int] | None = None  # the OSC sender's (host, port)
     address: str = ""  # the OSC address, MIDI message or file that caused the request
 

@@ -151,6 +151,23 @@ class PrimeChanged(Event):
 
 
 @dataclass(frozen=True)
+class ParamChanged(Event):
+    """A session parameter changed (over OSC, from a MIDI knob, from the DAW's tempo): control surfaces
+    showing it follow."""
+
+    origin: Origin
+    name: str
+    value: object
+
+
+@dataclass(frozen=True)
+class PresetLoaded(Event):
+    origin: Origin
+    name: str
+    changed: tuple[str, ...]  # the parameters whose values it changed
+
+
+@dataclass(frozen=True)
 class JobsCancelled(Event):
     """A cancel that came from a trigger (a MIDI note), not a request with a reply of its own."""
 

@@ -35,7 +35,7 @@ from .jobs import PREVIEW, RELATIONS, UPSAMPLE, JobSpec, Lineage
 from .params import session_from_values
 
 VERSION = 2
-ORIGIN_KINDS = ("osc", "midi", "watch", "app")
+ORIGIN_KINDS = ("osc", "midi", "watch", "daw", "app")
 
 
 @dataclass(frozen=True)

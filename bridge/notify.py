@@ -176,6 +176,11 @@ class Notifier:
         if targets:
             self._queue.put((targets, build_message(address, args)))
 
+    def send_only(self, client: Address | None, address: str, *args: Any) -> None:
+        """To `client` alone (a reply meant for one control surface, such as a state dump)."""
+        if client is not None and not self.is_own(client):
+            self._queue.put(((client,), build_message(address, args)))
+
     def send_limited(self, key: str, client: Address | None, address: str, *args: Any, final: bool = False) -> bool:
         """At most one send per `progress_interval_s` for `key` (a job); `final` ones always go. Returns whether it was sent."""
         now = time.monotonic()

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from .confine import confine_file
 from .controls import Origin
 from .errors import CommandError
-from .events import EventBus, PrimeChanged
+from .events import EventBus, ParamChanged, PresetLoaded, PrimeChanged
 from .params import PARAMS, Session, parse_param, session_from_values
 from .settings import BridgeSettings
 
@@ -60,7 +60,10 @@ class SessionState:
     def set_param(self, name: str, args: Sequence[Any], *, origin: Origin) -> Any:
         value = parse_param(name, args)
         with self._lock:
+            before = getattr(self._session, name)
             self._session = self._session.replace(**{name: value})
+        if value != before:
+            self.bus.publish(ParamChanged(origin, name, value))
         for listener in list(self.param_listeners):
             try:
                 listener(name)
@@ -86,8 +89,14 @@ class SessionState:
     def load_preset(self, name: str, *, origin: Origin) -> None:
         preset = self._store().get(name)  # CommandError naming the known presets
         with self._lock:
+            before = self._session
             self._session = session_from_values(preset.values, self._session, source=f"preset {name!r}")
             self._preset = name
+            after = self._session
+        changed = tuple(p for p in PARAMS if getattr(before, p) != getattr(after, p))
+        self.bus.publish(PresetLoaded(origin, name, changed))
+        for param in changed:
+            self.bus.publish(ParamChanged(origin, param, getattr(after, param)))
 
     def save_preset(self, name: str, *, origin: Origin, description: str = "") -> str:
         self._store().save(name, self.session, description)

@@ -10,6 +10,7 @@
     [limits]  max_queue = 32  max_takes = 16  max_seconds = 600  progress_interval_s = 0.25
     [inbox]   quiet_s = 1.0  polling = false  auto_generate = false
     [midi]    port = "Launchkey"  virtual = false
+    [tempo]   follow = "live"  (or "reaper", "off")  port = 11001  daw_host = "127.0.0.1"  daw_port = 11000
 
 Relative folders in the file are relative to the file. The default OSC port, 9950, is clear of
 REAPER's 8000/9000, AbletonOSC's 11000/11001, Magenta Studio's 3333 and the usual web ports.
@@ -28,6 +29,9 @@ from typing import Any
 DEFAULT_PORT = 9950
 RESERVED_PORTS = {3333, 5000, 7860, 8000, 8080, 9000, 11000, 11001}
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+TEMPO_SOURCES = ("off", "live", "reaper")
+# the presets folder beside the package (a checkout or an editable install), for the embedded model's names
+DEFAULT_PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 
 class SettingsError(ValueError):
@@ -42,7 +46,7 @@ class BridgeSettings:
     allow: tuple[str, ...] = ()  # client addresses accepted besides loopback (needed when bound wider)
     project_dir: Path = Path("jukebox_project")
     inbox_dir: Path | None = None
-    presets_dir: Path | None = Path("presets")
+    presets_dir: Path | None = DEFAULT_PRESETS_DIR  # the shipped presets, wherever the bridge is started from
     prime_roots: tuple[Path, ...] = ()  # besides the inbox and the project folder
     midi_map: Path | None = None
     bundle_dir: Path | None = None  # None and no official_root: the embedded default
@@ -65,6 +69,10 @@ class BridgeSettings:
     midi_port: str = ""
     midi_virtual: bool = False
     log_file: Path | None = None
+    tempo_follow: str = "off"  # off | live (AbletonOSC) | reaper (REAPER's OSC): the session's bpm follows the DAW
+    tempo_port: int = 0  # where the DAW's tempo arrives; 0: its usual reply port (Live 11001, REAPER 9952)
+    tempo_daw_host: str = "127.0.0.1"  # the DAW's machine: only its datagrams are read
+    tempo_daw_port: int = 0  # where the DAW listens; 0: AbletonOSC's 11000 (REAPER: none, just listen)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -90,6 +98,12 @@ class BridgeSettings:
             raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.output_format not in ("pcm24", "pcm16", "float"):
             raise SettingsError(f"output format must be pcm24, pcm16 or float, got {self.output_format!r}")
+        if self.tempo_follow not in TEMPO_SOURCES:
+            raise SettingsError(f"tempo follow must be one of {', '.join(TEMPO_SOURCES)}, got {self.tempo_follow!r}")
+        if not 0 <= self.tempo_port <= 65535 or not 0 <= self.tempo_daw_port <= 65535:
+            raise SettingsError("tempo port and daw_port must be port numbers")
+        if self.tempo_follow != "off" and self.tempo_port and self.tempo_port == self.port:
+            raise SettingsError(f"the tempo port {self.tempo_port} is the bridge's own OSC port")
         if not 8000 <= self.sample_rate <= 384000:
             raise SettingsError(f"output sample_rate {self.sample_rate} is not a usable audio rate")
 
@@ -152,6 +166,12 @@ def _table(base: Path) -> dict[str, dict[str, tuple[str, Any]]]:
         },
         "midi": {"port": ("midi_port", str), "virtual": ("midi_virtual", bool)},
         "log": {"file": ("log_file", p)},
+        "tempo": {
+            "follow": ("tempo_follow", str),
+            "port": ("tempo_port", int),
+            "daw_host": ("tempo_daw_host", str),
+            "daw_port": ("tempo_daw_port", int),
+        },
     }
 
 

@@ -207,6 +207,8 @@ class ModelInfo:
     precision: str = "float32"
     compile_steps: bool = False
     source: Mapping[str, Any] = field(default_factory=dict)  # where the weights came from (folder, checkpoint names)
+    artists: tuple[str, ...] = ()  # the names the top prior's id tables know, as the tables write them
+    genres: tuple[str, ...] = ()
 
     @property
     def top_hop(self) -> int:

@@ -60,6 +60,11 @@ def _take_end(recorded: Any, covered: int, top_hop: int) -> int:
     return covered
 
 
+def _names(ids: Mapping[str, int]) -> tuple[str, ...]:
+    """A table's names, sorted, without the catch-all 'unknown' (id 0)."""
+    return tuple(sorted(name for name, value in ids.items() if value != 0))
+
+
 def resolve_device(device: str) -> str:
     """'auto': the first GPU when there is one, else the CPU."""
     if device != "auto":
@@ -136,6 +141,8 @@ class Engine:
             precision=precision,
             compile_steps=compile_steps,
             source={k: v for k, v in source.items() if k != "bundle"},
+            artists=_names(top.labeller.tables.artists.ids) if top.labeller is not None else (),
+            genres=_names(top.labeller.tables.genres.ids) if top.labeller is not None else (),
         )
 
     def release_buffers(self) -> None:

@@ -36,9 +36,13 @@ the granted size over `DATAGRAM_COST`. On a stock Linux (rmem_max 212992) that i
     /jb/subscribe [port] [host]       -> /jb/subscribe <host> <port>   (default: the sender's address)
     /jb/unsubscribe [port] [host]
     /jb/midi/learn <param|action|preset:name> | /jb/midi/learn/cancel
+    /jb/state/dump                    -> /jb/get/<param> ... /jb/get/prime /jb/preset/current /jb/state /jb/status,
+                                         then /jb/state/dump <count>  (to the requester alone)
+    /jb/model/artists [prefix] [start] -> /jb/model/artists <total> <start> <name> ...  (also /jb/model/genres)
 
 Events (to the requester and subscribers): /jb/state, /jb/job/queued|started|progress|take|warning|
-done|cancelled|failed, /jb/prime, /jb/info, /jb/error.
+done|cancelled|failed|resumed, /jb/prime, /jb/info, /jb/error; to subscribers, changes not made with
+/jb/set/...: /jb/set/<param> <value...> (a MIDI knob, the DAW's tempo, a preset) and /jb/preset/load <name>.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ from ..events import (
     JobWarning,
     ModelStateChanged,
     Notice,
+    ParamChanged,
+    PresetLoaded,
     PrimeChanged,
     Stage,
     TakeDelivered,
@@ -84,6 +90,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/jb"
 MAX_DATAGRAM = 65507
+NAMES_PER_REPLY_BYTES = 6000  # /jb/model/artists: a page of names stays well inside one datagram
 RCVBUF_BYTES = 4 * 1024 * 1024  # asked of the kernel for the receive buffer; it grants up to net.core.rmem_max
 DATAGRAM_COST = 2304  # receive-buffer bytes one datagram of up to 1000 bytes takes on Linux (payload + skb overhead)
 Handler = Callable[[Origin, list[Any]], tuple[Any, ...] | None]
@@ -120,6 +127,9 @@ class OscSurface:
             "/jb/preset/list": lambda o, a: tuple(c.state.preset_names()),
             "/jb/preset/load": self._preset_load,
             "/jb/preset/save": self._preset_save,
+            "/jb/state/dump": self._dump,
+            "/jb/model/artists": self._names("artists"),
+            "/jb/model/genres": self._names("genres"),
             "/jb/subscribe": self._subscribe,
             "/jb/unsubscribe": self._unsubscribe,
             "/jb/midi/learn": self._learn,
@@ -210,6 +220,48 @@ class OscSurface:
                 else ("random" if value is None else (int(value) if isinstance(value, bool) else value)),
             ]
         return tuple(out)
+
+    def _dump(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
+        """Everything a control surface shows, to the requester alone, as the replies it already knows
+        (/jb/get/<param> for each parameter, then prime, preset, model state and queue); the reply on
+        /jb/state/dump, last, counts them."""
+        c, n, sent = self.controller, self.notifier, 0
+        session = c.state.session
+        for name in PARAMS:
+            n.send_only(origin.client, f"/jb/get/{name}", *_value_args(getattr(session, name)))
+            sent += 1
+        status = c.status()
+        n.send_only(origin.client, "/jb/get/prime", status["prime"])
+        n.send_only(origin.client, "/jb/preset/current", status["preset"])
+        n.send_only(origin.client, "/jb/state", status["state"], status["bundle"])
+        n.send_only(origin.client, "/jb/status", *self._status(origin, []))
+        return (sent + 4,)
+
+    def _names(self, kind: str) -> Handler:
+        return lambda origin, args: self._list_names(kind, args)
+
+    def _list_names(self, kind: str, args: list[Any]) -> tuple[Any, ...]:
+        """/jb/model/<artists|genres> [prefix] [start] -> <total> <start> <name> ...: the names the loaded
+        model's id tables know (those starting with `prefix`, case-insensitive), as many as fit one reply."""
+        info = self.controller.board.model_info
+        if info is None:
+            raise CommandError("the model is still loading; try again once /jb/state says ready")
+        prefix, start = "", 0
+        rest = list(args)
+        if rest and isinstance(rest[0], str) and not rest[0].strip().isdigit():
+            prefix = to_text(rest.pop(0), "prefix", max_chars=100).strip().lower()
+        if rest:
+            start = to_int(rest.pop(0), "start")
+        if rest or start < 0:
+            raise CommandError(f"/jb/model/{kind} takes [prefix] [start]")
+        names = [name for name in getattr(info, kind) if name.lower().startswith(prefix)]
+        page, size = [], 0
+        for name in names[start:]:
+            size += len(name.encode("utf-8", "backslashreplace")) + 8
+            if size > NAMES_PER_REPLY_BYTES:
+                break
+            page.append(name)
+        return (len(names), start, *page)
 
     def _prime_clear(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         self.controller.state.clear_prime()
@@ -390,6 +442,13 @@ class OscEvents:
                 n.forget(event.job_id)
         elif isinstance(event, ModelStateChanged):
             n.send(None, "/jb/state", event.state.value, event.bundle)
+        elif isinstance(event, ParamChanged):
+            # a change made with /jb/set/... was answered to the requester and every subscriber already
+            if not (event.origin.kind == "osc" and event.origin.address.startswith("/jb/set/")):
+                n.send(None, f"/jb/set/{event.name}", *_value_args(event.value))
+        elif isinstance(event, PresetLoaded):
+            if not (event.origin.kind == "osc" and event.origin.address == "/jb/preset/load"):
+                n.send(None, "/jb/preset/load", event.name)
         elif isinstance(event, PrimeChanged):
             n.send(event.origin.client, "/jb/prime", event.path)
         elif isinstance(event, JobsCancelled):
