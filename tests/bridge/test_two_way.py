@@ -177,7 +177,7 @@ def test_the_models_artist_and_genre_names_come_in_pages_that_together_hold_ever
 
 
 def test_a_take_made_in_bars_is_sized_at_the_tempo_the_session_had_when_it_was_asked(make_bridge):
-    bridge, c = make_bridge(engine=FakeEngine)
+    _, c = make_bridge(engine=FakeEngine)
     c.ask("/jb/set/length", 1, "bars", 90)
     c.ask("/jb/set/levels", 1)
     job = c.ask("/jb/generate").args[0]
