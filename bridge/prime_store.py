@@ -33,6 +33,8 @@ class PrimeStore:
         suffix = suffix if suffix in SAFE_SUFFIXES else ".audio"
         self.folder.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
+        if not os.path.lexists(path):
+            raise ValueError(f"the prime {path} was not found: moved or deleted since it was set")
         try:
             source = open_regular(path, what="prime", max_bytes=MAX_PRIME_BYTES)
         except UntrustedFileError as e:

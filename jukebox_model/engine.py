@@ -193,7 +193,11 @@ class Engine:
             zs, start = empty, 0
         elif request.mode is Mode.PRIMED:
             assert request.prime_path is not None  # TakeRequest checks it
-            if not stat.S_ISREG(os.stat(request.prime_path).st_mode):  # a FIFO would block the read forever
+            try:
+                mode = os.stat(request.prime_path).st_mode
+            except FileNotFoundError:
+                raise ValueError(f"{request.prime_path}: the prime was not found (moved or deleted)") from None
+            if not stat.S_ISREG(mode):  # a FIFO would block the read forever
                 raise ValueError(f"{request.prime_path}: the prime is not a regular file")
             clip = self._read_prime(request.prime_path, request.prime_samples)
             keep = clip.shape[0] if request.prime_samples <= 0 else min(request.prime_samples, clip.shape[0])
