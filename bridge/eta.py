@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import threading
 
+from jukebox_model.api import SamplingParams
+
 
 class Throughput:
     def __init__(self, smoothing: float = 0.3):
@@ -34,7 +36,7 @@ class Throughput:
         return None if rate is None else positions / rate
 
 
-SAMPLER_BATCH = 16  # SamplingParams.max_batch_size's default: takes beyond it run as further batch chunks
+SAMPLER_BATCH = SamplingParams().max_batch_size  # takes beyond it run as further batch chunks
 
 
 def level_positions(n_samples: float, hop: int, n_takes: int, max_batch: int = SAMPLER_BATCH) -> float:

@@ -18,9 +18,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..api import BundleSource
 from ..atomic import atomic_write
-from ..bundle_dir import export_checkpoint, load_bundle_dir, write_manifest
+from ..bundle_dir import export_checkpoint, write_manifest
 from ..checkpoints import read_checkpoint
+from ..engine import load_engine
 
 ID_FILES = ("v2_artist_ids.txt", "v2_genre_ids.txt", "v3_artist_ids.txt", "v3_genre_ids.txt")
 
@@ -62,7 +64,7 @@ def make_bundle(
         data["demo"] = {"artist": demo[0], "genre": demo[1]}
         with atomic_write(manifest) as f:
             f.write((json.dumps(data, indent=2) + "\n").encode())
-    load_bundle_dir(out)  # the folder must load as it is shipped
+    load_engine(BundleSource(out), device="cpu")  # the folder must load as it is shipped, as every host loads it
     return out
 
 
