@@ -1,9 +1,11 @@
 """The bridge process: builds every part from the settings, starts them in order, stops them in reverse.
 
-Start: notifier -> model worker (loads the model; clients hear `warming`, then `ready`) -> presets
--> inbox -> MIDI -> OSC. Stop: OSC -> MIDI -> inbox -> presets -> worker (the running stage is
-cancelled, its codes kept) -> notifier (sends what is queued). Optional parts that fail to start
-(no MIDI system, say) are logged and left out; the bridge serves without them.
+Start: notifier -> journal restore -> model worker (loads the model; clients hear `warming`, then
+`ready`) -> presets -> inbox -> MIDI -> DAW tempo -> OSC. Stop: OSC -> DAW tempo -> MIDI -> inbox ->
+presets -> `stopping` -> worker (the running stage is interrupted, its codes kept; it resumes at the
+next start) -> notifier (sends what is queued). Optional parts that fail to start (no MIDI system, a
+tempo port another program holds) are reported and left out; the bridge serves without them. Events
+from the controller, the job board and the worker reach OSC through `OscEvents`.
 """
 
 from __future__ import annotations
