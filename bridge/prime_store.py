@@ -57,10 +57,12 @@ class PrimeStore:
             tmp.unlink(missing_ok=True)
 
     @staticmethod
-    def tail(path: str | Path, seconds: float) -> tuple[np.ndarray, int]:
-        """The last `seconds` of a clip at its own rate, mixed to mono (float32), and that rate."""
+    def tail(path: str | Path, seconds: float, *, context_s: float = 0.0) -> tuple[np.ndarray, int, int]:
+        """The last `seconds` of a clip at its own rate, mixed to mono (float32), with up to `context_s` more
+        before them (for a resampler), its rate, and how many of the samples are the `seconds` themselves."""
         with open_regular(path, what="prime", max_bytes=MAX_PRIME_BYTES) as f, sf.SoundFile(f) as clip:
             n = min(clip.frames, max(0, round(seconds * clip.samplerate)))
-            clip.seek(clip.frames - n)
-            audio = clip.read(n, dtype="float32", always_2d=True)
-            return audio.mean(axis=1, dtype=np.float32), clip.samplerate
+            total = min(clip.frames, n + round(context_s * clip.samplerate))
+            clip.seek(clip.frames - total)
+            audio = clip.read(total, dtype="float32", always_2d=True)
+            return audio.mean(axis=1, dtype=np.float32), clip.samplerate, n

@@ -105,10 +105,12 @@ def write_new_pair(folder: Path, stem: str, write_wav: Any, write_sidecar: Any) 
 
 @dataclass(frozen=True)
 class Head:
-    """Audio that opens a take as it is (the prime's own samples), at its own rate."""
+    """Audio that opens a take as it is (the prime's own samples), at its own rate: its last `seconds`;
+    any samples before them are context for the resampler, not part of the take."""
 
     audio: np.ndarray
     sr: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -173,10 +175,14 @@ class Renderer:
         prime_frames = 0
         if head is not None:
             original = _checked(head.audio)
-            if head.sr != rate:
+            if head.sr != rate:  # resampled with its context, then cut so that it ends where the clip ends
                 import torch
 
+                wanted = min(round(head.seconds * rate), round(len(original) * rate / head.sr))
                 original = resample(torch.from_numpy(original), head.sr, rate).numpy()
+                original = original[len(original) - wanted :]
+            else:
+                original = original[len(original) - min(len(original), round(head.seconds * rate)) :]
             prime_frames = int(original.shape[0])
             samples = np.concatenate([original.astype(np.float32), samples])
         report = None

@@ -49,6 +49,13 @@ from .take_record import PrimeUsed, SourceUsed, TakeLineage, TakeRecord
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Opening:
+    prime: str  # the kept copy of the clip
+    head_seconds: float  # how much of its end opens the take
+    body_from: int  # model-rate sample of the codes' timeline where the model's output takes over
+
+
 @dataclass
 class Work:
     """What a job carries between its stages; only the worker sees it."""
@@ -60,7 +67,8 @@ class Work:
     prime_sha256: str | None
     levels: tuple[int, ...]  # the levels this job samples, top first
     prime_original: str | None = None  # the clip as named; `request.prime_path` is its kept copy
-    head: Head | None = None  # the prime's own audio, read once per job
+    opening: Opening | None = None  # the prime's own audio that opens the take, if any
+    head: Head | None = None  # that audio, read once per job
 
 
 def _parent_token(spec: JobSpec, row: int) -> str:
@@ -158,7 +166,12 @@ class ModelWorker:
         if spec.mode is Mode.PRIMED and request.prime_path:  # the model reads the kept copy: what it heard stays
             copy, _ = self.primes.keep(request.prime_path)
             request = request.replace(prime_path=str(copy))
-        start = self.engine.start(request)
+        try:
+            start = self.engine.start(request)
+        except ValueError as e:  # name the clip as the producer knows it, not its kept copy
+            if prime_original and request.prime_path != prime_original:
+                raise ValueError(str(e).replace(str(request.prime_path), str(prime_original))) from None
+            raise
         levels = start.levels_to_sample
         chosen = levels if spec.mode is Mode.UPSAMPLE else levels[: spec.session.levels]
         codes = start.codes
@@ -175,7 +188,7 @@ class ModelWorker:
             message = f"the prime {prime_original} has changed since the take was made; the take will differ"
             self.board.publish(JobWarning(record.id, spec.origin, message))
         self.board.publish(JobPlanned(record.id, spec.origin, tuple(chosen), str(codes_path)))
-        return Work(
+        work = Work(
             request,
             codes,
             start.start_samples,
@@ -184,6 +197,8 @@ class ModelWorker:
             tuple(chosen),
             prime_original=prime_original,
         )
+        work.opening = self._opening(record, work)
+        return work
 
     def _run_stage(self, record: JobRecord, priority: int) -> None:
         if record.cancel.is_set():
@@ -290,36 +305,78 @@ class ModelWorker:
             "start_samples": work.start_samples,
             "end_samples": work.end_samples,
             "take_end_samples": self._take_end(record, work),  # a continue carries on from here, not the codes' end
+            "opening": None
+            if work.opening is None
+            else {
+                "prime": work.opening.prime,
+                "head_seconds": work.opening.head_seconds,
+                "body_from": work.opening.body_from,
+            },
             "model": self.info.to_dict() if self.info else {},
         }
         self.engine.save_codes(self._codes_path(record), work.codes, work.request, cancelled=cancelled, meta=meta)
 
-    def _head(self, record: JobRecord, work: Work) -> Head | None:
-        """The prime's own audio that opens a primed take: the kept part, or whole bars of the clip's end when
-        the session counts in bars (the take is then whole bars end to end)."""
-        s = record.spec.session
-        if record.spec.mode is not Mode.PRIMED or not s.keep_prime or not work.request.prime_path:
-            return None
-        if work.head is None:
+    def _opening(self, record: JobRecord, work: Work) -> Opening | None:
+        """How a take opens with the prime's own audio: a primed take with the clip's end (the kept part, or
+        whole bars of it when the session counts in bars), and a continue or upsample of such a take with the
+        same audio again, so a chain of continues stays the original clip plus whole bars of new material."""
+        spec, s = record.spec, record.spec.session
+        if spec.mode is Mode.PRIMED:
+            if not s.keep_prime or not work.request.prime_path:
+                return None
             assert self.info is not None
             seconds = work.start_samples / self.info.sr
             if s.length_unit == "bars":
                 bar_s = s.beats_per_bar * 60.0 / s.bpm
                 whole = int(s.prime_s / bar_s + 1e-9)
                 seconds = whole * bar_s if whole >= 1 else seconds
-            audio, sr = self.primes.tail(work.request.prime_path, seconds)
-            work.head = Head(audio, sr)
+            return Opening(work.request.prime_path, seconds, work.start_samples)
+        if spec.mode is Mode.UPSAMPLE or (spec.mode is Mode.CONTINUE and s.keep_prime):
+            return self._recorded_opening(work)
+        return None
+
+    def _recorded_opening(self, work: Work) -> Opening | None:
+        """The opening an earlier take's codes file records, read as untrusted: its prime must be one of this
+        project's kept copies and its numbers must fit the codes."""
+        try:
+            meta = self.engine.codes_meta(work.request.codes_path)
+            data = meta.get("opening") if isinstance(meta, dict) else None
+            if not isinstance(data, dict):
+                return None
+            prime, seconds, body_from = data.get("prime"), data.get("head_seconds"), data.get("body_from")
+            folder = self.primes.folder.resolve()
+            if not isinstance(prime, str) or Path(prime).resolve().parent != folder or not Path(prime).is_file():
+                return None
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 3600:
+                return None
+            if isinstance(body_from, bool) or not isinstance(body_from, int) or not 0 < body_from <= work.start_samples:
+                return None
+            return Opening(prime, float(seconds), body_from)
+        except (OSError, ValueError) as e:
+            log.warning("the opening recorded in %s cannot be used: %s", work.request.codes_path, e)
+            return None
+
+    def _head(self, work: Work) -> Head | None:
+        if work.opening is None:
+            return None
+        if work.head is None:
+            audio, sr, _ = self.primes.tail(work.opening.prime, work.opening.head_seconds, context_s=0.05)
+            work.head = Head(audio, sr, work.opening.head_seconds)
         return work.head
 
     def _deliver_level(self, record: JobRecord, work: Work, level: int, seeds: tuple[int, ...]) -> None:
         assert self.info is not None
         spec, s = record.spec, record.spec.session
         audio = self.engine.decode(work.codes, level)
-        head = self._head(record, work)
+        head = self._head(work)
         # a primed take's new material follows the prime's own audio (or nothing, when it is not kept);
         # a continued take starts with the earlier take unless told not to
-        new_only = spec.mode is Mode.PRIMED or (spec.mode is Mode.CONTINUE and not s.keep_prime)
-        body_from = work.start_samples if new_only else 0
+        if work.opening is not None:
+            body_from = work.opening.body_from  # where the model's output takes over from the prime's audio
+        elif spec.mode is Mode.PRIMED or (spec.mode is Mode.CONTINUE and not s.keep_prime):
+            body_from = work.start_samples  # the new material alone
+        else:
+            body_from = 0
         end = self._take_end(record, work)
         finishing = Finishing(
             FinishOptions(
@@ -339,7 +396,7 @@ class ModelWorker:
             take_record = self._take_record(record, work, level, row, seeds[row], body_from, end)
             extra = ""
             if s.length_unit == "bars":
-                seconds = (end - body_from) / self.info.sr + (len(head.audio) / head.sr if head is not None else 0.0)
+                seconds = (end - body_from) / self.info.sr + (head.seconds if head is not None else 0.0)
                 extra = f"{s.bpm:g}bpm-{seconds * s.bpm / (60.0 * s.beats_per_bar):.4g}bars"
             stem = self.renderer.take_stem(
                 label=label,

@@ -325,6 +325,10 @@ class TakeEngine(Protocol):
 
     def load_codes(self, path: str | Path) -> Any: ...
 
+    def codes_meta(self, path: str | Path) -> Mapping[str, Any]:
+        """What the host recorded with a codes file (`save_codes`' meta), read as untrusted."""
+        ...
+
     def codes_lengths(self, codes: Any) -> tuple[int, ...]:
         """Tokens per level, 0 finest (what a host reports and measures rates with)."""
         ...

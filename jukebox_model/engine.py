@@ -301,6 +301,9 @@ class Engine:
         result = SampleResult(zs=[z.cpu() for z in codes], cancelled=cancelled, seed=int(request.params.seed or 0))
         return save_codes(Path(path), result, params=request.params, meta={**meta, "request": request.to_dict()})
 
+    def codes_meta(self, path: str | Path) -> Mapping[str, Any]:
+        return load_codes(Path(path)).get("meta") or {}
+
     def load_codes(self, path: str | Path) -> list[Tensor]:
         """The codes of every level, read as untrusted input, on this engine's device."""
         return [z.to(self.device) for z in load_codes(Path(path))["zs"]]

@@ -113,7 +113,7 @@ class FakeEngine:
             done += 1
             if self.token_delay_s:
                 threading.Event().wait(self.token_delay_s)
-            if on_progress is not None:
+            if on_progress is not None and (done % 32 == 0 or done == want - have):  # a host's rate, not each token
                 on_progress(Progress(level, 1, 1, done, want - have, None))
         return LevelResult(codes=out, cancelled=False, row_seeds=seeds)
 
@@ -144,6 +144,9 @@ class FakeEngine:
             )
         )
         return path
+
+    def codes_meta(self, path: str | Path) -> Mapping[str, Any]:
+        return json.loads(Path(path).read_text())["meta"]
 
     def load_codes(self, path: str | Path) -> Any:
         data = json.loads(Path(path).read_text())

@@ -24,7 +24,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.params import parse_param
+from bridge.params import PARAMS, parse_param
 from tests.bridge import osc_fuzz
 from tests.bridge.harness import Message, OscClient
 
@@ -43,6 +43,13 @@ def fuzz(max_examples: int) -> settings:
 TALLY: Counter[str] = Counter()  # datagrams and messages fuzzed, per test (printed)
 PRIME_ADDRESSES = {"/jb/prime/file", "/jb/prime/inbox", "/jb/prime/clear"}
 PRESET_ADDRESSES = {"/jb/preset/load", "/jb/preset/save"}
+# what /jb/state/dump sends its requester before its own reply
+DUMP_REPLIES = {f"/jb/get/{name}" for name in PARAMS} | {
+    "/jb/get/prime",
+    "/jb/preset/current",
+    "/jb/state",
+    "/jb/status",
+}
 
 
 @pytest.fixture
@@ -96,12 +103,15 @@ def _check_replies(parsed: osc_fuzz.Parsed, replies: list[Message], datagram: by
         assert replies[0].args[0] == "(malformed)" and "malformed OSC packet" in replies[0].args[1], where
         return []
     addresses = parsed.addresses
+    dumps = addresses.count("/jb/state/dump")  # each also sends the requester one message per DUMP_REPLIES address
     owed = []
-    for address in set(addresses):
+    for address in set(addresses) | (DUMP_REPLIES if dumps else set()):
         on_it = [
             m for m in replies if m.address == address and not (address == "/jb/error" and m.args[:1] != ["error"])
         ]
-        expected = addresses.count(address) + (1 if address == "/jb/ping" else 0)
+        expected = (
+            addresses.count(address) + (1 if address == "/jb/ping" else 0) + (dumps if address in DUMP_REPLIES else 0)
+        )
         assert len(on_it) == expected, f"{address}: {len(on_it)} replies, expected {expected}; {where}"
         errors = [m for m in on_it if _is_error(m)]
         notices = [m for m in replies if m.address == "/jb/error" and _names(m, address)]
@@ -110,7 +120,7 @@ def _check_replies(parsed: osc_fuzz.Parsed, replies: list[Message], datagram: by
             assert isinstance(e.args[1], str) and len(e.args[1]) > 10, where
             assert "internal error" not in e.args[1], where
         owed += on_it
-    known = set(addresses) | {"/jb/error", "/jb/ping", "/jb/prime"}
+    known = set(addresses) | {"/jb/error", "/jb/ping", "/jb/prime"} | (DUMP_REPLIES if dumps else set())
     assert {m.address for m in replies} <= known, where
     return owed
 
@@ -294,6 +304,7 @@ def test_arguments_no_datagram_can_carry_are_refused_cleanly_when_a_caller_hands
                     "/jb/prime/inbox",
                     "/jb/prime/clear",
                     "/jb/get/prime",
+                    "/jb/state/dump",
                 )
                 or address.startswith("/jb/get/")
             ), (address, args, owed[0].args)

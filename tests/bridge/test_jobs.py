@@ -63,5 +63,7 @@ def test_close_wakes_a_waiting_worker_and_refuses_more_work():
 def test_job_ids_never_look_like_take_numbers():
     from bridge.jobs import new_job_id
 
-    ids = {new_job_id() for _ in range(2000)}
-    assert len(ids) == 2000 and all(i[0] == "j" and not i.isdigit() and len(i) == 8 for i in ids)
+    made = [new_job_id() for _ in range(2000)]
+    ids = set(made)
+    assert len(ids) == 2000 and all(i[0] == "j" and not i.isdigit() and len(i) == 11 for i in ids)
+    assert made == sorted(made)  # one process's ids sort as they were made

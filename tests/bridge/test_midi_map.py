@@ -29,7 +29,7 @@ def test_shipped_example_is_a_valid_map_using_every_action() -> None:
     assert set(mapping.notes.values()) == set(NOTE_ACTIONS)
     assert mapping.cc[21] == CCBinding("temperature", 0.7, 1.1)
     assert mapping.cc[22] == CCBinding("length")  # the parameter's own knob range
-    assert mapping.programs[0] == "ambient-pads"
+    assert mapping.programs[0] == "orchestral-theme"
 
 
 def test_learn_can_arm_each_controller_action() -> None:
