@@ -61,6 +61,13 @@ def texts(value: Any, name: str, *, max_items: int = 10_000) -> tuple[str, ...]:
     return tuple(text(v, f"{name}[{i}]") for i, v in enumerate(value))
 
 
+def one_of(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    found = text(value, name, max_chars=64)
+    if found not in choices:
+        raise ValueError(f"{name} {found!r} is not one of {', '.join(choices)}")
+    return found
+
+
 def job_id(value: Any, name: str = "job id") -> str:
     """A job id as the bridge makes them; anything else (a path, '..', a hostile name) is refused."""
     found = text(value, name, max_chars=64)

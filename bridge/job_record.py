@@ -242,9 +242,7 @@ def lineage_from_dict(value: Any) -> Lineage | None:
     if value is None:
         return None
     data = checked.mapping(value, "lineage")
-    relation = checked.text(data.get("relation"), "lineage relation", max_chars=16)
-    if relation not in RELATIONS:
-        raise ValueError(f"lineage relation {relation!r} is not one of {', '.join(RELATIONS)}")
+    relation = checked.one_of(data.get("relation"), "lineage relation", RELATIONS)
     takes = data.get("takes")
     return Lineage(
         relation,
@@ -271,9 +269,7 @@ def origin_from_dict(value: Any) -> Origin:
     if value is None:
         return Origin("app")
     data = checked.mapping(value, "origin")
-    kind = checked.text(data.get("kind", "app"), "origin kind", max_chars=16)
-    if kind not in ORIGIN_KINDS:
-        raise ValueError(f"origin kind {kind!r} is not one of {', '.join(ORIGIN_KINDS)}")
+    kind = checked.one_of(data.get("kind", "app"), "origin kind", ORIGIN_KINDS)
     client = data.get("client")
     target = None
     if client:

@@ -225,9 +225,7 @@ def _prime(value: Any) -> PrimeUsed:
 
 def _lineage(value: Any) -> TakeLineage:
     data = checked.mapping(value, "lineage")
-    relation = checked.text(data.get("relation"), "lineage.relation", max_chars=16)
-    if relation not in RELATIONS:
-        raise ValueError(f"lineage.relation {relation!r} is not one of {', '.join(RELATIONS)}")
+    relation = checked.one_of(data.get("relation"), "lineage.relation", RELATIONS)
     take = data.get("take")
     return TakeLineage(
         relation,
