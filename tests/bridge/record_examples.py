@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bridge.controls import Origin
-from bridge.jobs import JobSpec
+from bridge.jobs import JobSpec, Lineage
 from bridge.params import Session
-from bridge.take_record import PrimeUsed, SourceUsed, TakeRecord
+from bridge.take_record import AudioWritten, PrimeUsed, SourceUsed, TakeLineage, TakeRecord
 from jukebox_model.api import Mode, SamplingParams, TakeRequest
 
 SR = 44100
@@ -40,6 +40,9 @@ def example_spec(mode: Mode, *, job_id: str = "jbbbbbbb") -> JobSpec:
         preset="verse",
         source_job="jaaaaaaa" if mode.extends_codes else None,
         created=1_790_000_000.5,
+        lineage=Lineage(mode.value, "jaaaaaaa", (2, 1)) if mode.extends_codes else None,
+        take_numbers=(3, 4) if mode is Mode.PRIMED else None,
+        expect_prime_sha256="ab" * 32 if mode is Mode.PRIMED else None,
     )
 
 
@@ -58,7 +61,9 @@ def example_take_record(mode: Mode = Mode.ANCESTRAL, *, take: int = 2) -> TakeRe
         request=request,
         levels=(2, 1, 0),
         model={"bundle": "tiny", "sr": SR},
-        prime=PrimeUsed("/music/inbox/clip.wav", "ab" * 32, 4 * SR) if mode is Mode.PRIMED else None,
+        prime=PrimeUsed("/music/inbox/clip.wav", "ab" * 32, 4 * SR, copy="/music/p/.jukebox/primes/ab.wav")
+        if mode is Mode.PRIMED
+        else None,
         source=SourceUsed("jaaaaaaa", request.codes_path, "cd" * 32, request.codes_takes)
         if mode.extends_codes
         else None,
@@ -68,4 +73,13 @@ def example_take_record(mode: Mode = Mode.ANCESTRAL, *, take: int = 2) -> TakeRe
         codes_path="/music/p/.jukebox/codes/jbbbbbbb.pt",
         take_index=take - 1,
         generator={"software": "jukebox-bridge", "version": "test"},
+        lineage=TakeLineage(mode.value, "jaaaaaaa", 2) if mode.extends_codes else None,
+        audio=AudioWritten(
+            sample_rate=48000,
+            frames=96000,
+            format="pcm24",
+            prime_frames=4800 if mode is Mode.PRIMED else 0,
+            bars=1.0,
+            finish={"gain_db": -1.5, "notes": ["x"]},
+        ),
     )
