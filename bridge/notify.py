@@ -130,6 +130,8 @@ class Notifier:
         if self._own[0] not in ("0.0.0.0", "::"):
             return False
         if str(ip) not in self._own_cache:  # an address this machine can bind is one of its own
+            if len(self._own_cache) >= 4096:  # clients from a wide allowed network: keep the answers bounded
+                self._own_cache.clear()
             family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
             try:
                 with socket.socket(family, socket.SOCK_DGRAM) as probe:
