@@ -210,3 +210,22 @@ def test_a_prime_that_is_a_fifo_is_refused_without_blocking_the_osc_thread(make_
 
     ask()
     assert done.is_set() and c.ask("/jb/ping").args[0] == "ok"
+
+
+def test_a_bridge_bound_to_every_address_counts_each_of_this_machines_addresses_as_its_own():
+    from bridge.notify import Notifier
+
+    n = Notifier()
+    n.guard(9950, "0.0.0.0")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # a UDP connect sends nothing: it only picks the local address
+            local = probe.getsockname()[0]
+        except OSError:
+            local = "127.0.0.1"
+    assert n.is_own((local, 9950)) and n.is_own(("127.0.0.5", 9950)) and n.is_own(("0.0.0.0", 9950))
+    assert not n.is_own(("192.0.2.55", 9950))  # TEST-NET-1: never an address of this machine
+    assert not n.is_own((local, 9951))  # another port is another program
+    with pytest.raises(ValueError, match="own OSC port"):
+        n.subscribe((local, 9950))
+    n.stop()
