@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jukebox_model.api import Mode, ModelInfo, Progress, TakeEngine, TakeRequest, is_out_of_memory
 
-from . import __version__
+from . import __version__, checked
 from .errors import CommandError
 from .eta import level_positions
 from .events import (
@@ -197,7 +197,7 @@ class ModelWorker:
             tuple(chosen),
             prime_original=prime_original,
         )
-        work.opening = self._opening(record, work)
+        work.opening = self._opening(record, work, start.source_meta)
         return work
 
     def _run_stage(self, record: JobRecord, priority: int) -> None:
@@ -316,7 +316,7 @@ class ModelWorker:
         }
         self.engine.save_codes(self._codes_path(record), work.codes, work.request, cancelled=cancelled, meta=meta)
 
-    def _opening(self, record: JobRecord, work: Work) -> Opening | None:
+    def _opening(self, record: JobRecord, work: Work, source_meta: Mapping[str, Any]) -> Opening | None:
         """How a take opens with the prime's own audio: a primed take with the clip's end (the kept part, or
         whole bars of it when the session counts in bars), and a continue or upsample of such a take with the
         same audio again, so a chain of continues stays the original clip plus whole bars of new material."""
@@ -332,29 +332,28 @@ class ModelWorker:
                 seconds = whole * bar_s if whole >= 1 else seconds
             return Opening(work.request.prime_path, seconds, work.start_samples)
         if spec.mode is Mode.UPSAMPLE or (spec.mode is Mode.CONTINUE and s.keep_prime):
-            return self._recorded_opening(work)
+            return self._recorded_opening(work, source_meta)
         return None
 
-    def _recorded_opening(self, work: Work) -> Opening | None:
-        """The opening an earlier take's codes file records, read as untrusted: its prime must be one of this
-        project's kept copies and its numbers must fit the codes."""
+    def _recorded_opening(self, work: Work, meta: Mapping[str, Any]) -> Opening | None:
+        """The opening an earlier take's codes file records (its meta, read back with the codes), as untrusted
+        input: its prime must be one of this project's kept copies and its numbers must fit the codes."""
+        data = meta.get("opening")
+        if data is None:
+            return None
         try:
-            meta = self.engine.codes_meta(work.request.codes_path)
-            data = meta.get("opening") if isinstance(meta, dict) else None
-            if not isinstance(data, dict):
-                return None
-            prime, seconds, body_from = data.get("prime"), data.get("head_seconds"), data.get("body_from")
-            folder = self.primes.folder.resolve()
-            if not isinstance(prime, str) or Path(prime).resolve().parent != folder or not Path(prime).is_file():
-                return None
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 3600:
-                return None
-            if isinstance(body_from, bool) or not isinstance(body_from, int) or not 0 < body_from <= work.start_samples:
-                return None
-            return Opening(prime, float(seconds), body_from)
+            data = checked.mapping(data, "opening")
+            prime = checked.text(data.get("prime"), "opening prime")
+            seconds = checked.number(data.get("head_seconds"), "opening head_seconds")
+            body_from = checked.integer(data.get("body_from"), "opening body_from", lo=1, hi=work.start_samples)
+            if not 0 < seconds <= 3600:
+                raise ValueError(f"opening head_seconds {seconds} is outside (0, 3600]")
+            if Path(prime).resolve().parent != self.primes.folder.resolve() or not Path(prime).is_file():
+                raise ValueError(f"opening prime {prime!r} is not one of this project's kept primes")
         except (OSError, ValueError) as e:
             log.warning("the opening recorded in %s cannot be used: %s", work.request.codes_path, e)
             return None
+        return Opening(prime, seconds, body_from)
 
     def _head(self, work: Work) -> Head | None:
         if work.opening is None:

@@ -277,6 +277,7 @@ class StartCodes:
     end_samples: int  # samples the codes will cover once sampled (a whole number of top-level tokens)
     prime_sha256: str | None  # of the prime's (or codes file's) bytes, for the take record
     levels_to_sample: tuple[int, ...]  # top first
+    source_meta: Mapping[str, Any] = field(default_factory=dict)  # what the host saved with the codes it started from
 
 
 @dataclass(frozen=True)
@@ -324,10 +325,6 @@ class TakeEngine(Protocol):
     ) -> Path: ...
 
     def load_codes(self, path: str | Path) -> Any: ...
-
-    def codes_meta(self, path: str | Path) -> Mapping[str, Any]:
-        """What the host recorded with a codes file (`save_codes`' meta), read as untrusted."""
-        ...
 
     def codes_lengths(self, codes: Any) -> tuple[int, ...]:
         """Tokens per level, 0 finest (what a host reports and measures rates with)."""

@@ -189,6 +189,7 @@ class Engine:
         empty = [torch.zeros(n, 0, dtype=torch.long, device=self.device) for _ in range(levels)]
         top = self._info.top_hop
         prime_hash = None
+        meta: Mapping[str, Any] = {}
         if request.mode is Mode.ANCESTRAL:
             zs, start = empty, 0
         elif request.mode is Mode.PRIMED:
@@ -211,7 +212,7 @@ class Engine:
         else:
             assert request.codes_path is not None
             data = load_codes(Path(request.codes_path))
-            zs, meta = [z.to(self.device) for z in data["zs"]], data.get("meta") or {}
+            zs, meta = [z.to(self.device) for z in data["zs"]], data.get("meta") or {}  # load_codes checks it is a dict
             if len(zs) != levels:
                 raise ValueError(f"{request.codes_path}: codes of {len(zs)} levels, this model has {levels}")
             takes = request.codes_takes if request.codes_takes is not None else tuple(range(zs[0].shape[0]))
@@ -238,7 +239,12 @@ class Engine:
         if levels - 1 not in self.sampler.levels and request.mode is not Mode.UPSAMPLE:
             raise ValueError("this bundle has no top-level prior: it can only upsample")
         return StartCodes(
-            codes=zs, start_samples=start, end_samples=end, prime_sha256=prime_hash, levels_to_sample=to_sample
+            codes=zs,
+            start_samples=start,
+            end_samples=end,
+            prime_sha256=prime_hash,
+            levels_to_sample=to_sample,
+            source_meta=meta,
         )
 
     def _read_prime(self, path: str, keep_samples: int) -> Tensor:
@@ -300,9 +306,6 @@ class Engine:
         """Codes and the request, atomically: `jukebox-sample --mode continue` and the bridge both read it."""
         result = SampleResult(zs=[z.cpu() for z in codes], cancelled=cancelled, seed=int(request.params.seed or 0))
         return save_codes(Path(path), result, params=request.params, meta={**meta, "request": request.to_dict()})
-
-    def codes_meta(self, path: str | Path) -> Mapping[str, Any]:
-        return load_codes(Path(path)).get("meta") or {}
 
     def load_codes(self, path: str | Path) -> list[Tensor]:
         """The codes of every level, read as untrusted input, on this engine's device."""

@@ -60,7 +60,7 @@ class FakeEngine:
         top = self._info.top_hop
         n = request.n_takes
         codes = [np.zeros((n, 0), dtype=np.int64) for _ in self._info.hop_lengths]
-        start, digest = 0, None
+        start, digest, meta = 0, None, {}
         if request.mode is Mode.PRIMED:
             assert request.prime_path is not None
             if not Path(request.prime_path).is_file():
@@ -76,14 +76,20 @@ class FakeEngine:
             if request.mode is Mode.UPSAMPLE:
                 codes = [z if lv == len(codes) - 1 else z[:, :0] for lv, z in enumerate(codes)]
             covered = codes[-1].shape[1] * top
-            recorded = json.loads(Path(request.codes_path).read_text())["meta"].get("take_end_samples")
+            meta = json.loads(Path(request.codes_path).read_text())["meta"]
+            recorded = meta.get("take_end_samples")
             start = recorded if isinstance(recorded, int) and covered - top < recorded <= covered else covered
             digest = "1" * 64
         covered = codes[-1].shape[1] * top
         end = covered if request.mode is Mode.UPSAMPLE else -(-(start + request.new_samples) // top) * top
         levels = tuple(lv for lv in self._info.levels if lv < 2) if request.mode is Mode.UPSAMPLE else self._info.levels
         return StartCodes(
-            codes=codes, start_samples=start, end_samples=end, prime_sha256=digest, levels_to_sample=levels
+            codes=codes,
+            start_samples=start,
+            end_samples=end,
+            prime_sha256=digest,
+            levels_to_sample=levels,
+            source_meta=meta,
         )
 
     def sample_level(
@@ -144,9 +150,6 @@ class FakeEngine:
             )
         )
         return path
-
-    def codes_meta(self, path: str | Path) -> Mapping[str, Any]:
-        return json.loads(Path(path).read_text())["meta"]
 
     def load_codes(self, path: str | Path) -> Any:
         data = json.loads(Path(path).read_text())
