@@ -8,6 +8,7 @@ fsynced. The JSON sidecar beside it (`bridge.take_record.TakeRecord`) holds ever
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -114,6 +115,18 @@ class Head:
 
 
 @dataclass(frozen=True)
+class TakeName:
+    """What a take's file name says, but its length: the renderer adds the bars it actually holds."""
+
+    label: str
+    job_id: str
+    take: int  # 1-based, the real number
+    seed: int
+    level: int
+    parent: str = ""  # `<relation>-<parent job>-t<take>`, or ""
+
+
+@dataclass(frozen=True)
 class Finishing:
     options: FinishOptions
     bpm: float
@@ -152,7 +165,7 @@ class Renderer:
         audio: np.ndarray,
         *,
         source_sr: int,
-        stem: str,
+        stem: str | TakeName,
         record: TakeRecord,
         body_from: int = 0,
         head: Head | None = None,
@@ -162,7 +175,8 @@ class Renderer:
 
         `audio` is the model's mono output at `source_sr`; the take is `audio[body_from:]`, after `head`
         (the prime's own audio) when given. The whole output is resampled to the project rate before it
-        is cut, so the resampler has real context at the seam and the head joins it sample-exactly."""
+        is cut, so the resampler has real context at the seam and the head joins it sample-exactly. A
+        `TakeName` is turned into the file name here, once finishing has fixed the take's length in bars."""
         from jukebox_model.audio import resample  # torch: the renderer runs on the worker thread
 
         samples = _checked(audio)
@@ -194,6 +208,9 @@ class Renderer:
             report = done.as_dict()
             if finishing.in_bars:
                 bars = round(samples.shape[0] / float(bar_length(rate, finishing.bpm, finishing.beats_per_bar)), 3)
+        if isinstance(stem, TakeName):
+            tempo = f"{finishing.bpm:g}bpm-{bars:g}bars" if finishing is not None and bars is not None else ""
+            stem = self.take_stem(**dataclasses.asdict(stem), extra=tempo)
         subtype = SUBTYPES[self.settings.subtype]
         if subtype != "FLOAT":
             samples = np.clip(samples, -1.0, 1.0)

@@ -43,7 +43,7 @@ from .job_board import JobBoard
 from .job_record import JobRecord
 from .jobs import UPSAMPLE, JobQueue, JobSpec
 from .prime_store import PrimeStore
-from .renderer import Finishing, Head, Renderer
+from .renderer import Finishing, Head, Renderer, TakeName
 from .take_record import PrimeUsed, SourceUsed, TakeLineage, TakeRecord
 
 log = logging.getLogger(__name__)
@@ -393,23 +393,11 @@ class ModelWorker:
         for row in range(audio.shape[0]):
             number = spec.take_number(row)
             take_record = self._take_record(record, work, level, row, seeds[row], body_from, end)
-            extra = ""
-            if s.length_unit == "bars":
-                seconds = (end - body_from) / self.info.sr + (head.seconds if head is not None else 0.0)
-                extra = f"{s.bpm:g}bpm-{seconds * s.bpm / (60.0 * s.beats_per_bar):.4g}bars"
-            stem = self.renderer.take_stem(
-                label=label,
-                job_id=spec.id,
-                take=number,
-                seed=seeds[row],
-                level=level,
-                extra=extra,
-                parent=_parent_token(spec, row),
-            )
+            name = TakeName(label, spec.id, number, seeds[row], level, parent=_parent_token(spec, row))
             path = self.renderer.deliver(
                 audio[row, :end],
                 source_sr=self.info.sr,
-                stem=stem,
+                stem=name,
                 record=take_record,
                 body_from=body_from,
                 head=head,

@@ -161,3 +161,14 @@ def test_by_default_a_take_is_the_models_output_unchanged(make_bridge):
     audio, _ = sf.read(takes[0].args[3], dtype="float32")
     expected = FakeEngine().decode([np.full((1, len(audio) // 128 + 1), 3, dtype=np.int64)] * 3, 2)[0][: len(audio)]
     np.testing.assert_allclose(audio, expected, atol=1e-7)
+
+
+def test_a_take_trimmed_to_whole_bars_is_named_for_the_bars_it_holds(make_bridge):
+    _, c = make_bridge(engine=FakeEngine)
+    c.ask("/jb/set/length", 1.5, "bars", 120)
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/trim_bars", 1)
+    _, takes = _job(c, "/jb/generate")
+    path = Path(takes[0].args[3])
+    assert sf.info(str(path)).frames == 88200 and "_120bpm-1bars_" in path.name  # not the 1.5 asked for
+    assert json.loads(path.with_suffix(".json").read_text())["bars"] == 1.0
