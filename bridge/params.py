@@ -54,8 +54,13 @@ class Session:
     @property
     def length_s(self) -> float:
         if self.length_unit == "bars":
-            return self.length * self.beats_per_bar * 60.0 / self.bpm
+            return self.length * self.bar_s
         return self.length
+
+    @property
+    def bar_s(self) -> float:
+        """Seconds in one bar at the session's tempo (beats are the quarter notes bpm counts)."""
+        return self.beats_per_bar * 60.0 / self.bpm
 
     def replace(self, **values: Any) -> Session:
         return dataclasses.replace(self, **values)

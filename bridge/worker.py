@@ -327,9 +327,8 @@ class ModelWorker:
             assert self.info is not None
             seconds = work.start_samples / self.info.sr
             if s.length_unit == "bars":
-                bar_s = s.beats_per_bar * 60.0 / s.bpm
-                whole = int(s.prime_s / bar_s + 1e-9)
-                seconds = whole * bar_s if whole >= 1 else seconds
+                whole = int(s.prime_s / s.bar_s + 1e-9)
+                seconds = whole * s.bar_s if whole >= 1 else seconds
             return Opening(work.request.prime_path, seconds, work.start_samples)
         if spec.mode is Mode.UPSAMPLE or (spec.mode is Mode.CONTINUE and s.keep_prime):
             return self._recorded_opening(work, source_meta)
