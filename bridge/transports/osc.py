@@ -225,17 +225,16 @@ class OscSurface:
         """Everything a control surface shows, to the requester alone, as the replies it already knows
         (/jb/get/<param> for each parameter, then prime, preset, model state and queue); the reply on
         /jb/state/dump, last, counts them."""
-        c, n, sent = self.controller, self.notifier, 0
-        session = c.state.session
-        for name in PARAMS:
-            n.send_only(origin.client, f"/jb/get/{name}", *_value_args(getattr(session, name)))
-            sent += 1
-        status = c.status()
-        n.send_only(origin.client, "/jb/get/prime", status["prime"])
-        n.send_only(origin.client, "/jb/preset/current", status["preset"])
-        n.send_only(origin.client, "/jb/state", status["state"], status["bundle"])
-        n.send_only(origin.client, "/jb/status", *self._status(origin, []))
-        return (sent + 4,)
+        session, status = self.controller.state.session, self.controller.status()
+        messages = [(f"/jb/get/{name}", _value_args(getattr(session, name))) for name in PARAMS] + [
+            ("/jb/get/prime", (status["prime"],)),
+            ("/jb/preset/current", (status["preset"],)),
+            ("/jb/state", (status["state"], status["bundle"])),
+            ("/jb/status", self._status(origin, [])),
+        ]
+        for address, values in messages:
+            self.notifier.send_only(origin.client, address, *values)
+        return (len(messages),)
 
     def _names(self, kind: str) -> Handler:
         return lambda origin, args: self._list_names(kind, args)
@@ -243,9 +242,7 @@ class OscSurface:
     def _list_names(self, kind: str, args: list[Any]) -> tuple[Any, ...]:
         """/jb/model/<artists|genres> [prefix] [start] -> <total> <start> <name> ...: the names the loaded
         model's id tables know (those starting with `prefix`, case-insensitive), as many as fit one reply."""
-        info = self.controller.board.model_info
-        if info is None:
-            raise CommandError("the model is still loading; try again once /jb/state says ready")
+        info, _ = self.controller.board.ready_model()  # CommandError while it loads, or if it failed
         prefix, start = "", 0
         rest = list(args)
         if rest and isinstance(rest[0], str) and not rest[0].strip().isdigit():
