@@ -21,6 +21,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from . import fields
+
 UNKNOWN = "unknown"  # the artist and genre of a take conditioned on no particular one
 
 
@@ -84,13 +86,13 @@ class SamplingParams:
         values: dict[str, Any] = {}
         for name, value in data.items():
             if name in ("temperature", "hop_fraction"):
-                values[name] = tuple(_number(v, name) for v in _sequence(value, name))
+                values[name] = fields.numbers(value, name, finite=False)  # __post_init__ says what is wrong
             elif name in ("top_k", "chunk_size", "max_batch_size"):
-                values[name] = _integer(value, name)
+                values[name] = fields.integer(value, name)
             elif name == "top_p":
-                values[name] = _number(value, name)
+                values[name] = fields.number(value, name, finite=False)
             elif name == "seed":
-                values[name] = None if value is None else _integer(value, name)
+                values[name] = None if value is None else fields.integer(value, name)
         return cls(**values)
 
 
@@ -174,21 +176,19 @@ class TakeRequest:
             raise ValueError(f"unknown take request fields {unknown}")
         takes = data.get("codes_takes")
         return cls(
-            mode=Mode.parse(_text(data.get("mode"), "mode")),
-            artist=_text(data.get("artist", UNKNOWN), "artist"),
-            genre=_text(data.get("genre", UNKNOWN), "genre"),
-            lyrics=_text(data.get("lyrics", ""), "lyrics"),
-            new_samples=_integer(data.get("new_samples"), "new_samples"),
-            total_samples=_integer(data.get("total_samples"), "total_samples"),
-            offset_samples=_integer(data.get("offset_samples", 0), "offset_samples"),
-            n_takes=_integer(data.get("n_takes", 1), "n_takes"),
+            mode=Mode.parse(fields.text(data.get("mode"), "mode", max_chars=None)),
+            artist=fields.text(data.get("artist", UNKNOWN), "artist", max_chars=None),
+            genre=fields.text(data.get("genre", UNKNOWN), "genre", max_chars=None),
+            lyrics=fields.text(data.get("lyrics", ""), "lyrics", max_chars=None),
+            new_samples=fields.integer(data.get("new_samples"), "new_samples"),
+            total_samples=fields.integer(data.get("total_samples"), "total_samples"),
+            offset_samples=fields.integer(data.get("offset_samples", 0), "offset_samples"),
+            n_takes=fields.integer(data.get("n_takes", 1), "n_takes"),
             params=SamplingParams.from_dict(data.get("params") or {}),
-            prime_path=_optional_text(data.get("prime_path"), "prime_path"),
-            prime_samples=_integer(data.get("prime_samples", 0), "prime_samples"),
-            codes_path=_optional_text(data.get("codes_path"), "codes_path"),
-            codes_takes=None
-            if takes is None
-            else tuple(_integer(t, "codes_takes") for t in _sequence(takes, "codes_takes")),
+            prime_path=fields.optional_text(data.get("prime_path"), "prime_path", max_chars=None),
+            prime_samples=fields.integer(data.get("prime_samples", 0), "prime_samples"),
+            codes_path=fields.optional_text(data.get("codes_path"), "codes_path", max_chars=None),
+            codes_takes=None if takes is None else fields.integers(takes, "codes_takes"),
         )
 
 
@@ -342,34 +342,3 @@ def is_out_of_memory(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return any(sign in text for sign in ("out of memory", "can't allocate memory", "cannot allocate memory"))
-
-
-# --- checking values read back from files -------------------------------------------------------------
-
-
-def _text(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be text, got {type(value).__name__}")
-    return value
-
-
-def _optional_text(value: Any, name: str) -> str | None:
-    return None if value is None else _text(value, name)
-
-
-def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {type(value).__name__}")
-    return value
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {type(value).__name__}")
-    return float(value)
-
-
-def _sequence(value: Any, name: str) -> list[Any]:
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{name} must be a list, got {type(value).__name__}")
-    return list(value)
