@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -27,10 +26,9 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pythonosc import osc_packet
 
 from bridge.app import Bridge
-from bridge.notify import build_message
+from bridge.demo import DemoClient
 from bridge.settings import BridgeSettings
 
 BPM, BEATS, SR = 120.0, 4, 48000
@@ -56,32 +54,19 @@ def synthetic_loop(bars: int) -> np.ndarray:
     return (0.5 * stereo / np.abs(stereo).max()).astype(np.float32)
 
 
-class Client:
-    def __init__(self, port: int):
-        self.target = ("127.0.0.1", port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
+class Client(DemoClient):
+    """The demo's DAW stand-in (it prints what it sends), waiting for replies and whole jobs."""
 
     def ask(self, address: str, *args: Any) -> list[Any]:
-        self.sock.sendto(build_message(address, args), self.target)
-        return next(a for addr, a in self.messages(time.monotonic() + 30) if addr == address)
-
-    def messages(self, until: float):
-        while time.monotonic() < until:
-            try:
-                data, _ = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            for timed in osc_packet.OscPacket(data).messages:
-                yield timed.message.address, list(timed.message.params)
+        self.send(address, *args)
+        return next(a for addr, a in self.replies(time.monotonic() + 30) if addr == address)
 
     def job(self, address: str, *args: Any, timeout: float = 900) -> list[str]:
         reply = self.ask(address, *args)
         if reply and reply[0] == "error":
             raise RuntimeError(f"{address}: {reply[1]}")
         job, takes = reply[0], []
-        for addr, a in self.messages(time.monotonic() + timeout):
+        for addr, a in self.replies(time.monotonic() + timeout):
             if addr == "/jb/job/take" and a[0] == job:
                 takes.append(a[3])
             elif addr in ("/jb/job/done", "/jb/job/failed", "/jb/job/cancelled") and a[0] == job:
