@@ -111,6 +111,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=10000)
     p.add_argument("--lr", type=float, default=OptimSettings.lr)
     p.add_argument("--lr-warmup", type=int, default=OptimSettings.lr_warmup)
+    p.add_argument(
+        "--lr-decay-start", type=int, default=OptimSettings.lr_decay_start, help="step where a linear decay to 0 begins"
+    )
+    p.add_argument(
+        "--lr-decay",
+        type=int,
+        default=OptimSettings.lr_decay,
+        help="steps the decay takes (0: no decay); applies on --resume too",
+    )
     p.add_argument("--save-every", type=int, default=1000)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument(
@@ -141,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     vq.add_argument("--bandwidth-seconds", type=float, default=600.0, help="audio used for the loss normalisers")
     vq.add_argument("--no-ema", action="store_true", help="save raw weights instead of their moving average")
+    vq.add_argument(
+        "--init-from", type=Path, default=None, help="start a new run from a trained VQ-VAE's weights and codebooks"
+    )
+    vq.add_argument(
+        "--decoders-only",
+        action="store_true",
+        help="train the decoders alone (frozen encoders and codebooks: priors on its codes stay valid)",
+    )
     pr = sub.add_parser("prior", help="a top-level prior or an upsampler, on the codes of a trained VQ-VAE")
     _add_common(pr)
     pr.add_argument("--vqvae", type=Path, required=True, help="trained VQ-VAE checkpoint whose codes the prior models")
@@ -165,7 +182,13 @@ def _run_options(args: argparse.Namespace) -> tuple[dict, Path | None]:
         out_dir=args.out,
         batch_size=args.batch_size,
         steps=args.steps,
-        optim=dataclasses.replace(OptimSettings(), lr=args.lr, lr_warmup=args.lr_warmup),
+        optim=dataclasses.replace(
+            OptimSettings(),
+            lr=args.lr,
+            lr_warmup=args.lr_warmup,
+            lr_decay_start=args.lr_decay_start,
+            lr_decay=args.lr_decay,
+        ),
         precision=args.precision,
         ema=not args.no_ema,
         save_every=args.save_every,
@@ -186,8 +209,11 @@ def _report(result) -> int:
 
 def _vqvae(args: argparse.Namespace) -> int:
     common, resume = _run_options(args)
+    if args.init_from is not None and not args.init_from.is_file():
+        raise UsageError(f"--init-from {args.init_from}: no such checkpoint")
+    source = resume if resume is not None else args.init_from
     saved = (
-        read_checkpoint(resume) if resume is not None and (args.config is None or args.sample_length is None) else None
+        read_checkpoint(source) if source is not None and (args.config is None or args.sample_length is None) else None
     )
     if args.config is not None:
         config = vqvae_config(args.config)
@@ -198,8 +224,13 @@ def _vqvae(args: argparse.Namespace) -> int:
     sample_length = args.sample_length
     if sample_length is None:
         sample_length = int(((saved or {}).get("hps") or {}).get("sample_length", DEFAULT_SAMPLE_LENGTH))
-    settings = VQVAETrainSettings(**common, sample_length=sample_length, bandwidth_seconds=args.bandwidth_seconds)
-    return _report(train_vqvae(config, settings, resume=resume))
+    settings = VQVAETrainSettings(
+        **common,
+        sample_length=sample_length,
+        bandwidth_seconds=args.bandwidth_seconds,
+        decoders_only=args.decoders_only,
+    )
+    return _report(train_vqvae(config, settings, resume=resume, init_from=args.init_from))
 
 
 def _prior(args: argparse.Namespace) -> int:

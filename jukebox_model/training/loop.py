@@ -1,4 +1,4 @@
-"""Pieces every trainer shares: optimiser and warm-up schedule, mixed precision, metric logging."""
+"""Pieces every trainer shares: optimiser and learning-rate schedule, mixed precision, metric logging."""
 
 from __future__ import annotations
 
@@ -28,7 +28,21 @@ class OptimSettings:
     eps: float = 1e-8
     weight_decay: float = 0.0
     lr_warmup: int = 100  # steps of linear warm-up
+    lr_decay_start: int = 0  # step where a linear decay to zero begins (the reference's lr_start_linear_decay)
+    lr_decay: int = 0  # steps the decay takes; 0 keeps the rate constant after warm-up
     clip: float = 1.0  # gradient-norm clip
+
+
+def lr_scale(step: int, s: OptimSettings) -> float:
+    """The learning rate's factor at a step: linear warm-up, then constant or a linear decay to zero.
+
+    A function of the step alone, so a run resumed with other decay settings follows the new ones
+    from its own step on (the scheduler keeps only the step and the base rate).
+    """
+    scale = min(1.0, (step + 1) / max(1, s.lr_warmup))
+    if s.lr_decay > 0 and step >= s.lr_decay_start:
+        scale *= max(0.0, 1.0 - (step - s.lr_decay_start) / s.lr_decay)
+    return scale
 
 
 def make_optimizer(
@@ -36,8 +50,7 @@ def make_optimizer(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay)
-    warmup = max(1, s.lr_warmup)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_scale(step, s))
     return opt, schedule
 
 
