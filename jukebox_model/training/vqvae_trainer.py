@@ -50,6 +50,9 @@ class VQVAETrainSettings:
     num_workers: int = 0
     device: str = "auto"
     progress: bool = True
+    # fine-tune the decoders alone: encoders and codebooks stay frozen, so codes (and any prior
+    # trained on them) stay valid while the sound of their decoding improves
+    decoders_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,18 @@ def train_vqvae(
     settings: VQVAETrainSettings,
     *,
     resume: Path | None = None,
+    init_from: Path | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Train until `settings.steps`; resume from `resume` (ours: exact; any other VQ-VAE file: fine-tune)."""
+    """Train until `settings.steps`; resume from `resume` (ours: exact; any other VQ-VAE file: fine-tune).
+
+    `init_from` starts a new run (step 0, new optimiser) from a trained VQ-VAE of the same config,
+    keeping its codebooks and loss normalisers: how a decoders-only fine-tune begins.
+    """
+    if resume is not None and init_from is not None:
+        raise ValueError("give either resume (continue a run) or init_from (start a new one from its weights)")
     with distributed_session(settings.device) as info:
-        return _train(config, settings, info, resume, on_step)
+        return _train(config, settings, info, resume, init_from, on_step)
 
 
 def _check_sample_length(config: VQVAEConfig, sample_length: int) -> None:
@@ -104,13 +114,16 @@ def _check_sample_length(config: VQVAEConfig, sample_length: int) -> None:
         )
 
 
-def _train(config, settings, info, resume, on_step) -> TrainResult:
+def _train(config, settings, info, resume, init_from, on_step) -> TrainResult:
     _check_sample_length(config, settings.sample_length)
     dataset = AudioCrops(
         scan_audio_folder(settings.audio_dir), sample_length=settings.sample_length, sr=config.sr, seed=settings.seed
     )
     torch.manual_seed(settings.seed)  # the same initial weights, hence the same EMA start, on every rank
     model = VQVAE(config).to(info.device)
+    frozen = [model.encoders, model.bottleneck] if settings.decoders_only else []
+    for part in frozen:
+        part.requires_grad_(False)
     opt, schedule = make_optimizer(model, settings.optim)
     ema = (
         ParameterEMA(model, settings.ema_decay or default_ema_decay(settings.batch_size, info.world_size))
@@ -124,6 +137,8 @@ def _train(config, settings, info, resume, on_step) -> TrainResult:
 
     if resume is not None:
         step, bandwidth = _resume(resume, parts, config, settings, info)
+    elif init_from is not None:
+        bandwidth = _init_from(init_from, parts, config, info)
     if bandwidth is None:
         bandwidth = _bandwidth(dataset, settings)
     wrapped = DistributedDataParallel(model) if info.world_size > 1 else model
@@ -134,6 +149,8 @@ def _train(config, settings, info, resume, on_step) -> TrainResult:
     per_epoch = batches_per_epoch(len(dataset), info.world_size, settings.batch_size)
     checkpoint = None
     model.train()
+    for part in frozen:
+        part.eval()  # a frozen codebook takes no EMA updates and no restarts
     while step < settings.steps:
         epoch, done = divmod(step, per_epoch)
         for x in epoch_loader(
@@ -156,7 +173,7 @@ def _train(config, settings, info, resume, on_step) -> TrainResult:
             step += 1
             metrics = {k: float(v.detach()) for k, v in out.metrics.items()}
             metrics.update(loss=float(out.loss.detach()), grad_norm=grad_norm, lr=schedule.get_last_lr()[0])
-            used = [metrics[f"usage_l{lv + 1}"] / config.l_bins for lv in range(config.levels)]
+            used = [metrics.get(f"usage_l{lv + 1}", math.nan) / config.l_bins for lv in range(config.levels)]
             losses.append(metrics["loss"])
             usage.append(sum(used) / len(used))
             if on_step is not None:
@@ -195,6 +212,27 @@ def _check_same_config(path: Path, checkpoint: dict[str, Any], config: VQVAEConf
         raise ValueError(
             f"{path} was trained with another VQ-VAE config ({'; '.join(changed)}); resume with the same --config"
         )
+
+
+def _init_from(path, parts: RunParts, config, info) -> dict[str, float] | None:
+    """Weights, codebook statistics and loss normalisers of a trained VQ-VAE of the same config."""
+    checkpoint = read_checkpoint(path)
+    _check_same_config(path, checkpoint, config)
+    model = parts.model
+    load_state_strict(model, model_state(checkpoint, source=str(path)), source=str(path))
+    state = checkpoint.get("train_state") or {}
+    if "k_sum" in state:
+        for block, k_sum, k_elem, threshold in zip(
+            model.bottleneck.level_blocks, state["k_sum"], state["k_elem"], state["threshold"]
+        ):
+            block.k_sum, block.k_elem = k_sum.to(info.device), k_elem.to(info.device)
+            block.threshold = threshold
+    for block in model.bottleneck.level_blocks:
+        block.initialised = True
+    if parts.ema is not None:
+        parts.ema.shadow = {name: p.detach().clone() for name, p in parts.ema.params.items()}
+    hps = checkpoint.get("hps") or {}
+    return {k: float(v) for k, v in hps["bandwidth"].items()} if "bandwidth" in hps else None
 
 
 def _resume(path, parts: RunParts, config, settings, info) -> tuple[int, dict[str, float] | None]:

@@ -77,6 +77,33 @@ def test_checkpoint_has_reference_layout_and_loads_strictly(tmp_path):
     assert set(ckpt["hps"]["bandwidth"]) == {"l1", "l2", "spec"}
 
 
+def test_decoders_only_fine_tune_keeps_codes_and_improves_the_decoding(tmp_path):
+    torch.set_num_threads(1)
+    base = train_vqvae(TINY, _settings(tmp_path / "base", steps=30, save_every=30))
+    before = read_checkpoint(base.checkpoint)["model"]  # the weights saved (the moving average), not base.model
+    tuned = train_vqvae(
+        TINY,
+        _settings(tmp_path / "tuned", steps=40, save_every=40, decoders_only=True),
+        init_from=base.checkpoint,
+    )
+    after = tuned.model.state_dict()
+    frozen = [k for k in before if k.startswith(("encoders.", "bottleneck."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)  # codebooks took no EMA update either
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoders."))
+    assert np.mean(tuned.losses[-10:]) < np.mean(tuned.losses[:10])
+    audio = AudioCrops(scan_audio_folder(tmp_path / "tuned" / "audio"), sample_length=2048, sr=SR, seed=0)[0]
+    with torch.no_grad():
+        codes_before = load_vqvae(base.checkpoint).encode(audio[None])
+        codes_after = tuned.model.eval().encode(audio[None])
+    assert all(torch.equal(a, b) for a, b in zip(codes_before, codes_after))
+
+
+def test_init_from_and_resume_are_not_given_together(tmp_path):
+    base = train_vqvae(TINY, _settings(tmp_path / "base", steps=2, save_every=2))
+    with pytest.raises(ValueError, match="either resume"):
+        train_vqvae(TINY, _settings(tmp_path / "b", steps=4), resume=base.checkpoint, init_from=base.checkpoint)
+
+
 def test_resume_continues_exactly_where_training_stopped(tmp_path):
     straight = train_vqvae(TINY, _settings(tmp_path / "a", steps=6, save_every=3))
     stopped = _settings(tmp_path / "b", steps=3, save_every=3)
