@@ -4,6 +4,8 @@ Control surfaces send numbers as they like: TouchOSC sends floats even for butto
 normalised floats, oscsend sends what it is told, a TOML preset has ints and floats, a MIDI CC is
 an int. Every numeric argument therefore accepts int, float, bool and numeric strings; NaN and
 infinities are refused everywhere (they would reach the sampler as a temperature or a length).
+A switch is stricter: on or off, said as a bool (OSC T/F, TOML true/false) or as 0/1 (an int, or a
+float such as a TouchOSC button's 1.0); 0.5, -1 or "yes" is an error, not a guess.
 """
 
 from __future__ import annotations
@@ -12,9 +14,6 @@ import math
 from typing import Any
 
 from .errors import CommandError
-
-_TRUE = {"1", "true", "yes", "on", "t"}
-_FALSE = {"0", "false", "no", "off", "f"}
 
 
 def to_float(value: Any, what: str) -> float:
@@ -51,9 +50,12 @@ def to_int(value: Any, what: str) -> int:
 
 
 def to_bool(value: Any, what: str) -> bool:
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    return to_float(value, what) >= 0.5  # TouchOSC buttons: 1.0 / 0.0
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    shown = repr(value) if isinstance(value, (int, float, str)) else type(value).__name__
+    raise CommandError(f"{what}: expected on or off (true/false, 1/0), got {shown[:40]}")
 
 
 def to_text(value: Any, what: str, *, max_chars: int) -> str:

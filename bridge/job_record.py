@@ -31,7 +31,7 @@ from .events import (
     Stage,
     TakeDelivered,
 )
-from .jobs import PREVIEW, RELATIONS, UPSAMPLE, JobSpec, Lineage
+from .jobs import MAX_TAKE_NUMBER, PREVIEW, RELATIONS, UPSAMPLE, JobSpec, Lineage
 from .params import session_from_values
 
 VERSION = 2
@@ -185,7 +185,7 @@ class JobRecord:
         """A record read back from the journal; ValueError for any field it would not have written."""
         checked.mapping(record, "journal record")
         version = record.get("version")
-        if version != VERSION:
+        if type(version) is not int or version != VERSION:  # true == 1 and 2.0 == 2: not versions
             raise ValueError(f"journal record version {version!r}; this bridge reads version {VERSION}")
         job_id = checked.job_id(record.get("id"))
         request = TakeRequest.from_dict(checked.mapping(record.get("request"), "request"))
@@ -247,14 +247,14 @@ def lineage_from_dict(value: Any) -> Lineage | None:
     return Lineage(
         relation,
         checked.job_id(data.get("job"), "lineage job"),
-        None if takes is None else checked.integers(takes, "lineage takes", lo=1, hi=10_000),
+        None if takes is None else checked.integers(takes, "lineage takes", lo=1, hi=MAX_TAKE_NUMBER),
     )
 
 
 def _take_numbers(value: Any, n_takes: int) -> tuple[int, ...] | None:
     if value is None:
         return None
-    numbers = checked.integers(value, "take_numbers", lo=1, hi=10_000)
+    numbers = checked.integers(value, "take_numbers", lo=1, hi=MAX_TAKE_NUMBER)
     if len(numbers) != n_takes:
         raise ValueError(f"take_numbers has {len(numbers)} entries for {n_takes} takes")
     return numbers

@@ -31,6 +31,7 @@ PREVIEW, UPSAMPLE = 0, 1  # stage priorities: lower runs first
 
 
 RELATIONS = ("continue", "upsample", "regenerate", "retry")
+MAX_TAKE_NUMBER = 10_000  # the highest take number a record may name: file names keep it whole
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from jukebox_model.api import Mode, TakeRequest
 
 from . import checked
-from .jobs import RELATIONS
+from .jobs import MAX_TAKE_NUMBER, RELATIONS
 from .params import Session, session_from_values
 
 VERSION = 2
@@ -161,7 +161,7 @@ class TakeRecord:
         """ValueError naming the field for anything this bridge would not have written."""
         checked.mapping(data, source)
         version = data.get("version", 1)
-        if version not in (1, VERSION):
+        if type(version) is not int or version not in (1, VERSION):  # true == 1 and 2.0 == 2: not versions
             raise ValueError(f"{source}: version {version!r}; this bridge reads versions 1 and {VERSION}")
         regen = checked.mapping(data.get("regenerate"), "regenerate")
         request = TakeRequest.from_dict(checked.mapping(regen.get("request"), "regenerate.request"))
@@ -184,7 +184,7 @@ class TakeRecord:
         lineage = data.get("lineage")
         return cls(
             job=checked.job_id(data.get("job"), "job"),
-            take=checked.integer(data.get("take"), "take", lo=1),
+            take=checked.integer(data.get("take"), "take", lo=1, hi=MAX_TAKE_NUMBER),
             level=checked.integer(data.get("level"), "level", lo=0, hi=2),
             seed=checked.integer(data.get("seed"), "seed", lo=0),
             job_seed=checked.integer(data.get("job_seed", data.get("seed")), "job_seed", lo=0),
@@ -230,7 +230,7 @@ def _lineage(value: Any) -> TakeLineage:
     return TakeLineage(
         relation,
         checked.job_id(data.get("job"), "lineage.job"),
-        None if take is None else checked.integer(take, "lineage.take", lo=1),
+        None if take is None else checked.integer(take, "lineage.take", lo=1, hi=MAX_TAKE_NUMBER),
     )
 
 

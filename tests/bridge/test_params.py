@@ -19,6 +19,24 @@ def test_whole_numbers_come_as_ints_floats_strings_or_bools(raw):
 
 
 @pytest.mark.parametrize(
+    "raw, expected", [(True, True), (False, False), (1, True), (0, False), (1.0, True), (0.0, False)]
+)
+def test_switches_take_bools_and_0_or_1(raw, expected):
+    assert parse_param("keep_prime", [raw]) is expected
+
+
+@pytest.mark.parametrize("raw", [0.5, -1, 2, "yes", "no", "true", "1", None])
+def test_switches_refuse_anything_but_on_or_off(raw):
+    with pytest.raises(CommandError, match="keep_prime: expected on or off"):
+        parse_param("keep_prime", [raw])
+
+
+def test_a_preset_switch_must_be_a_toml_bool_or_0_or_1():
+    with pytest.raises(CommandError, match="trim_bars"):
+        session_from_values({"trim_bars": "yes"}, source="preset x")
+
+
+@pytest.mark.parametrize(
     "name,args,needle",
     [
         ("n_takes", [2.5], "whole number"),

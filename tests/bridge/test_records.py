@@ -77,6 +77,8 @@ HOSTILE_JOURNAL = [
     ("id", "../../etc/passwd", "not a job id"),
     ("id", ["jbbbbbbb"], "must be text"),
     ("version", 99, "version"),
+    ("version", 2.0, "version"),
+    ("version", True, "version"),
     ("state", "exploded", "journal record"),
     ("files", "not a list", "must be a list"),
     ("delivered_levels", [7], "outside"),
@@ -110,6 +112,10 @@ HOSTILE_SIDECAR = [
     ("seed", True, "must be an integer"),
     ("span", {"start_sample": 0}, "must be an integer"),
     ("prime", {"path": 3}, "must be text"),
+    ("version", True, "version"),
+    ("version", 2.0, "version"),
+    ("take", 10**18, "outside"),
+    ("lineage", {"relation": "continue", "job": "jbbbbbbb", "take": 10**18}, "outside"),
 ]
 
 
