@@ -11,6 +11,7 @@ from the controller, the job board and the worker reach OSC through `OscEvents`.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -68,6 +69,15 @@ def log_notice(event: Event) -> None:
         (log.warning if event.error else log.info)("%s: %s", event.origin.describe(), event.message)
 
 
+def own_subfolders(folder: Path) -> list[Path]:
+    """The real folders in `folder` (codes, jobs, primes, and any a later version adds); links are not followed."""
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
 def remove_stale_temp_files(folders: list[Path]) -> int:
     """Hidden `.name.*.part` files are writes an earlier run never finished (it was killed): no one
     can use them, and none of them was ever visible under a take's name."""
@@ -77,6 +87,8 @@ def remove_stale_temp_files(folders: list[Path]) -> int:
             continue
         for tmp in folder.glob(".*.part"):
             try:
+                if tmp.is_dir() and not tmp.is_symlink():  # a folder named like one is not ours
+                    continue
                 tmp.unlink()
                 count += 1
             except OSError:
@@ -98,7 +110,7 @@ class Bridge:
         self.presets = self._presets()
         self.inbox: InboxWatcher | None = None
         self.state_dir = project / ".jukebox"
-        self.journal = JobJournal(self.state_dir / "jobs")
+        self.journal = JobJournal(self.state_dir / "jobs", follow_links=settings.follow_links)
         self.controller = Controller(
             settings,
             self.queue,
@@ -123,6 +135,7 @@ class Bridge:
             self.renderer,
             engine or engine_factory(settings),
             state_dir=self.state_dir,
+            follow_links=settings.follow_links,
         )
         self.midi: MidiControl | None = None
         self.tempo: Any = None  # bridge.transports.daw_tempo.DawTempo, when following the DAW's tempo
@@ -143,7 +156,9 @@ class Bridge:
             return None
         from .presets import PresetLibrary
 
-        return PresetLibrary(Path(folder).expanduser(), on_event=self._preset_event)
+        return PresetLibrary(
+            Path(folder).expanduser(), on_event=self._preset_event, follow_links=self.settings.follow_links
+        )
 
     def _preset_event(self, kind: str, name: str, message: str) -> None:
         origin = Origin("app", address=f"preset {name}")
@@ -272,9 +287,7 @@ class Bridge:
         return self.osc.port
 
     def start(self) -> None:
-        removed = remove_stale_temp_files(
-            [self.settings.project_dir, self.state_dir / "codes", self.state_dir / "jobs"]
-        )
+        removed = remove_stale_temp_files([self.settings.project_dir, self.state_dir, *own_subfolders(self.state_dir)])
         if removed:
             log.info("removed %d unfinished temp files of an earlier run", removed)
         self.notifier.start()

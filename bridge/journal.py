@@ -26,8 +26,9 @@ MAX_RECORDS = 10_000  # records read at a start; a folder flooded with files can
 
 
 class JobJournal:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, follow_links: bool = False):
         self.folder = Path(folder)
+        self.follow_links = follow_links  # a record that is a symlink was not written by the bridge
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # a snapshot and its write are one step, so records never go back in time
 
@@ -52,7 +53,7 @@ class JobJournal:
                 log.error("journal %s holds over %d records; the rest are not read", self.folder, MAX_RECORDS)
                 break
             try:
-                data = read_json_object(path, what="journal record")
+                data = read_json_object(path, what="journal record", follow_links=self.follow_links)
                 record = JobRecord.from_dict(data, resumed=True)
                 if record.id != path.stem:
                     raise ValueError(f"it names job {record.id}, not {path.stem}")

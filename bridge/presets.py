@@ -99,21 +99,26 @@ def is_preset_file(path: Path) -> bool:
     )
 
 
-def parse_preset(path: str | Path) -> Preset:
+def parse_preset(path: str | Path, *, follow_links: bool = True) -> Preset:
     """Read and check one preset file; CommandError names the file and, for a bad entry, the key.
 
     The file is untrusted: only a regular file is read (a FIFO is refused without blocking), and
-    any TOML shape that is not a preset is a CommandError, never another exception."""
+    any TOML shape that is not a preset is a CommandError, never another exception. The library reads
+    its folder with `follow_links=False`: a link there could make it read any file on the machine."""
     path = Path(path)
     name = _stem(path)
     problem = loaded_name_problem(name)
     if problem:
         raise CommandError(f"preset {_printable(str(path))}: {problem}; rename the file to use it")
     try:
-        size = check_regular(path, what="preset").st_size  # a FIFO or device is refused before it is opened
+        size = check_regular(
+            path, what="preset", follow_links=follow_links
+        ).st_size  # a FIFO or device is refused before it is opened
         if size > MAX_FILE_BYTES:
             raise CommandError(f"preset {path}: {size} bytes is more than the limit of {MAX_FILE_BYTES}")
-        data = read_toml_table(path, max_bytes=MAX_FILE_BYTES, what="preset")  # checks again what it opened
+        data = read_toml_table(
+            path, max_bytes=MAX_FILE_BYTES, what="preset", follow_links=follow_links
+        )  # checks again what it opened
     except UntrustedFileError as e:
         raise CommandError(str(e)) from None
     description = data.pop(DESCRIPTION_KEY, "")
@@ -200,8 +205,10 @@ class PresetLibrary(FolderWatch):
         poll_interval_s: float = 0.5,
         debounce_s: float = 0.2,
         folder_check_s: float = 1.0,
+        follow_links: bool = False,
     ) -> None:
         self.folder = Path(folder)
+        self.follow_links = follow_links
         self.folder_check_s = folder_check_s
         self._on_event = on_event
         self._polling = polling
@@ -363,7 +370,7 @@ class PresetLibrary(FolderWatch):
             self._forget(name)
             return None
         try:
-            preset = parse_preset(path)
+            preset = parse_preset(path, follow_links=self.follow_links)
         except CommandError as e:
             if not path.exists():  # deleted while we read it
                 self._forget(name)

@@ -5,6 +5,11 @@ it: the model encodes the copy, the take's record names both the original path a
 regenerate uses the copy. Identical clips share one copy. The copy is hashed while it is written
 (one read of the clip), under a hidden temp name, and appears under its hash only when whole.
 `tail` reads the end of a clip at its own rate: what a primed take joins its new material to.
+
+The folder is the bridge's own, but anyone may write into it: a copy read back by name (a
+regenerate, a recorded opening) must be a regular file, not a symlink, whose content still has the
+hash its name says; a name that is already there when a clip is kept is replaced by the fresh copy,
+so a file planted under the next clip's hash is never what the model hears.
 """
 
 from __future__ import annotations
@@ -24,19 +29,35 @@ SAFE_SUFFIXES = {".wav", ".aif", ".aiff", ".flac", ".ogg", ".mp3", ".w64", ".caf
 
 
 class PrimeStore:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, follow_links: bool = False):
         self.folder = Path(folder)
+        self.follow_links = follow_links  # the bridge setting: links in its own folders are not followed
+
+    def is_kept_copy(self, path: str | Path) -> bool:
+        """Whether `path` names a file in this store (by where it is, not by what it holds)."""
+        try:
+            return Path(os.path.abspath(path)).parent.resolve() == self.folder.resolve()
+        except (OSError, RuntimeError, ValueError):
+            return False
 
     def keep(self, path: str | Path) -> tuple[Path, str]:
-        """The content-addressed copy of `path` (made if new) and its SHA-256."""
+        """The content-addressed copy of `path` (made fresh each time) and its SHA-256.
+
+        `path` may be a kept copy itself (a regenerate): then it must still hold what its name says."""
         suffix = Path(path).suffix.lower()
         suffix = suffix if suffix in SAFE_SUFFIXES else ".audio"
         self.folder.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         if not os.path.lexists(path):
             raise ValueError(f"the prime {path} was not found: moved or deleted since it was set")
+        kept = self.is_kept_copy(path)
         try:
-            source = open_regular(path, what="prime", max_bytes=MAX_PRIME_BYTES)
+            source = open_regular(
+                path,
+                what="kept prime" if kept else "prime",
+                max_bytes=MAX_PRIME_BYTES,
+                follow_links=self.follow_links or not kept,
+            )
         except UntrustedFileError as e:
             raise ValueError(str(e)) from None
         fd, name = tempfile.mkstemp(prefix=".prime.", suffix=".part", dir=self.folder)
@@ -49,18 +70,40 @@ class PrimeStore:
                 out.flush()
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
+            if kept and Path(path).stem != sha:
+                raise ValueError(
+                    f"kept prime {Path(path).name} no longer holds the audio it was kept with (its hash differs): "
+                    "it was changed since, so the take it belongs to cannot be made again from it"
+                )
             final = self.folder / f"{sha}{suffix}"
-            if not final.is_file():
-                os.replace(tmp, final)
+            os.replace(tmp, final)  # whatever is under that name (a link, another file) gives way to the copy
             return final, sha
         finally:
             tmp.unlink(missing_ok=True)
 
-    @staticmethod
-    def tail(path: str | Path, seconds: float, *, context_s: float = 0.0) -> tuple[np.ndarray, int, int]:
+    def verified(self, path: str | Path) -> Path:
+        """A kept copy named by a file the bridge reads back: in this store, not a link, holding its hash."""
+        if not self.is_kept_copy(path):
+            raise ValueError(f"{path} is not one of this project's kept primes")
+        digest = hashlib.sha256()
+        try:
+            with open_regular(path, what="kept prime", max_bytes=MAX_PRIME_BYTES, follow_links=self.follow_links) as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        except UntrustedFileError as e:
+            raise ValueError(str(e)) from None
+        if digest.hexdigest() != Path(path).stem:
+            raise ValueError(f"kept prime {Path(path).name} no longer holds the audio it was kept with")
+        return Path(path)
+
+    def tail(self, path: str | Path, seconds: float, *, context_s: float = 0.0) -> tuple[np.ndarray, int, int]:
         """The last `seconds` of a clip at its own rate, mixed to mono (float32), with up to `context_s` more
         before them (for a resampler), its rate, and how many of the samples are the `seconds` themselves."""
-        with open_regular(path, what="prime", max_bytes=MAX_PRIME_BYTES) as f, sf.SoundFile(f) as clip:
+        follow = self.follow_links or not self.is_kept_copy(path)
+        with (
+            open_regular(path, what="prime", max_bytes=MAX_PRIME_BYTES, follow_links=follow) as f,
+            sf.SoundFile(f) as clip,
+        ):
             n = min(clip.frames, max(0, round(seconds * clip.samplerate)))
             total = min(clip.frames, n + round(context_s * clip.samplerate))
             clip.seek(clip.frames - total)

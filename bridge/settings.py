@@ -3,6 +3,7 @@
     [osc]     host = "127.0.0.1"  port = 9950  subscribers = ["127.0.0.1:9951"]  allow = ["192.168.1.20"]
     [folders] project = "~/Music/MySong/jukebox"  inbox = "~/Music/MySong/inbox"  presets = "presets"
               prime_roots = ["~/Music"]  midi_map = "presets/midi.toml"
+              follow_links = false  (symlinks in presets/, <project>/.jukebox/ and the inbox root are skipped)
     [model]   bundle = "path/to/bundle"  (or)  official_root = "~/jukebox"  official_bundle = "5b_lyrics"
               ids = "~/jukebox/ids"  device = "auto"  precision = "auto"  (bfloat16 on a GPU, float32 on a CPU)
               compile = false  (torch.compile the token step: minutes of compiling, then faster steps)
@@ -49,6 +50,9 @@ class BridgeSettings:
     presets_dir: Path | None = DEFAULT_PRESETS_DIR  # the shipped presets, wherever the bridge is started from
     prime_roots: tuple[Path, ...] = ()  # besides the inbox and the project folder
     midi_map: Path | None = None
+    # the bridge's own folders hold what it (or the user, for presets) wrote: a symlink there is someone
+    # else's and is skipped, so a link cannot make the bridge read a file from outside; true allows them
+    follow_links: bool = False
     bundle_dir: Path | None = None  # None and no official_root: the embedded default
     official_root: Path | None = None
     official_bundle: str = "5b_lyrics"
@@ -142,6 +146,7 @@ def _table(base: Path) -> dict[str, dict[str, tuple[str, Any]]]:
             "presets": ("presets_dir", p),
             "prime_roots": ("prime_roots", lambda v: tuple(p(x) for x in v)),
             "midi_map": ("midi_map", p),
+            "follow_links": ("follow_links", bool),
         },
         "model": {
             "bundle": ("bundle_dir", p),

@@ -37,10 +37,15 @@ def describe_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def check_regular(path: str | Path, *, what: str = "file", max_bytes: int | None = None) -> os.stat_result:
-    """The file's stat if it is a regular file (symlinks followed) within `max_bytes`; else UntrustedFileError."""
+def check_regular(
+    path: str | Path, *, what: str = "file", max_bytes: int | None = None, follow_links: bool = True
+) -> os.stat_result:
+    """The file's stat if it is a regular file within `max_bytes`; else UntrustedFileError.
+
+    `follow_links=False` is for the bridge's own folders, which hold only what it wrote: a symlink
+    there was put by someone else and is refused (a link's target is not followed)."""
     try:
-        st = os.stat(path)
+        st = os.stat(path, follow_symlinks=follow_links)
     except FileNotFoundError:
         raise UntrustedFileError(f"{what} {str(path)!r} does not exist") from None
     except (OSError, ValueError) as e:  # ENAMETOOLONG, ELOOP, a NUL byte
@@ -52,14 +57,28 @@ def check_regular(path: str | Path, *, what: str = "file", max_bytes: int | None
     return st
 
 
-def read_bytes(path: str | Path, *, max_bytes: int = MAX_RECORD_BYTES, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most `max_bytes`; never blocks on a FIFO or device."""
+def _open_flags(follow_links: bool) -> int:
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    return flags if follow_links else flags | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_fd(path: str | Path, what: str, follow_links: bool) -> int:
+    """A descriptor opened without blocking; with `follow_links=False` a symlink is refused by name."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        return os.open(path, _open_flags(follow_links))
     except FileNotFoundError:
         raise UntrustedFileError(f"{what} {str(path)!r} does not exist") from None
     except (OSError, ValueError) as e:
+        if not follow_links and os.path.islink(path):  # O_NOFOLLOW's ELOOP
+            raise UntrustedFileError(f"{what} {str(path)!r} is a symlink, which is not followed here") from None
         raise UntrustedFileError(f"{what} {str(path)!r} cannot be read ({getattr(e, 'strerror', None) or e})") from None
+
+
+def read_bytes(
+    path: str | Path, *, max_bytes: int = MAX_RECORD_BYTES, what: str = "file", follow_links: bool = True
+) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; never blocks on a FIFO or device."""
+    fd = _open_fd(path, what, follow_links)
     try:
         st = os.fstat(fd)  # of what was opened, not of what the name points to now
         if not stat.S_ISREG(st.st_mode):
@@ -83,17 +102,21 @@ def read_bytes(path: str | Path, *, max_bytes: int = MAX_RECORD_BYTES, what: str
         os.close(fd)
 
 
-def read_text(path: str | Path, *, max_bytes: int = MAX_RECORD_BYTES, what: str = "file") -> str:
-    data = read_bytes(path, max_bytes=max_bytes, what=what)
+def read_text(
+    path: str | Path, *, max_bytes: int = MAX_RECORD_BYTES, what: str = "file", follow_links: bool = True
+) -> str:
+    data = read_bytes(path, max_bytes=max_bytes, what=what, follow_links=follow_links)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UntrustedFileError(f"{what} {str(path)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
-def read_json_object(path: str | Path, *, max_bytes: int = MAX_RECORD_BYTES, what: str = "file") -> dict[str, Any]:
+def read_json_object(
+    path: str | Path, *, max_bytes: int = MAX_RECORD_BYTES, what: str = "file", follow_links: bool = True
+) -> dict[str, Any]:
     """A JSON file whose top level is an object; any other shape is an UntrustedFileError."""
-    text = read_text(path, max_bytes=max_bytes, what=what)
+    text = read_text(path, max_bytes=max_bytes, what=what, follow_links=follow_links)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as e:
@@ -103,19 +126,16 @@ def read_json_object(path: str | Path, *, max_bytes: int = MAX_RECORD_BYTES, wha
     return data
 
 
-def open_regular(path: str | Path, *, what: str = "file", max_bytes: int | None = None) -> BinaryIO:
+def open_regular(
+    path: str | Path, *, what: str = "file", max_bytes: int | None = None, follow_links: bool = True
+) -> BinaryIO:
     """The file opened for reading, as a binary file object, if it is a regular file within `max_bytes`.
 
     For readers that need a file object (libsndfile): the name is stat'ed first, so a FIFO or device
     is refused before it is opened at all, then opened non-blocking and checked again through the
     descriptor, since the name may have been swapped for a FIFO in between."""
-    check_regular(path, what=what, max_bytes=max_bytes)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
-    except FileNotFoundError:
-        raise UntrustedFileError(f"{what} {str(path)!r} does not exist") from None
-    except (OSError, ValueError) as e:
-        raise UntrustedFileError(f"{what} {str(path)!r} cannot be read ({getattr(e, 'strerror', None) or e})") from None
+    check_regular(path, what=what, max_bytes=max_bytes, follow_links=follow_links)
+    fd = _open_fd(path, what, follow_links)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -129,9 +149,11 @@ def open_regular(path: str | Path, *, what: str = "file", max_bytes: int | None 
         raise
 
 
-def read_toml_table(path: str | Path, *, max_bytes: int = MAX_RECORD_BYTES, what: str = "file") -> dict[str, Any]:
+def read_toml_table(
+    path: str | Path, *, max_bytes: int = MAX_RECORD_BYTES, what: str = "file", follow_links: bool = True
+) -> dict[str, Any]:
     """A TOML file as its top-level table; unreadable, non-UTF-8 or invalid TOML is an UntrustedFileError."""
-    text = read_text(path, max_bytes=max_bytes, what=what)
+    text = read_text(path, max_bytes=max_bytes, what=what, follow_links=follow_links)
     try:
         return tomllib.loads(text)
     except (ValueError, RecursionError) as e:  # TOMLDecodeError is a ValueError; so is an int of 5000 digits

@@ -88,11 +88,12 @@ class ModelWorker:
         engine_factory: Callable[[], TakeEngine],
         *,
         state_dir: Path,
+        follow_links: bool = False,
     ):
         self.board, self.queue, self.renderer = board, queue, renderer
         self.engine_factory = engine_factory
         self.state_dir = Path(state_dir)
-        self.primes = PrimeStore(self.state_dir / "primes")
+        self.primes = PrimeStore(self.state_dir / "primes", follow_links=follow_links)
         self.engine: Any = None
         self.info: ModelInfo | None = None
         self.ready = threading.Event()  # set once loading ended, either way
@@ -347,8 +348,7 @@ class ModelWorker:
             body_from = checked.integer(data.get("body_from"), "opening body_from", lo=1, hi=work.start_samples)
             if not 0 < seconds <= 3600:
                 raise ValueError(f"opening head_seconds {seconds} is outside (0, 3600]")
-            if Path(prime).resolve().parent != self.primes.folder.resolve() or not Path(prime).is_file():
-                raise ValueError(f"opening prime {prime!r} is not one of this project's kept primes")
+            self.primes.verified(prime)  # in the store, not a link, still holding its hash
         except (OSError, ValueError) as e:
             log.warning("the opening recorded in %s cannot be used: %s", work.request.codes_path, e)
             return None
