@@ -23,7 +23,7 @@ from .events import EventBus, JobsCancelled, JobWarning, Notice
 from .job_board import JobBoard
 from .jobs import JobQueue, JobSpec, Lineage, new_job_id
 from .journal import JobJournal
-from .limits import check_limits
+from .limits import JobLimits, check_limits
 from .params import Session
 from .replays import Replays, fresh_seed
 from .session_state import PresetStore, SessionState
@@ -86,7 +86,7 @@ class Controller:
         self.state = SessionState(
             settings, bus, presets=presets, check_clip=check_clip, latest_inbox_clip=latest_inbox_clip, session=session
         )
-        self.board = JobBoard(queue, bus, journal=journal)
+        self.board = JobBoard(queue, bus, journal=journal, limits=JobLimits.from_settings(settings))
         self.replays = Replays(settings, self.board, self.state, bus, codes_dir=self.codes_dir)
 
     # --- what tests and the app read ----------------------------------------------------------------

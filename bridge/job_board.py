@@ -33,6 +33,7 @@ from .events import (
 from .job_record import JobRecord
 from .jobs import UPSAMPLE, JobQueue, JobSpec
 from .journal import JobJournal
+from .limits import JobLimits, check_admission
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ Checker = Callable[[TakeRequest], list[str]]
 
 
 class JobBoard:
-    def __init__(self, queue: JobQueue, bus: EventBus, *, journal: JobJournal | None = None):
-        self.queue, self.bus, self.journal = queue, bus, journal
+    def __init__(
+        self, queue: JobQueue, bus: EventBus, *, journal: JobJournal | None = None, limits: JobLimits | None = None
+    ):
+        self.queue, self.bus, self.journal, self.limits = queue, bus, journal, limits
         self.throughput = Throughput()
         self._lock = threading.RLock()
         self._jobs: dict[str, JobRecord] = {}
@@ -151,7 +154,11 @@ class JobBoard:
     # --- queueing -----------------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec, *, record: JobRecord | None = None, force: bool = False) -> JobRecord:
-        """Queue a new job (or, with `record`, one restored from the journal); CommandError when the queue is full."""
+        """Queue a new job (or, with `record`, one restored from the journal); CommandError when the queue is full
+        or the job is over the limits (checked here, where every path that makes a job passes)."""
+        if self.limits is not None:
+            info = self.model_info
+            check_admission(self.limits, spec.request, info.sr if info is not None else None)
         record = record or JobRecord(spec)
         with self._lock:
             if record.id in self._jobs:

@@ -165,6 +165,8 @@ class TakeRecord:
             raise ValueError(f"{source}: version {version!r}; this bridge reads versions 1 and {VERSION}")
         regen = checked.mapping(data.get("regenerate"), "regenerate")
         request = TakeRequest.from_dict(checked.mapping(regen.get("request"), "regenerate.request"))
+        if request.n_takes != 1:  # a sidecar describes its one take: the bridge never writes another count
+            raise ValueError(f"{source}: regenerate.request n_takes {request.n_takes}; a take's record describes 1")
         mode = data.get("mode")
         if mode != request.mode.value:
             raise ValueError(f"{source}: mode {mode!r} disagrees with its request's {request.mode.value!r}")

@@ -42,6 +42,7 @@ from .finishing import FinishOptions
 from .job_board import JobBoard
 from .job_record import JobRecord
 from .jobs import UPSAMPLE, JobQueue, JobSpec
+from .limits import check_admission
 from .prime_store import PrimeStore
 from .renderer import Finishing, Head, Renderer, TakeName
 from .take_record import PrimeUsed, SourceUsed, TakeLineage, TakeRecord
@@ -162,6 +163,8 @@ class ModelWorker:
         """First stage: keep a copy of the prime, find what the take starts from and plan the levels."""
         spec, request = record.spec, record.spec.request
         if record.resumed:  # checked by the model that was loaded when it was queued; this one may differ
+            if self.board.limits is not None and self.info is not None:  # its length needs the model's rate
+                check_admission(self.board.limits, request, self.info.sr)
             self.engine.check(request)
         prime_original = request.prime_path
         if spec.mode is Mode.PRIMED and request.prime_path:  # the model reads the kept copy: what it heard stays
