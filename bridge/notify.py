@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import math
 import queue
+import select
 import socket
 import threading
 import time
@@ -80,6 +81,10 @@ class Notifier:
         self._thread = threading.Thread(target=self._run, name="jb-notifier", daemon=True)
         self.sent = 0
         self.dropped_progress = 0
+        # peers that sent a datagram to this socket: nothing but an answer to our own output arrives here, so
+        # each is a bridge (or an echo) whose datagrams to the OSC server must not be answered again
+        self._responders: dict[Address, None] = {}
+        self.max_responders = 256
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -158,6 +163,35 @@ class Notifier:
                 self._subscribers.remove(target)
                 return True
             return False
+
+    def answered_us(self, peer: Address) -> bool:
+        """Whether `peer` has answered what this notifier sent: a datagram from it is a reply or an event,
+        and answering it would start an exchange that never ends (two bridges subscribed to each other).
+
+        Reads what is waiting on the notifier's socket first, without blocking: on loopback a peer's answer
+        to our source port is there before its copy to our OSC port, which it sends after."""
+        flags = getattr(socket, "MSG_DONTWAIT", 0)
+        for _ in range(1024):  # bounded: a flood to this port cannot hold the OSC thread
+            try:
+                if flags:
+                    _, sender = self._sock.recvfrom(65536, flags)
+                else:  # pragma: no cover - platforms without MSG_DONTWAIT
+                    ready, _, _ = select.select([self._sock], [], [], 0)
+                    if not ready:
+                        break
+                    _, sender = self._sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # closed, or an ICMP error reported on the socket: nothing more to read now
+                break
+            with self._lock:
+                if sender[:2] not in self._responders:
+                    if len(self._responders) >= self.max_responders:
+                        self._responders.pop(next(iter(self._responders)))
+                    self._responders[sender[:2]] = None
+                    log.warning("%s:%s answers this bridge's replies: its datagrams are not answered", *sender[:2])
+        with self._lock:
+            return peer[:2] in self._responders
 
     @property
     def source(self) -> Address:

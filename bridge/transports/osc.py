@@ -360,9 +360,13 @@ class OscSurface:
             raise CommandError(f"host {host!r} must be an IP address") from None
         if self.notifier.is_own((host, port)):
             raise CommandError(f"{host}:{port} is the bridge's own OSC port; events sent there would loop")
-        # events go only where a client could have asked for them itself: its own host, or an allowed one
-        if origin.client is not None and host != origin.client[0] and not allowed((host, port), self.allow):
-            raise CommandError(f"{host} is neither your address nor an allowed client; subscribe from that host")
+        # events go only where a client could have asked for them itself: a remote client's own host; for a
+        # client on this machine, this machine or an allowed client
+        if origin.client is not None and not _same_host(host, origin.client[0]):
+            if not _is_loopback(origin.client[0]):
+                raise CommandError(f"{host} is not your address; a remote client may subscribe only its own host")
+            if not allowed((host, port), self.allow):
+                raise CommandError(f"{host} is neither your address nor an allowed client; subscribe from that host")
         return host, port
 
     def _subscribe(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
@@ -457,6 +461,26 @@ class OscEvents:
                 n.send(event.origin.client, "/jb/info", event.origin.kind, event.message)
 
 
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _same_host(a: str, b: str) -> bool:
+    ia, ib = _ip(a), _ip(b)
+    return a == b if ia is None or ib is None else ia == ib
+
+
+def _is_loopback(host: str) -> bool:
+    ip = _ip(host)
+    return ip is not None and ip.is_loopback
+
+
 def allowed(client: tuple[str, int], allow: Sequence[str]) -> bool:
     """Loopback always; anything else only when listed (an address or a network like 192.168.1.0/24)."""
     try:
@@ -541,6 +565,9 @@ class OscServer(socketserver.UDPServer):
         notifier = self.surface.notifier
         if client[1] == notifier.source[1] and notifier.is_own((client[0], self.port)):
             self.looped += 1  # the bridge's own replies, sent back to it: answering would start a loop
+            return
+        if notifier.answered_us(client):
+            self.looped += 1  # another bridge's replies or events: answered, they would come back for ever
             return
         self.received += 1
         try:
