@@ -41,6 +41,14 @@ from jukebox_model.vqvae.losses import spectral_convergence  # noqa: E402
 CHUNK_SECONDS = 23.0
 
 
+def track_entry(t: dict) -> dict:
+    """One corpus track with the keys the card uses, from either corpus's tracks.json: the game-music
+    corpus (package/name, artist, genre) or the loop corpus (file, instruments = artist, style = genre)."""
+    if "file" in t:
+        return {**t, "path": t["file"], "name": Path(t["file"]).stem, "artist": t["instruments"], "genre": t["style"]}
+    return {**t, "path": f"{t['package']}/{t['name']}.wav"}
+
+
 def _chunks(n: int, chunk: int):
     return [(s, min(n, s + chunk)) for s in range(0, n, chunk)]
 
@@ -208,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-tracks", type=int, default=9, help="training tracks measured for usage and bits per token")
     p.add_argument("--train-seconds", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--real-genre", default="orchestral", help="genre of the held-out clip the take is shown beside")
     p.add_argument("--real-offset", type=float, default=20.0, help="where the real clip starts in its track, seconds")
     p.add_argument("--audio-out", type=Path, default=ROOT / "runs" / "model_card")
     args = p.parse_args(argv)
@@ -218,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     vqvae = sampler.vqvae.eval()
     cfg = vqvae.config
     sr = cfg.sr
-    tracks = json.loads((args.corpus / "tracks.json").read_text())
+    tracks = [track_entry(t) for t in json.loads((args.corpus / "tracks.json").read_text())]
     held = [t for t in tracks if t["split"] == "eval"]
     train = [t for t in tracks if t["split"] == "train"]
 
@@ -226,13 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     recon_rows, eval_songs = [], []
     t0 = time.perf_counter()
     for t in held:
-        audio = read_audio(args.corpus / "eval" / f"{t['package']}/{t['name']}.wav")
+        audio = read_audio(args.corpus / "eval" / t["path"])
         recon_rows.append((t, reconstruction(vqvae, audio, args.recon_seconds)))
         eval_songs.append((t["artist"], t["genre"], audio.shape[0], encode_track(vqvae, audio)))
     train_songs = []  # a spread subset of the training tracks, their first --train-seconds
     subset = train[:: max(1, math.ceil(len(train) / args.train_tracks))]
     for t in subset:
-        audio = read_audio(args.corpus / "train" / f"{t['package']}/{t['name']}.wav")
+        audio = read_audio(args.corpus / "train" / t["path"])
         train_songs.append(
             (t["artist"], t["genre"], audio.shape[0], encode_track(vqvae, audio[: int(args.train_seconds * sr)]))
         )
@@ -260,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     # --- a generated take beside a real held-out clip ------------------------------------------
-    real_track = next((t for t in held if t["genre"] == "orchestral"), held[0])
+    real_track = next((t for t in held if t["genre"] == args.real_genre), held[0])
     artist, genre = real_track["artist"], real_track["genre"]
     top_hop = vqvae.hop_lengths[-1]
     n = int(args.take_seconds * sr) // top_hop * top_hop
@@ -272,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     gen_seconds = time.perf_counter() - t0
     with torch.no_grad():
         take = vqvae.decode([result.zs[0]], start_level=0)[0, :, 0]
-    full = read_audio(args.corpus / "eval" / f"{real_track['package']}/{real_track['name']}.wav")
+    full = read_audio(args.corpus / "eval" / real_track["path"])
     real_start = max(0, min(int(args.real_offset * sr), full.shape[0] - n))  # past the track's intro
     real = full[real_start : real_start + n]
     args.audio_out.mkdir(parents=True, exist_ok=True)
@@ -313,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         ema = load_vqvae(ema_path).eval()
         rows = []
         for t in held:
-            audio = read_audio(args.corpus / "eval" / f"{t['package']}/{t['name']}.wav")
+            audio = read_audio(args.corpus / "eval" / t["path"])
             rows.append((reconstruction(ema, audio, 20.0), reconstruction(vqvae, audio, 20.0)))
         ema_recon = {
             kind: {lv: sum(r[i][lv]["sc"] for r in rows) / len(rows) for lv in range(levels)}
@@ -408,11 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     w("| track | " + " | ".join(f"level {lv} SC | level {lv} MR-STFT" for lv in range(levels)) + " |")
     w("|---|" + "---|---|" * levels)
     for t, r in recon_rows:
-        w(
-            f"| {t['package']}/{t['name']} | "
-            + " | ".join(f"{r[lv]['sc']:.3f} | {r[lv]['mrstft']:.3f}" for lv in range(levels))
-            + " |"
-        )
+        w(f"| {t['path']} | " + " | ".join(f"{r[lv]['sc']:.3f} | {r[lv]['mrstft']:.3f}" for lv in range(levels)) + " |")
     w(
         "| **mean** | "
         + " | ".join(f"**{mean_recon[lv]['sc']:.3f}** | **{mean_recon[lv]['mrstft']:.3f}**" for lv in range(levels))
