@@ -52,6 +52,13 @@ def engine_factory(settings: BridgeSettings) -> Callable[[], Any]:
     """What the worker calls to load the model (on its own thread: torch is imported there)."""
 
     def load() -> Any:
+        from .cpu_manners import default_threads, lower_this_thread, quiet_idle_threads, use_threads
+
+        quiet_idle_threads()  # before torch loads its OpenMP runtime (a no-op if it already has)
+        nice = lower_this_thread(settings.worker_nice)  # before torch starts its threads from this one
+        threads = settings.threads or default_threads()
+        use_threads(threads)
+        log.info("model worker: %d thread%s, niceness %s", threads, "" if threads == 1 else "s", nice)
         from jukebox_model.engine import load_engine
 
         return load_engine(

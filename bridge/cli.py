@@ -15,6 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .cpu_manners import quiet_idle_threads
 from .settings import PRECISIONS, BridgeSettings, SettingsError, load_settings, parse_target
 
 
@@ -52,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="fuse the token step with torch.compile (compiles once per level and batch size)",
     )
+    model.add_argument(
+        "--threads", type=int, help="the model's CPU threads (default: every core but one, leaving the DAW a core)"
+    )
+    model.add_argument("--nice", dest="worker_nice", type=int, help="niceness added to the model worker (default 10)")
     out = p.add_argument_group("output")
     out.add_argument("--sample-rate", type=int, help="the project's rate; takes are resampled to it")
     out.add_argument("--format", dest="output_format", choices=("pcm24", "pcm16", "float"))
@@ -92,6 +97,8 @@ def settings_from_args(args: argparse.Namespace) -> BridgeSettings:
         device=args.device,
         precision=args.precision,
         compile_steps=args.compile_steps,
+        threads=args.threads,
+        worker_nice=args.worker_nice,
         sample_rate=args.sample_rate,
         output_format=args.output_format,
         inbox_polling=args.polling,
@@ -126,6 +133,7 @@ def check_model_files(settings: BridgeSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_idle_threads()  # before anything imports torch
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
     from jukebox_model.bundle_dir import BundleError

@@ -6,6 +6,7 @@
               follow_links = false  (symlinks in presets/, <project>/.jukebox/ and the inbox root are skipped)
     [model]   bundle = "path/to/bundle"  (or)  official_root = "~/jukebox"  official_bundle = "5b_lyrics"
               ids = "~/jukebox/ids"  device = "auto"  precision = "auto"  (bfloat16 on a GPU, float32 on a CPU)
+              threads = 0  (0: every core but one, left to the DAW)  nice = 10  (the worker's lower priority)
               compile = false  (torch.compile the token step: minutes of compiling, then faster steps)
     [output]  sample_rate = 48000  format = "pcm24"  prefix = "jb"
     [limits]  max_queue = 32  max_takes = 16  max_seconds = 600  progress_interval_s = 0.25
@@ -60,6 +61,8 @@ class BridgeSettings:
     device: str = "auto"
     precision: str = "auto"  # the priors' weights and activations: auto, float32, bfloat16, float16
     compile_steps: bool = False  # fuse the token step with torch.compile (a compilation per level and batch size)
+    threads: int = 0  # the model's CPU threads; 0: every core but one (bridge.cpu_manners)
+    worker_nice: int = 10  # niceness added to the model worker, so the DAW wins the CPU
     sample_rate: int = 44100
     output_format: str = "pcm24"
     prefix: str = "jb"
@@ -93,6 +96,10 @@ class BridgeSettings:
                 raise SettingsError(
                     f"allow entry {entry!r} is not an IP address or network (e.g. 192.168.1.0/24)"
                 ) from None
+        if not 0 <= self.threads <= 1024:
+            raise SettingsError(f"threads must be 0 (every core but one) or a count up to 1024, got {self.threads}")
+        if not 0 <= self.worker_nice <= 19:
+            raise SettingsError(f"nice must be 0-19, got {self.worker_nice}")
         for name in ("max_queue", "max_takes"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
@@ -156,6 +163,8 @@ def _table(base: Path) -> dict[str, dict[str, tuple[str, Any]]]:
             "device": ("device", str),
             "precision": ("precision", str),
             "compile": ("compile_steps", bool),
+            "threads": ("threads", int),
+            "nice": ("worker_nice", int),
         },
         "output": {"sample_rate": ("sample_rate", int), "format": ("output_format", str), "prefix": ("prefix", str)},
         "limits": {
