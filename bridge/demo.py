@@ -49,6 +49,18 @@ class DemoClient:
         self.sock.close()
 
 
+def demo_preset(bundle: Path) -> str | None:
+    """The shipped preset the bundle names for the demo (bundle.json's "demo" entry), if any."""
+    import json
+
+    try:
+        demo = json.loads((bundle / "bundle.json").read_text()).get("demo") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    preset = demo.get("preset") if isinstance(demo, dict) else None
+    return str(preset) if isinstance(preset, str) and preset else None
+
+
 def first_names(bundle: Path) -> tuple[str, str]:
     """An artist and a genre the bundle knows, so the demo is conditioned on something real: the
     manifest's "demo" entry if it has one, else the first named entry of each of its id tables."""
@@ -74,7 +86,10 @@ def first_names(bundle: Path) -> tuple[str, str]:
     return names[0], names[1]
 
 
-def render_one_take(bridge: Any, *, seconds: float, artist: str, genre: str, timeout: float) -> list[str]:
+def render_one_take(
+    bridge: Any, *, seconds: float | None, artist: str, genre: str, timeout: float, preset: str | None = None
+) -> list[str]:
+    """One take: the bundle's demo preset (its length, unless `seconds` is given), else `seconds` of artist/genre."""
     client = DemoClient(bridge.port)
     files: list[str] = []
     try:
@@ -82,13 +97,13 @@ def render_one_take(bridge: Any, *, seconds: float, artist: str, genre: str, tim
             raise RuntimeError("the model did not load in time")
         if bridge.worker.load_error:
             raise RuntimeError(f"the model did not load: {bridge.worker.load_error}")
-        for address, *args in (
-            ("/jb/set/length", seconds),
-            ("/jb/set/artist", artist),
-            ("/jb/set/genre", genre),
-            ("/jb/set/n_takes", 1),
-            ("/jb/generate",),
-        ):
+        if preset is not None:
+            steps: list[tuple[Any, ...]] = [("/jb/preset/load", preset)]
+            if seconds is not None:
+                steps.append(("/jb/set/length", seconds, "s"))
+        else:
+            steps = [("/jb/set/length", seconds or 4.0), ("/jb/set/artist", artist), ("/jb/set/genre", genre)]
+        for address, *args in (*steps, ("/jb/set/n_takes", 1), ("/jb/generate",)):
             client.send(address, *args)
         job = None
         last_print = 0.0
@@ -122,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", type=Path, help="bundle folder (default: the embedded one)")
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="demo folder (takes in OUT/project)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--seconds", type=float, default=4.0, help="length of the demo take")
+    p.add_argument("--seconds", type=float, default=None, help="length of the demo take (default: the demo preset's)")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--once", action="store_true", help="stop after the take instead of serving on")
     p.add_argument("--device", default="auto")
@@ -142,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {e}", file=sys.stderr)
         return 2
     artist, genre = first_names(bundle)
+    preset = demo_preset(bundle)
     settings = BridgeSettings(
         port=args.port,
         project_dir=args.out / "project",
@@ -163,9 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         def work() -> None:
             try:
                 result["files"] = render_one_take(
-                    b, seconds=args.seconds, artist=artist, genre=genre, timeout=args.timeout
+                    b, seconds=args.seconds, artist=artist, genre=genre, timeout=args.timeout, preset=preset
                 )
-                print(f"demo: {len(result['files'])} files in {b.settings.project_dir} (each with a .json sidecar)")
+                files = result["files"]
+                print(f"demo: {len(files)} files in {b.settings.project_dir} (each with a .json sidecar)")
+                if files:  # takes arrive coarsest level first: the last one is the finished take
+                    print(f"demo: the finished take is {files[-1]}", flush=True)
                 if args.once:
                     b.request_stop()
                 else:

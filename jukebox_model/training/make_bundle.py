@@ -36,8 +36,10 @@ def make_bundle(
     name: str,
     description: str = "",
     demo: tuple[str, str] | None = None,
+    demo_preset: str | None = None,
 ) -> Path:
-    """`demo`: an (artist, genre) the bundle knows, recorded as bundle.json's "demo" entry for `make demo`."""
+    """`demo`: an (artist, genre) the bundle knows, and `demo_preset` a shipped preset made for it,
+    recorded as bundle.json's "demo" entry for `make demo`."""
     out.mkdir(parents=True, exist_ok=True)
     export_checkpoint(vqvae, out / "vqvae.pth.tar")
     names = []
@@ -62,6 +64,8 @@ def make_bundle(
     if demo is not None:
         data = json.loads(manifest.read_text())
         data["demo"] = {"artist": demo[0], "genre": demo[1]}
+        if demo_preset:
+            data["demo"]["preset"] = demo_preset
         with atomic_write(manifest) as f:
             f.write((json.dumps(data, indent=2) + "\n").encode())
     load_engine(BundleSource(out), device="cpu")  # the folder must load as it is shipped, as every host loads it
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--description", default="")
     p.add_argument("--demo-artist", default=None, help="artist for `make demo` (with --demo-genre)")
     p.add_argument("--demo-genre", default=None)
+    p.add_argument("--demo-preset", default=None, help="shipped preset `make demo` loads (presets/<name>.toml)")
     args = p.parse_args(argv)
     demo = (args.demo_artist, args.demo_genre) if args.demo_artist and args.demo_genre else None
     make_bundle(
@@ -90,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         name=args.name,
         description=args.description,
         demo=demo,
+        demo_preset=args.demo_preset,
     )
     print(f"wrote {args.out}")
     return 0
