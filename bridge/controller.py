@@ -135,13 +135,14 @@ class Controller:
         return self.generate(None if action == "generate" else action, origin=origin)
 
     def follow_tempo(self, bpm: float, beats_per_bar: int | None, source: str) -> None:
-        """The DAW's tempo (and bar length, when it says) becomes the session's: bars are the DAW's bars.
-        A value outside the parameters' ranges is reported, and the session keeps what it had."""
+        """The DAW's tempo (and bar length, when it says) becomes the session's: bars are the DAW's bars,
+        and a preset loaded later (OSC, MIDI) keeps them. A value outside the parameters' ranges is
+        reported, and the session keeps what it had."""
         origin = Origin("daw", address=f"{source} tempo")
         try:
-            self.state.set_param("bpm", [bpm], origin=origin)
+            self.state.follow_daw("bpm", [bpm], origin=origin)
             if beats_per_bar is not None:
-                self.state.set_param("beats_per_bar", [beats_per_bar], origin=origin)
+                self.state.follow_daw("beats_per_bar", [beats_per_bar], origin=origin)
         except CommandError as e:
             self.report(origin, f"the DAW's tempo was not followed: {e}")
 

@@ -49,6 +49,7 @@ class SessionState:
         self._session = session or Session()
         self._preset: str | None = None
         self._prime: Path | None = None
+        self._daw_owned: dict[str, Any] = {}  # parameters the DAW sets while it is followed (its tempo)
 
     # --- parameters ---------------------------------------------------------------------------------
 
@@ -90,13 +91,21 @@ class SessionState:
         preset = self._store().get(name)  # CommandError naming the known presets
         with self._lock:
             before = self._session
-            self._session = session_from_values(preset.values, self._session, source=f"preset {name!r}")
+            values = {**preset.values, **self._daw_owned}  # a preset never takes the tempo from a followed DAW
+            self._session = session_from_values(values, self._session, source=f"preset {name!r}")
             self._preset = name
             after = self._session
         changed = tuple(p for p in PARAMS if getattr(before, p) != getattr(after, p))
         self.bus.publish(PresetLoaded(origin, name, changed))
         for param in changed:
             self.bus.publish(ParamChanged(origin, param, getattr(after, param)))
+
+    def follow_daw(self, name: str, args: Sequence[Any], *, origin: Origin) -> Any:
+        """Set a parameter the DAW owns from now on: presets loaded later keep the DAW's value."""
+        value = self.set_param(name, args, origin=origin)
+        with self._lock:
+            self._daw_owned[name] = value
+        return value
 
     def save_preset(self, name: str, *, origin: Origin, description: str = "") -> str:
         self._store().save(name, self.session, description)

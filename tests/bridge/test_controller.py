@@ -158,3 +158,23 @@ def test_a_client_can_subscribe_only_its_own_host_or_an_allowed_one(tmp_path):
     surface.handle("/jb/subscribe", [9999, "192.168.1.40"], sender)  # listed: fine
     surface.handle("/jb/subscribe", [9998], sender)  # its own host: fine
     assert c.notifier.subscribers() == [("192.168.1.40", 9999), ("127.0.0.1", 9998)]
+
+
+def test_a_preset_loaded_while_the_daw_tempo_is_followed_keeps_the_daws_tempo(tmp_path):
+    from bridge.events import ParamChanged
+    from bridge.presets import PresetLibrary
+
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    (folder / "groove.toml").write_text("bpm = 110\nbeats_per_bar = 3\ngenre = 'house'\n", encoding="utf-8")
+    c = _controller(tmp_path)
+    c.state.presets = PresetLibrary(folder)
+    c.state.presets.reload()
+    c.load_preset("groove", origin=OSC)
+    assert (c.state.session.bpm, c.state.session.beats_per_bar) == (110, 3)  # not following yet: the preset's
+    c.follow_tempo(124.0, 4, "live")
+    c.events.clear()
+    c.load_preset("groove", origin=Origin("midi", address="program 5"))  # a MIDI program change, say
+    session = c.state.session
+    assert (session.bpm, session.beats_per_bar, session.genre) == (124.0, 4, "house")
+    assert not [e for e in c.events if isinstance(e, ParamChanged) and e.name in ("bpm", "beats_per_bar")]
