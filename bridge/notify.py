@@ -66,14 +66,23 @@ def _build(address: str, args: list[Any], max_text_bytes: int) -> bytes:
 
 class Notifier:
     def __init__(
-        self, *, subscribers: Iterable[Address] = (), progress_interval_s: float = 0.25, max_subscribers: int = 32
+        self,
+        *,
+        subscribers: Iterable[Address] = (),
+        progress_interval_s: float = 0.25,
+        max_subscribers: int = 32,
+        event_interval_s: float = 0.05,
     ):
         self.progress_interval_s = progress_interval_s
+        self.event_interval_s = event_interval_s
         self.max_subscribers = max_subscribers
         self._subscribers: list[Address] = list(dict.fromkeys(subscribers))
         self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[tuple[Address, ...], bytes] | None] = queue.Queue()
         self._last_progress: dict[str, float] = {}
+        self._latest_sent: dict[str, float] = {}  # send_latest: when each key last went out
+        self._pending: dict[str, tuple[str, tuple[Any, ...]]] = {}  # and the newest value waiting for its turn
+        self.coalesced = 0
         self._own: Address | None = None
         self._own_cache: dict[str, bool] = {}
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -100,8 +109,12 @@ class Notifier:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=self._flush_pending())
+            except queue.Empty:
+                continue
             if item is None:
+                self._flush_pending(everything=True)
                 return
             targets, datagram = item
             for target in targets:
@@ -228,6 +241,49 @@ class Notifier:
             self._last_progress[key] = now
         self.send(client, address, *args)
         return True
+
+    def send_latest(self, key: str, address: str, *args: Any) -> None:
+        """An event where only the newest value matters (a parameter a knob or the DAW's tempo moves), to every
+        subscriber: at most one per `event_interval_s` for `key`, and the last value always goes, at most
+        that long after the one before. A DAW sending 5000 tempo changes a second sends 20 a second on."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._latest_sent.get(key)
+            if key not in self._pending and (last is None or now - last >= self.event_interval_s):
+                self._latest_sent[key] = now
+                send_now = True
+            else:
+                if key in self._pending:
+                    self.coalesced += 1
+                self._pending[key] = (address, args)
+                send_now = False
+        if send_now:
+            self.send(None, address, *args)
+        else:
+            self._queue.put(((), b""))  # wakes the sender thread, which sends it when its turn comes
+
+    def _flush_pending(self, *, everything: bool = False) -> float | None:
+        """Send the coalesced events that are due; seconds until the next one is (None: nothing waits)."""
+        now = time.monotonic()
+        due: list[tuple[str, tuple[Any, ...]]] = []
+        wait = None
+        with self._lock:
+            for key in list(self._pending):
+                at = self._latest_sent.get(key, 0.0) + self.event_interval_s
+                if everything or at <= now:
+                    due.append(self._pending.pop(key))
+                    self._latest_sent[key] = now
+                else:
+                    wait = at - now if wait is None else min(wait, at - now)
+        for address, args in due:
+            datagram = build_message(address, args)
+            for target in (t for t in self.subscribers() if not self.is_own(t)):
+                try:
+                    self._sock.sendto(datagram, target)
+                    self.sent += 1
+                except OSError as e:
+                    log.warning("could not send to %s:%s (%s)", target[0], target[1], e)
+        return wait
 
     def forget(self, job_id: str) -> None:
         with self._lock:

@@ -446,7 +446,7 @@ class OscEvents:
         elif isinstance(event, ParamChanged):
             # a change made with /jb/set/... was answered to the requester and every subscriber already
             if not (event.origin.kind == "osc" and event.origin.address.startswith("/jb/set/")):
-                n.send(None, f"/jb/set/{event.name}", *_value_args(event.value))
+                n.send_latest(f"param:{event.name}", f"/jb/set/{event.name}", *_value_args(event.value))
         elif isinstance(event, PresetLoaded):
             if not (event.origin.kind == "osc" and event.origin.address == "/jb/preset/load"):
                 n.send(None, "/jb/preset/load", event.name)

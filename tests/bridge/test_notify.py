@@ -39,3 +39,26 @@ def test_requester_and_subscribers_hear_everything_once_and_progress_is_rate_lim
         a.close()
         b.close()
         n.stop()
+
+
+def test_a_storm_of_parameter_events_is_coalesced_and_the_last_value_always_arrives(no_thread_leaks):
+    n = Notifier(event_interval_s=0.05)
+    n.start()
+    sub = OscClient(1)
+    try:
+        n.subscribe(("127.0.0.1", sub.port))
+        started = time.monotonic()
+        for bpm in range(60, 5060):  # a DAW's tempo automation, as fast as it comes
+            n.send_latest("param:bpm", "/jb/set/bpm", float(bpm))
+            n.send_latest("param:top_k", "/jb/set/top_k", 7)  # another key has its own turn
+        elapsed = time.monotonic() - started
+        sub.wait_for(lambda m: m.address == "/jb/set/bpm" and m.args == [5059.0], timeout=5)
+        time.sleep(0.2)
+        got = [m.args[0] for m in sub.messages("/jb/set/bpm")]
+        assert got[0] == 60.0 and got[-1] == 5059.0 and got == sorted(got)  # newest wins, order kept
+        assert len(got) <= elapsed / 0.05 + 3, (len(got), elapsed)
+        assert 1 <= len(sub.messages("/jb/set/top_k")) <= elapsed / 0.05 + 3
+        assert n.coalesced > 4000
+    finally:
+        sub.close()
+        n.stop()
