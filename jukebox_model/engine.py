@@ -36,8 +36,9 @@ from .api import (
 )
 from .audio import read_audio
 from .bundle import load_checkpoint_bundle, load_official_bundle
-from .bundle_dir import DEFAULT_BUNDLE_DIR, load_bundle_dir
+from .bundle_dir import DEFAULT_BUNDLE_DIR, BundleError, load_bundle_dir, read_manifest
 from .labels import LabelError
+from .memory_check import check_memory, need_for_files
 from .sampling.precision import default_dtype, parse_dtype
 from .sampling.sampler import Sampler, SampleResult, load_codes, save_codes
 
@@ -79,6 +80,11 @@ def load_engine(
     bfloat16 on a GPU, float32 elsewhere) and the token step optionally compiled."""
     device = resolve_device(device)
     source = source if source is not None else BundleSource(DEFAULT_BUNDLE_DIR)
+    dtype = default_dtype(device) if precision == "auto" else parse_dtype(precision)
+    files, what = _weight_files(source)
+    # before any file is read: a clear MemoryShortError instead of the kernel killing the process part-way
+    need = need_for_files(files, device=str(device), bytes_per_param=torch.finfo(dtype).bits // 8)
+    check_memory(need, device=str(device), what=what)
     if isinstance(source, BundleSource):
         sampler, manifest = load_bundle_dir(source.folder, device=device)
         described: dict[str, Any] = manifest.describe()
@@ -102,12 +108,31 @@ def load_engine(
         }
     else:
         raise TypeError(f"not a model source: {source!r}")
-    dtype = default_dtype(device) if precision == "auto" else parse_dtype(precision)
     sampler.set_precision(dtype)
     sampler.compile_steps = compile_steps
     return Engine(
         sampler, described, device=device, precision=str(dtype).removeprefix("torch."), compile_steps=compile_steps
     )
+
+
+def _weight_files(source: ModelSource) -> tuple[list[Path], str]:
+    """The checkpoint files a source loads (those that exist: a missing one is the loader's error), and its name."""
+    if isinstance(source, BundleSource):
+        try:
+            manifest = read_manifest(source.folder)
+        except BundleError:
+            return [], f"bundle {source.folder}"  # the loader says what is wrong with it
+        files, what = [manifest.vqvae, *manifest.priors], f"bundle {manifest.name!r}"
+    elif isinstance(source, OfficialSource):
+        spec = official.BUNDLES.get(source.name)
+        names = [spec.vqvae, *spec.priors] if spec is not None else []
+        files = [Path(source.root).expanduser() / official.CHECKPOINT_PATHS[n] for n in names]
+        what = f"the official {source.name} bundle"
+    elif isinstance(source, CheckpointSource):
+        files, what = [Path(source.vqvae), *map(Path, source.priors)], "the model"
+    else:
+        return [], "the model"
+    return [f for f in files if f.is_file()], what
 
 
 class Engine:

@@ -75,6 +75,7 @@ from ..events import (
     JobStarted,
     JobState,
     JobWarning,
+    ModelState,
     ModelStateChanged,
     Notice,
     ParamChanged,
@@ -442,7 +443,9 @@ class OscEvents:
                     n.send(client, f"/jb/job/{event.state.value}", event.job_id, event.files, event.codes_path)
                 n.forget(event.job_id)
         elif isinstance(event, ModelStateChanged):
-            n.send(None, "/jb/state", event.state.value, event.bundle)
+            # a failed load says why (memory short: what it needs and what is free), where the bundle name would be
+            detail = event.error if event.state is ModelState.FAILED and event.error else event.bundle
+            n.send(None, "/jb/state", event.state.value, detail)
         elif isinstance(event, ParamChanged):
             # a change made with /jb/set/... was answered to the requester and every subscriber already
             if not (event.origin.kind == "osc" and event.origin.address.startswith("/jb/set/")):
