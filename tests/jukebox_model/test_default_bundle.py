@@ -1,4 +1,4 @@
-"""The embedded default bundle: it ships with the package, loads, and makes music on a CPU in bounded time.
+"""The embedded default bundle: it ships with the package, loads, and makes music on a CPU.
 
 "Music" is checked loosely but so that it can fail: the take is finite, not silent, not a single
 repeated code, and its spectral flatness is well below that of white noise of the same length and
@@ -7,7 +7,7 @@ level (a model that had learnt nothing, or a broken decoder, gives noise or sile
 
 from __future__ import annotations
 
-import time
+import json
 import tomllib
 from pathlib import Path
 
@@ -19,8 +19,13 @@ from jukebox_model.audio_metrics import rms, spectral_flatness
 from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, load_bundle_dir, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
-TAKE_SECONDS = 2.5
-TIME_BOUND_S = 120.0  # generous: about 15 s on a 2-core CPU shared with other work
+TAKE_SECONDS = 2.5  # how long it takes is measured in bench/loop_quality.py, never asserted here
+
+
+def demo_names() -> tuple[str, str]:
+    """The artist and genre the bundle names for its demo: labels it was trained on."""
+    demo = json.loads((DEFAULT_BUNDLE_DIR / "bundle.json").read_text()).get("demo") or {}
+    return demo.get("artist", "unknown"), demo.get("genre", "unknown")
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +63,15 @@ def test_generates_a_short_take_on_cpu_that_is_not_silence_or_noise(bundle):
     sr, top_hop = vqvae.config.sr, vqvae.hop_lengths[-1]
     n = int(TAKE_SECONDS * sr) // top_hop * top_hop
     empty = [torch.zeros(1, 0, dtype=torch.long) for _ in range(vqvae.config.levels)]
-    started = time.perf_counter()
     result = sampler.sample(
         empty,
         n_samples=n,
-        songs=[("Mattias Westlund", "orchestral", "")],
+        songs=[(*demo_names(), "")],
         total_length=120 * sr,
         params=SamplingParams(seed=3),
     )
     with torch.no_grad():
         audio = vqvae.decode([result.zs[0]], start_level=0)[0, :, 0]
-    elapsed = time.perf_counter() - started
-    assert elapsed < TIME_BOUND_S, f"a {TAKE_SECONDS} s take took {elapsed:.0f} s"
     assert not result.cancelled
     for level, z in enumerate(result.zs):
         assert z.shape == (1, sampler.tokens_for(n, level))
