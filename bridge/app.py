@@ -143,6 +143,7 @@ class Bridge:
             engine or engine_factory(settings),
             state_dir=self.state_dir,
             follow_links=settings.follow_links,
+            primes_budget_bytes=int(settings.primes_budget_mb * 1e6),
         )
         self.midi: MidiControl | None = None
         self.tempo: Any = None  # bridge.transports.daw_tempo.DawTempo, when following the DAW's tempo

@@ -81,6 +81,33 @@ class PrimeStore:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def collect(self, budget_bytes: int, in_use: set[str]) -> int:
+        """Remove the oldest kept copies (by when they were last kept) until the store is within `budget_bytes`,
+        never one whose name is `in_use` (a queued or running job reads it); returns the bytes freed.
+
+        A take whose copy was collected can still be regenerated from its clip as named, if that is still there."""
+        try:
+            with os.scandir(self.folder) as entries:
+                kept = [
+                    (e.stat(follow_symlinks=False).st_mtime, e.stat(follow_symlinks=False).st_size, Path(e.path))
+                    for e in entries
+                    if not e.name.startswith(".") and e.is_file(follow_symlinks=False)
+                ]
+        except FileNotFoundError:
+            return 0
+        total, freed = sum(size for _, size, _ in kept), 0
+        for _, size, path in sorted(kept):
+            if total - freed <= budget_bytes:
+                break
+            if path.name in in_use:
+                continue
+            try:
+                path.unlink()
+                freed += size
+            except OSError:
+                pass
+        return freed
+
     def verified(self, path: str | Path) -> Path:
         """A kept copy named by a file the bridge reads back: in this store, not a link, holding its hash."""
         if not self.is_kept_copy(path):

@@ -10,6 +10,7 @@
               compile = false  (torch.compile the token step: minutes of compiling, then faster steps)
     [output]  sample_rate = 48000  format = "pcm24"  prefix = "jb"
     [limits]  max_queue = 32  max_takes = 16  max_seconds = 600  progress_interval_s = 0.25
+              primes_budget_mb = 2048  (disk kept for copies of primes; the oldest no job needs go first)
     [inbox]   quiet_s = 1.0  polling = false  auto_generate = false
     [midi]    port = "Launchkey"  virtual = false
     [tempo]   follow = "live"  (or "reaper", "off")  port = 11001  daw_host = "127.0.0.1"  daw_port = 11000
@@ -69,6 +70,7 @@ class BridgeSettings:
     max_queue: int = 32
     max_takes: int = 16
     max_seconds: float = 600.0
+    primes_budget_mb: float = 2048.0  # <project>/.jukebox/primes: copies of clips, kept for regenerate
     progress_interval_s: float = 0.25
     inbox_quiet_s: float = 1.0
     inbox_polling: bool = False
@@ -103,6 +105,8 @@ class BridgeSettings:
         for name in ("max_queue", "max_takes"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
+        if not 0 <= self.primes_budget_mb < 1 << 30:
+            raise SettingsError(f"primes_budget_mb must be 0 or more, got {self.primes_budget_mb}")
         if self.max_seconds <= 0 or self.progress_interval_s < 0 or self.inbox_quiet_s < 0:
             raise SettingsError("max_seconds must be positive, progress_interval_s and inbox quiet_s not negative")
         if self.precision not in PRECISIONS:
@@ -172,6 +176,7 @@ def _table(base: Path) -> dict[str, dict[str, tuple[str, Any]]]:
             "max_takes": ("max_takes", int),
             "max_seconds": ("max_seconds", float),
             "progress_interval_s": ("progress_interval_s", float),
+            "primes_budget_mb": ("primes_budget_mb", float),
         },
         "inbox": {
             "quiet_s": ("inbox_quiet_s", float),

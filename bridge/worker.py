@@ -90,11 +90,13 @@ class ModelWorker:
         *,
         state_dir: Path,
         follow_links: bool = False,
+        primes_budget_bytes: int = 2 << 30,
     ):
         self.board, self.queue, self.renderer = board, queue, renderer
         self.engine_factory = engine_factory
         self.state_dir = Path(state_dir)
         self.primes = PrimeStore(self.state_dir / "primes", follow_links=follow_links)
+        self.primes_budget_bytes = primes_budget_bytes
         self.engine: Any = None
         self.info: ModelInfo | None = None
         self.ready = threading.Event()  # set once loading ended, either way
@@ -139,6 +141,29 @@ class ModelWorker:
             finally:
                 self._current = None
                 self.board.set_running(None)
+                self._collect_primes()
+
+    def _collect_primes(self) -> None:
+        """Keep the kept primes within their disk budget; copies a waiting or running job names stay."""
+        in_use = set()
+        for work in list(self._work.values()):
+            for path in (work.request.prime_path, work.opening.prime if work.opening else None):
+                if path:
+                    in_use.add(Path(path).name)
+        for record in self.board.records():
+            if not record.finished() and record.spec.request.prime_path:
+                in_use.add(Path(record.spec.request.prime_path).name)
+        try:
+            freed = self.primes.collect(self.primes_budget_bytes, in_use)
+        except OSError as e:  # a full or read-only disk must not stop the worker
+            log.warning("kept primes could not be collected: %s", e)
+            return
+        if freed:
+            log.info(
+                "removed %.1f MB of kept primes no job needs (budget %.0f MB)",
+                freed / 1e6,
+                self.primes_budget_bytes / 1e6,
+            )
 
     def _load(self) -> bool:
         self.board.set_model_state(ModelState.WARMING)
@@ -153,6 +178,7 @@ class ModelWorker:
             self.ready.set()
             return False
         log.info("model ready in %.1f s: %s", time.perf_counter() - started, self.info.bundle)
+        self._collect_primes()
         self.board.set_model_state(ModelState.READY, info=self.info, check=self.engine.check)
         self.ready.set()
         return True

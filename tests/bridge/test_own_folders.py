@@ -123,3 +123,32 @@ def test_the_temp_files_of_a_killed_run_are_removed_at_the_next_start(make_bridg
     kept.write_bytes(b"not a temp file")
     make_bridge(project_dir=project)
     assert not any(os.path.lexists(p) for p in leftovers) and kept.exists()
+
+
+# --- growth ------------------------------------------------------------------------------------------
+
+
+def test_kept_primes_beyond_the_budget_are_removed_oldest_first_except_those_in_use(tmp_path: Path) -> None:
+    store = PrimeStore(tmp_path / "primes")
+    copies = []
+    for i, freq in enumerate((110.0, 220.0, 330.0, 440.0)):
+        copy, _ = store.keep(_clip(tmp_path / f"c{i}.wav", freq))
+        os.utime(copy, (1000 + i, 1000 + i))  # kept in this order
+        copies.append(copy)
+    size = copies[0].stat().st_size
+    freed = store.collect(2 * size, in_use={copies[0].name})
+    assert freed == 2 * size
+    assert [c.exists() for c in copies] == [True, False, False, True]  # the oldest is in use, so 2 and 3 went
+    assert store.collect(10 * size, in_use=set()) == 0  # within the budget: nothing more
+
+
+def test_the_bridge_keeps_its_primes_within_the_budget_from_the_start(make_bridge, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    primes = project / ".jukebox" / "primes"
+    primes.mkdir(parents=True)
+    for i in range(5):
+        (primes / f"{i:064x}.wav").write_bytes(b"\0" * 400_000)
+        os.utime(primes / f"{i:064x}.wav", (1000 + i, 1000 + i))
+    make_bridge(project_dir=project, primes_budget_mb=1.0)
+    left = sorted(p.name for p in primes.iterdir())
+    assert left == [f"{3:064x}.wav", f"{4:064x}.wav"]  # the two newest fit in 1 MB
