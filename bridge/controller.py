@@ -87,6 +87,7 @@ class Controller:
             settings, bus, presets=presets, check_clip=check_clip, latest_inbox_clip=latest_inbox_clip, session=session
         )
         self.board = JobBoard(queue, bus, journal=journal, limits=JobLimits.from_settings(settings))
+        self.state.prime_roots()  # resolved now, at start: a folder swapped for a link later moves nothing
         self.replays = Replays(settings, self.board, self.state, bus, codes_dir=self.codes_dir)
 
     # --- what tests and the app read ----------------------------------------------------------------

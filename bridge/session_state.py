@@ -49,7 +49,8 @@ class SessionState:
         self._session = session or Session()
         self._preset: str | None = None
         self._prime: Path | None = None
-        self._daw_owned: dict[str, Any] = {}  # parameters the DAW sets while it is followed (its tempo)
+        self._daw_owned: dict[str, Any] = {}
+        self._prime_roots: list[Path] | None = None  # parameters the DAW sets while it is followed (its tempo)
 
     # --- parameters ---------------------------------------------------------------------------------
 
@@ -126,10 +127,15 @@ class SessionState:
     # --- the prime ----------------------------------------------------------------------------------
 
     def prime_roots(self) -> list[Path]:
-        roots = [self.settings.project_dir, *self.settings.prime_roots]
-        if self.settings.inbox_dir is not None:
-            roots.append(self.settings.inbox_dir)
-        return [Path(r).expanduser().resolve() for r in roots]
+        """The folders primes may come from, resolved once, the first time they are needed (at start): a
+        folder replaced by a symlink later (the inbox, say) does not move where primes may come from."""
+        with self._lock:
+            if self._prime_roots is None:
+                roots = [self.settings.project_dir, *self.settings.prime_roots]
+                if self.settings.inbox_dir is not None:
+                    roots.append(self.settings.inbox_dir)
+                self._prime_roots = [Path(r).expanduser().resolve() for r in roots]
+            return list(self._prime_roots)
 
     def confine_prime(self, path: Path | str) -> Path:
         """A prime may only come from the configured roots (inbox, project, prime_roots)."""

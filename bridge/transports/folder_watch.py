@@ -43,6 +43,14 @@ class _WatchSpec:
     polling: bool
     poll_interval_s: float
     name: str
+    root_link: bool = False  # the folder was a symlink when watching began: the user's choice, followed
+
+    def identity(self) -> Identity | None:
+        """The folder's identity now; a real folder that was replaced by a symlink counts as gone, so a link
+        cannot move where clips or presets come from behind the user's back."""
+        if not self.root_link and os.path.islink(self.folder):
+            return None
+        return folder_identity(self.folder)
 
 
 class FolderWatch:
@@ -71,7 +79,7 @@ class FolderWatch:
 
         A folder that is missing (or cannot be watched) now is not an error: it is reported through
         `_folder_gone()` by the own thread and armed when it appears."""
-        spec = _WatchSpec(folder, handler, polling, poll_interval_s, name)
+        spec = _WatchSpec(folder, handler, polling, poll_interval_s, name, root_link=os.path.islink(folder))
         with self._wake:
             self._stopping = False
         with self._watch_lock:
@@ -83,7 +91,7 @@ class FolderWatch:
     def _arm_locked(self) -> bool:
         """Start an observer on the spec's folder (with `_watch_lock` held); False if the folder cannot be watched."""
         spec = self._spec
-        identity = None if spec is None else folder_identity(spec.folder)
+        identity = None if spec is None else spec.identity()
         if spec is None or identity is None:
             return False
         observer: BaseObserver = PollingObserver(timeout=spec.poll_interval_s) if spec.polling else Observer()
@@ -109,7 +117,7 @@ class FolderWatch:
                 return
             observer, newly_lost = None, not self._lost
             if newly_lost:
-                if folder_identity(self._spec.folder) == self._identity and _emitting(self._observer):
+                if self._spec.identity() == self._identity and _emitting(self._observer):
                     return
                 observer, self._observer, self._identity, self._lost = self._observer, None, None, True
         if newly_lost:

@@ -152,3 +152,30 @@ def test_the_bridge_keeps_its_primes_within_the_budget_from_the_start(make_bridg
     make_bridge(project_dir=project, primes_budget_mb=1.0)
     left = sorted(p.name for p in primes.iterdir())
     assert left == [f"{3:064x}.wav", f"{4:064x}.wav"]  # the two newest fit in 1 MB
+
+
+# --- the inbox root ----------------------------------------------------------------------------------
+
+
+def test_an_inbox_replaced_by_a_symlink_does_not_move_where_primes_come_from(tmp_path: Path) -> None:
+    from bridge.controls import Origin
+    from bridge.errors import CommandError
+    from tests.bridge.harness import wait_until
+    from tests.bridge.test_untrusted_files import _inbox
+    from tests.bridge.test_untrusted_records import _controller
+    from tests.bridge.test_watch import RecordingControls, wav_bytes
+
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    inbox.mkdir()
+    outside.mkdir()
+    (outside / "secret.wav").write_bytes(wav_bytes())
+    c = _controller(tmp_path / "project", inbox_dir=inbox)
+    controls = RecordingControls()
+    with _inbox(inbox, controls):
+        inbox.rmdir()
+        inbox.symlink_to(outside, target_is_directory=True)  # the inbox swapped for a link, after start
+        wait_until(lambda: any("is gone" in m for m in controls.messages()))
+        (outside / "new.wav").write_bytes(wav_bytes(seed=3))
+        with pytest.raises(CommandError, match="outside the folders"):
+            c.state.set_prime(inbox / "secret.wav", origin=Origin("osc", address="/jb/prime/file"))
+    assert controls.primed() == []
