@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         bridge.worker.ready.wait(300)
         c = Client(bridge.port)
         for address, *values in (
-            ("/jb/set/artist", "LupusMechanicus"),
-            ("/jb/set/genre", "electronic"),
+            ("/jb/set/artist", "tr808 machine"),
+            ("/jb/set/genre", "techno"),
             ("/jb/set/levels", 1),
             ("/jb/set/seed", 11),
             ("/jb/set/length", 2, "bars", BPM),
