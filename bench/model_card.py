@@ -103,7 +103,10 @@ def bits_per_token(level_model, songs, level: int, cond_ds: int | None, max_wind
     prior, labeller = level_model.prior, level_model.labeller
     n_ctx = prior.config.n_ctx
     total, count = 0.0, 0
+    labels = prior.config.labels
     for artist, genre, n_samples, codes in songs:
+        if labels is not None and prior.config.is_top and n_samples >= labels.max_duration * prior.vqvae_config.sr:
+            continue  # outside the timing labels it was trained on (the trainer skips such songs too)
         z_all = codes[level]
         row = labeller.label(artist, genre, "", n_samples, 0) if labeller is not None else None
         starts = list(range(0, z_all.shape[0] - n_ctx + 1, n_ctx))
