@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     empty = [torch.zeros(1, 0, dtype=torch.long) for _ in range(levels)]
     t0 = time.perf_counter()
     result = sampler.sample(
-        empty, n_samples=n, songs=[(artist, genre, "")], total_length=120 * sr, params=SamplingParams(seed=args.seed)
+        empty, n_samples=n, songs=[(artist, genre, "")], total_length=60 * sr, params=SamplingParams(seed=args.seed)
     )
     gen_seconds = time.perf_counter() - t0
     with torch.no_grad():

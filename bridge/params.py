@@ -37,7 +37,9 @@ class Session:
     length_unit: str = "s"  # "s" or "bars"
     bpm: float = 120.0
     beats_per_bar: int = 4
-    total_s: float = 180.0  # the song length the timing label describes
+    total_s: float = (
+        90.0  # the song length the timing label describes: inside every shipped model's range (embedded 1-120 s)
+    )
     offset_s: float = 0.0  # where the take starts in that song
     hop_fraction: tuple[float, float, float] = _SAMPLING.hop_fraction
     n_takes: int = 1
