@@ -238,13 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     recon_rows, eval_songs = [], []
     t0 = time.perf_counter()
     for t in held:
-        audio = read_audio(args.corpus / "eval" / t["path"])
+        audio = read_audio(args.corpus / "eval" / t["path"], sr=sr)
         recon_rows.append((t, reconstruction(vqvae, audio, args.recon_seconds)))
         eval_songs.append((t["artist"], t["genre"], audio.shape[0], encode_track(vqvae, audio)))
     train_songs = []  # a spread subset of the training tracks, their first --train-seconds
     subset = train[:: max(1, math.ceil(len(train) / args.train_tracks))]
     for t in subset:
-        audio = read_audio(args.corpus / "train" / t["path"])
+        audio = read_audio(args.corpus / "train" / t["path"], sr=sr)
         train_songs.append(
             (t["artist"], t["genre"], audio.shape[0], encode_track(vqvae, audio[: int(args.train_seconds * sr)]))
         )
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     gen_seconds = time.perf_counter() - t0
     with torch.no_grad():
         take = vqvae.decode([result.zs[0]], start_level=0)[0, :, 0]
-    full = read_audio(args.corpus / "eval" / real_track["path"])
+    full = read_audio(args.corpus / "eval" / real_track["path"], sr=sr)
     real_start = max(0, min(int(args.real_offset * sr), full.shape[0] - n))  # past the track's intro
     real = full[real_start : real_start + n]
     args.audio_out.mkdir(parents=True, exist_ok=True)
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         ema = load_vqvae(ema_path).eval()
         rows = []
         for t in held:
-            audio = read_audio(args.corpus / "eval" / t["path"])
+            audio = read_audio(args.corpus / "eval" / t["path"], sr=sr)
             rows.append((reconstruction(ema, audio, 20.0), reconstruction(vqvae, audio, 20.0)))
         ema_recon = {
             kind: {lv: sum(r[i][lv]["sc"] for r in rows) / len(rows) for lv in range(levels)}
