@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     w("## A generated take")
     w("")
     w(
-        f"Ancestral sample of {n / sr:.1f} s through every level (artist `{artist}`, genre `{genre}`, song length 120 s, "
+        f"Ancestral sample of {n / sr:.1f} s through every level (artist `{artist}`, genre `{genre}`, song length 60 s, "
         f"seed {result.seed}, default sampling settings: temperature 0.99, hop fractions 0.5/0.5/0.125), beside the "
         f"{n / sr:.1f} s of a held-out track of that genre (from {real_start / sr:.0f} s). Generating it took **{gen_seconds:.1f} s** on this CPU "
         f"(torch threads: {threads})."
