@@ -116,13 +116,16 @@ class Notifier:
             if item is None:
                 self._flush_pending(everything=True)
                 return
-            targets, datagram = item
-            for target in targets:
-                try:
-                    self._sock.sendto(datagram, target)
-                    self.sent += 1
-                except OSError as e:
-                    log.warning("could not send to %s:%s (%s)", target[0], target[1], e)
+            self._send_to(*item)
+
+    def _send_to(self, targets: Iterable[Address], datagram: bytes) -> None:
+        """On the sender thread: one datagram to each target; a failed send is logged, never raised."""
+        for target in targets:
+            try:
+                self._sock.sendto(datagram, target)
+                self.sent += 1
+            except OSError as e:
+                log.warning("could not send to %s:%s (%s)", target[0], target[1], e)
 
     # --- subscribers ------------------------------------------------------------------------------
 
@@ -276,13 +279,7 @@ class Notifier:
                 else:
                     wait = at - now if wait is None else min(wait, at - now)
         for address, args in due:
-            datagram = build_message(address, args)
-            for target in (t for t in self.subscribers() if not self.is_own(t)):
-                try:
-                    self._sock.sendto(datagram, target)
-                    self.sent += 1
-                except OSError as e:
-                    log.warning("could not send to %s:%s (%s)", target[0], target[1], e)
+            self._send_to([t for t in self.subscribers() if not self.is_own(t)], build_message(address, args))
         return wait
 
     def forget(self, job_id: str) -> None:

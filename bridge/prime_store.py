@@ -88,11 +88,12 @@ class PrimeStore:
         A take whose copy was collected can still be regenerated from its clip as named, if that is still there."""
         try:
             with os.scandir(self.folder) as entries:
-                kept = [
-                    (e.stat(follow_symlinks=False).st_mtime, e.stat(follow_symlinks=False).st_size, Path(e.path))
+                stats = [
+                    (e.stat(follow_symlinks=False), Path(e.path))
                     for e in entries
                     if not e.name.startswith(".") and e.is_file(follow_symlinks=False)
                 ]
+            kept = [(st.st_mtime, st.st_size, path) for st, path in stats]
         except FileNotFoundError:
             return 0
         total, freed = sum(size for _, size, _ in kept), 0
