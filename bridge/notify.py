@@ -64,6 +64,17 @@ def _build(address: str, args: list[Any], max_text_bytes: int) -> bytes:
     return builder.build().dgram
 
 
+def normalised_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`host` as an address, an IPv4-mapped IPv6 one as its IPv4 form; None if it is not an address."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 class Notifier:
     def __init__(
         self,
@@ -139,12 +150,8 @@ class Notifier:
         loopback or unspecified address, or on any address of this machine (when bound to all)."""
         if self._own is None or target[1] != self._own[1]:
             return False
-        host = target[0]
-        try:
-            ip = ipaddress.ip_address(host)
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                ip = ip.ipv4_mapped
-        except ValueError:
+        ip = normalised_ip(target[0])
+        if ip is None:
             return True  # not an address: refuse rather than guess
         if ip.is_loopback or ip.is_unspecified or str(ip) == self._own[0]:
             return True

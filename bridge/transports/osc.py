@@ -84,7 +84,7 @@ from ..events import (
     Stage,
     TakeDelivered,
 )
-from ..notify import Notifier
+from ..notify import Notifier, normalised_ip
 from ..params import PARAMS
 
 log = logging.getLogger(__name__)
@@ -464,23 +464,13 @@ class OscEvents:
                 n.send(event.origin.client, "/jb/info", event.origin.kind, event.message)
 
 
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
 def _same_host(a: str, b: str) -> bool:
-    ia, ib = _ip(a), _ip(b)
+    ia, ib = normalised_ip(a.split("%")[0]), normalised_ip(b.split("%")[0])
     return a == b if ia is None or ib is None else ia == ib
 
 
 def _is_loopback(host: str) -> bool:
-    ip = _ip(host)
+    ip = normalised_ip(host.split("%")[0])
     return ip is not None and ip.is_loopback
 
 
