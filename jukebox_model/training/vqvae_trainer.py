@@ -214,6 +214,15 @@ def _check_same_config(path: Path, checkpoint: dict[str, Any], config: VQVAEConf
         )
 
 
+def _restore_codebook_stats(model: VQVAE, state: dict[str, Any], device: torch.device) -> None:
+    """The codebooks' EMA statistics and restart thresholds a checkpoint's training state saved."""
+    for block, k_sum, k_elem, threshold in zip(
+        model.bottleneck.level_blocks, state["k_sum"], state["k_elem"], state["threshold"]
+    ):
+        block.k_sum, block.k_elem, block.initialised = k_sum.to(device), k_elem.to(device), True
+        block.threshold = threshold
+
+
 def _init_from(path, parts: RunParts, config, info) -> dict[str, float] | None:
     """Weights, codebook statistics and loss normalisers of a trained VQ-VAE of the same config."""
     checkpoint = read_checkpoint(path)
@@ -222,11 +231,7 @@ def _init_from(path, parts: RunParts, config, info) -> dict[str, float] | None:
     load_state_strict(model, model_state(checkpoint, source=str(path)), source=str(path))
     state = checkpoint.get("train_state") or {}
     if "k_sum" in state:
-        for block, k_sum, k_elem, threshold in zip(
-            model.bottleneck.level_blocks, state["k_sum"], state["k_elem"], state["threshold"]
-        ):
-            block.k_sum, block.k_elem = k_sum.to(info.device), k_elem.to(info.device)
-            block.threshold = threshold
+        _restore_codebook_stats(model, state, info.device)
     for block in model.bottleneck.level_blocks:
         block.initialised = True
     if parts.ema is not None:
@@ -250,10 +255,6 @@ def _resume(path, parts: RunParts, config, settings, info) -> tuple[int, dict[st
         return 0, None
     _check_same_config(path, checkpoint, config)
     step, hps, state = restore_run(path, parts)
-    for block, k_sum, k_elem, threshold in zip(
-        model.bottleneck.level_blocks, state["k_sum"], state["k_elem"], state["threshold"]
-    ):
-        block.k_sum, block.k_elem, block.initialised = k_sum.to(info.device), k_elem.to(info.device), True
-        block.threshold = threshold
+    _restore_codebook_stats(model, state, info.device)
     bandwidth = {k: float(v) for k, v in hps["bandwidth"].items()} if "bandwidth" in hps else None
     return step, bandwidth
