@@ -272,6 +272,11 @@ class Notifier:
         else:
             self._queue.put(((), b""))  # wakes the sender thread, which sends it when its turn comes
 
+    def settled(self) -> bool:
+        """True when no coalesced event waits for its turn: what was said so far has been queued to send."""
+        with self._lock:
+            return not self._pending
+
     def _flush_pending(self, *, everything: bool = False) -> float | None:
         """Send the coalesced events that are due; seconds until the next one is (None: nothing waits)."""
         now = time.monotonic()

@@ -24,7 +24,9 @@ deterministic for the same FluidSynth and torch versions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -152,8 +154,17 @@ def build(settings: CorpusSettings, log=print) -> list[dict]:
     mean_seconds = 52.0
     n = int(settings.hours * 3600 / mean_seconds * EVAL_EVERY / (EVAL_EVERY - 1)) + 1
     records: list[dict] = []
-    with ProcessPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
-        for i, record in enumerate(pool.map(render_loop, range(n), [settings] * n, chunksize=4)):
+    with contextlib.ExitStack() as stack:
+        if settings.jobs > 1:
+            # spawned, not forked: a fork of a process that already runs threads (torch's, a server's) can
+            # inherit a lock held by one of them and wait on it for ever
+            pool = stack.enter_context(
+                ProcessPoolExecutor(max_workers=settings.jobs, mp_context=multiprocessing.get_context("spawn"))
+            )
+            rendered = pool.map(render_loop, range(n), [settings] * n, chunksize=4)
+        else:
+            rendered = map(render_loop, range(n), [settings] * n)
+        for i, record in enumerate(rendered):
             records.append(record)
             if (i + 1) % 50 == 0:
                 log(f"  {i + 1}/{n} loops rendered")

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from mido.messages import specs
 
 from bridge.transports.midi import describe_message
-from tests.bridge.harness import Message, OscClient
+from tests.bridge.harness import Message, OscClient, wait_until
 
 MIDI_MAP = """\
 [input]
@@ -73,7 +73,10 @@ def midi_bridge(make_bridge, tmp_path):
     return bridge, client, port
 
 
-def _barrier(client: OscClient, start: int, timeout: float = 10.0) -> list[Message]:
+def _barrier(bridge, client: OscClient, start: int, timeout: float = 10.0) -> list[Message]:
+    """What the bridge said since `start`: coalesced parameter events go out up to 50 ms late, so wait for
+    them to be queued first; the ping's reply then comes after everything the message caused."""
+    wait_until(bridge.notifier.settled, timeout)
     client.send("/jb/ping")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -109,7 +112,7 @@ def _handle_and_check(bridge, client: OscClient, message: mido.Message) -> str:
     kind, detail = _expected(bridge, message)
     start = len(client.messages())
     bridge.midi.handle(message)  # must not raise, whatever the message
-    said = _barrier(client, start)
+    said = _barrier(bridge, client, start)
     errors = [m for m in said if m.address == "/jb/error"]
     session, preset = controller.session, controller.preset
     where = (str(message), kind, [(m.address, m.args) for m in said])
