@@ -24,7 +24,7 @@ from tests.reference import discover, reference_dir
 TOP_BASE = "prior_1b_lyrics"
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> None:
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.01) -> None:
     """Poll until predicate() is true; fail naming it after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():

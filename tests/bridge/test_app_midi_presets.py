@@ -78,7 +78,7 @@ def test_saving_a_preset_over_osc_writes_a_file_the_library_reads_back(make_brid
     assert bad.args[0] == "error" and not (tmp_path / "escape.toml").exists()
 
 
-def _eventually(check, timeout: float = 5.0) -> None:
+def _eventually(check, timeout: float = 30.0) -> None:
     import time
 
     deadline = time.monotonic() + timeout

@@ -165,7 +165,7 @@ class Calls:
             self.calls.append((bpm, beats_per_bar, source))
             self._changed.notify_all()
 
-    def wait_for(self, call: tuple[float, int | None, str], timeout: float = 5.0) -> None:
+    def wait_for(self, call: tuple[float, int | None, str], timeout: float = 30.0) -> None:
         with self._changed:
             assert self._changed.wait_for(lambda: call in self.calls, timeout), f"{call} not in {self.calls}"
 

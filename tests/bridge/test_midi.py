@@ -66,7 +66,7 @@ class RecordingControls:
             self.reports.append((origin, message, error))
             self._changed.notify_all()
 
-    def wait_for_calls(self, n: int, timeout: float = 2.0) -> list[tuple[Any, ...]]:
+    def wait_for_calls(self, n: int, timeout: float = 30.0) -> list[tuple[Any, ...]]:
         with self._changed:
             assert self._changed.wait_for(lambda: len(self.calls) >= n, timeout), self.calls
             return list(self.calls)
