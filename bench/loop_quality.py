@@ -29,6 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bridge.finishing import FinishOptions, finish  # noqa: E402
+from bridge.params import LOOP_CROSSFADE_MS  # noqa: E402
 from jukebox_model.api import SamplingParams  # noqa: E402
 from jukebox_model.audio import read_audio, write_wav  # noqa: E402
 from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, load_bundle_dir  # noqa: E402
@@ -63,6 +65,20 @@ def take_measures(audio: np.ndarray, sr: int, hops: tuple[int, ...], bpm: float 
         "beat_at_bpm": beat_strength(audio, sr, bpm) if bpm else None,
         "loop_click": loop_click(audio),
     }
+
+
+def finished(take: np.ndarray, run_on: np.ndarray, preset: dict, sr: int) -> np.ndarray:
+    """The take as the bridge delivers it with the preset's finishing (its loop join uses the run-on)."""
+    options = FinishOptions(
+        loudness_lufs=preset.get("loudness_lufs") or None,
+        dc_remove=bool(preset.get("dc_remove", False)),
+        fade_in_ms=float(preset.get("fade_ms", 0.0)),
+        fade_out_ms=float(preset.get("fade_ms", 0.0)),
+        trim_bars=bool(preset.get("trim_bars", False)),
+        loop_crossfade_ms=LOOP_CROSSFADE_MS if preset.get("loop_clean") else 0.0,
+    )
+    bpm, beats = float(preset.get("bpm", 120)), int(preset.get("beats_per_bar", 4))
+    return finish(take, sr, options, bpm=bpm, beats_per_bar=beats, after=run_on)[0]
 
 
 def sample(sampler, zs, n, preset, sr, seed):
@@ -143,8 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         bpm = float(preset.get("bpm", 120))
         n = bars_samples(args.bars, bpm, sr, top)
         empty = [torch.zeros(args.takes, 0, dtype=torch.long) for _ in range(vq.config.levels)]
-        audio, marks = sample(sampler, empty, n, preset, sr, seed=1)
-        anc = [take_measures(a, sr, hops, bpm) for a in audio]
+        run_on = round(2 * LOOP_CROSSFADE_MS * sr / 1000) if preset.get("loop_clean") else 0  # as the bridge asks
+        audio, marks = sample(sampler, empty, n + run_on, preset, sr, seed=1)
+        anc = []
+        for a in audio:
+            m = take_measures(a[:n], sr, hops, bpm)
+            m["loop_click_finished"] = loop_click(finished(a[:n], a[n:], preset, sr))
+            anc.append(m)
+        audio = audio[:, :n]
         primed = []
         loops = corpus_loops(args.corpus, preset["genre"])
         for i, loop in enumerate(loops[: args.primed]):
@@ -251,20 +273,21 @@ def print_report(r: dict) -> None:
     print(f"VQ-VAE spectral convergence on held-out loops: {r['vqvae']}")
     print()
     print(
-        "| preset | comb dB (worst hop, max over takes) | beat (median) | beat at bpm (median) | loop click (median) | primed: beat at clip bpm | primed: key kept | primed comb dB |"
+        "| preset | comb dB (worst hop, max over takes) | beat (median) | beat at bpm (median) | loop click (median) | loop click, finished as delivered (median) | primed: beat at clip bpm | primed: key kept | primed comb dB |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, row in r["presets"].items():
         a, pr = row["ancestral"], row["primed"]
         print(
             f"| {name} ({row['genre']}, {row['bpm']:.0f} BPM) | {max(m['comb_db'] for m in a):+.1f} | {_med(m['beat'] for m in a):.2f}"
             f" | {_med(m['beat_at_bpm'] for m in a):.2f} | {_med(m['loop_click'] for m in a):.1f}"
+            f" | {_med(m.get('loop_click_finished') for m in a):.1f}"
             f" | {_joined(pr, _fmt_beat)} | {_joined(pr, _fmt_key)} | {_joined(pr, _fmt_comb)} |"
         )
     c = r["corpus"]
     print(
         f"| corpus loops (held out, {len(c)}) | {max(m['comb_db'] for m in c):+.1f} | {_med(m['beat'] for m in c):.2f}"
-        f" | {_med(m['beat_at_bpm'] for m in c):.2f} | {_med(m['loop_click'] for m in c):.1f} | | | |"
+        f" | {_med(m['beat_at_bpm'] for m in c):.2f} | {_med(m['loop_click'] for m in c):.1f} | | | | |"
     )
     if r["demo_speed"]:
         s = r["demo_speed"]

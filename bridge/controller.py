@@ -23,8 +23,8 @@ from .events import EventBus, JobsCancelled, JobWarning, Notice
 from .job_board import JobBoard
 from .jobs import JobQueue, JobSpec, Lineage, new_job_id
 from .journal import JobJournal
-from .limits import JobLimits, check_limits
-from .params import Session
+from .limits import JobLimits
+from .params import LOOP_CROSSFADE_MS, Session
 from .replays import Replays, fresh_seed
 from .session_state import PresetStore, SessionState
 from .settings import BridgeSettings
@@ -56,6 +56,8 @@ def take_request(
         genre=session.genre,
         lyrics=session.lyrics,
         new_samples=max(1, round(session.length_s * sr)) if mode is not Mode.UPSAMPLE else 0,
+        # twice the crossfade: the resampler's edge stays clear of the audio the join uses
+        run_on_samples=round(2 * LOOP_CROSSFADE_MS * sr / 1000) if session.loop_clean else 0,
         total_samples=round(session.total_s * sr),
         offset_samples=round(session.offset_s * sr),
         n_takes=session.n_takes,
@@ -192,7 +194,6 @@ class Controller:
             session = session.replace(n_takes=len(codes_takes) if codes_takes else n)
             if chosen is Mode.UPSAMPLE:
                 session = session.replace(levels=3)
-        check_limits(self.settings, info, session, chosen)
         seed = seed if seed is not None else (session.seed if session.seed is not None else fresh_seed())
         try:
             request = take_request(

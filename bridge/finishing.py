@@ -10,9 +10,15 @@ The steps run in a fixed order, each one on the result of the one before:
    `bar_multiple` bars). Bar *k* ends at `round(k * sr * 60 * beats_per_bar / bpm)`, computed with exact
    fractions (the tempo as its shortest decimal, 93.7 = 937/10), so N bars are exactly that many samples
    and a long take does not drift from the DAW's grid. A take shorter than one unit is left whole.
-3. **Fades** are raised-cosine (half a Hann window), a few milliseconds long: zero at the very first and
+3. **Loop join** (`loop_crossfade_ms` > 0) makes the loop point as smooth as any other pair of
+   neighbouring samples without changing the length: the audio the model made right after the kept
+   span (`after`, or what trimming cut) is crossfaded into the take's first milliseconds, so the first
+   sample is the one that followed the last. Without audio after the span, the audio before it is
+   crossfaded into the last milliseconds instead. Equal-power (sine/cosine) gains: the two signals are
+   unrelated moments of the take, so their powers add.
+4. **Fades** are raised-cosine (half a Hann window), a few milliseconds long: zero at the very first and
    last sample, so the loop point cannot click, and no change outside them.
-4. **Loudness** normalisation measures integrated loudness with pyloudnorm (ITU-R BS.1770-4: K-weighting,
+5. **Loudness** normalisation measures integrated loudness with pyloudnorm (ITU-R BS.1770-4: K-weighting,
    400 ms blocks, absolute and relative gates) and applies one gain, reduced where needed so that the
    sample peak stays at or below `peak_ceiling_dbfs` (-1 dBFS by default, the headroom EBU R 128 asks for
    against inter-sample peaks). Silence (below the -70 LUFS gate) and audio under one 400 ms block are
@@ -35,6 +41,8 @@ import pyloudnorm
 LOUDNESS_BLOCK_S = 0.4  # BS.1770 gating block: pyloudnorm needs at least one
 MIN_LUFS, MAX_LUFS = -70.0, 0.0  # -70 LUFS is BS.1770's absolute gate: a quieter target would measure as silence
 MAX_FADE_MS = 10_000.0
+MAX_LOOP_CROSSFADE_MS = 1_000.0
+MIN_LOOP_CROSSFADE_MS = 0.5  # shorter than this is a click of its own: the join is then skipped and reported
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +56,7 @@ class FinishOptions:
     fade_out_ms: float = 5.0
     trim_bars: bool = False  # cut to whole bars at the call's tempo, from its bar origin
     bar_multiple: int = 1  # with trim_bars: keep a multiple of this many bars (4: 4-, 8-, 12-bar loops)
+    loop_crossfade_ms: float = 0.0  # > 0: join the loop point with the audio around the kept span
 
     def __post_init__(self) -> None:
         if self.loudness_lufs is not None:
@@ -64,10 +73,14 @@ class FinishOptions:
             or not -60.0 <= self.peak_ceiling_dbfs <= 0.0
         ):
             raise ValueError(f"peak_ceiling_dbfs must be between -60 and 0 dBFS, not {self.peak_ceiling_dbfs!r}")
-        for name in ("fade_in_ms", "fade_out_ms"):
+        for name, most in (
+            ("fade_in_ms", MAX_FADE_MS),
+            ("fade_out_ms", MAX_FADE_MS),
+            ("loop_crossfade_ms", MAX_LOOP_CROSSFADE_MS),
+        ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= MAX_FADE_MS:
-                raise ValueError(f"{name} must be between 0 and {MAX_FADE_MS:g} ms, not {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= most:
+                raise ValueError(f"{name} must be between 0 and {most:g} ms, not {value!r}")
         for name in ("dc_remove", "trim_bars"):
             if type(getattr(self, name)) is not bool:  # 0/1 or "yes" from a settings file are refused too
                 raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
@@ -95,6 +108,8 @@ class FinishReport:
     trimmed_end: int = 0  # samples cut after the last whole bar
     bars: int | None = None  # whole bars in the output when it was trimmed
     bar_samples: float | None = None  # the exact length of one bar, in samples, when trimming was asked for
+    loop_crossfade_samples: int = 0
+    loop_join: str | None = None  # "start": the audio after the span went into its start; "end": the audio before it
     fade_in_samples: int = 0
     fade_out_samples: int = 0
     loudness_before_lufs: float | None = None
@@ -185,11 +200,42 @@ def _check_call(audio: Any, sr: Any, bpm: Any, beats_per_bar: Any, bar_origin_sa
     return audio.astype(np.float64)
 
 
+def _join_loop(
+    x: np.ndarray, follows: np.ndarray, precedes: np.ndarray, want: int
+) -> tuple[np.ndarray, int, str | None]:
+    """Crossfade the audio that follows the take into its start (or what precedes it into its end)."""
+    n = min(want, x.shape[0] // 2)
+    if follows.shape[0] >= n or follows.shape[0] >= precedes.shape[0]:
+        n, where, other = min(n, follows.shape[0]), "start", follows
+    else:
+        n, where, other = min(n, precedes.shape[0]), "end", precedes
+    if n == 0:
+        return x, 0, None
+    t = (np.arange(n, dtype=np.float64) + (0.0 if where == "start" else 1.0)) / n
+    rise, fall = np.sin(0.5 * np.pi * t), np.cos(0.5 * np.pi * t)
+    if where == "start":  # sample 0 is the one after the last; the take's own audio rises over n samples
+        x[:n] = x[:n] * rise + other[:n] * fall
+    else:  # the last sample is the one before the first
+        x[-n:] = x[-n:] * fall + other[other.shape[0] - n :] * rise
+    return x, n, where
+
+
 def finish(
-    audio: np.ndarray, sr: int, options: FinishOptions, *, bpm: float, beats_per_bar: int, bar_origin_samples: int = 0
+    audio: np.ndarray,
+    sr: int,
+    options: FinishOptions,
+    *,
+    bpm: float,
+    beats_per_bar: int,
+    bar_origin_samples: int = 0,
+    after: np.ndarray | None = None,
 ) -> tuple[np.ndarray, FinishReport]:
-    """Finish one mono take (float, shape (T,)); returns float32 audio and what was done to it."""
+    """Finish one mono take (float, shape (T,)); returns float32 audio and what was done to it.
+
+    `after` is the audio the model made right after `audio` (its run-on past the take's end), at the same
+    rate: what the loop join crossfades into the start. It is never part of the output."""
     x = _check_call(audio, sr, bpm, beats_per_bar, bar_origin_samples)
+    run_on = np.zeros(0) if after is None else _check_call(after, sr, bpm, beats_per_bar, 0)
     if not isinstance(options, FinishOptions):
         raise TypeError(f"options must be FinishOptions, not {type(options).__name__}")
     sr, n_in = int(sr), x.shape[0]
@@ -214,9 +260,24 @@ def finish(
     if options.dc_remove and stop > start:
         offset = float(np.mean(x[start:stop]))
         x = x - offset
+        run_on = run_on - offset
         report["dc_removed"] = offset
+    follows, precedes = np.concatenate([x[stop:], run_on]), x[:start]
     x = x[start:stop]
     n = x.shape[0]
+
+    if options.loop_crossfade_ms:
+        want = min(round(options.loop_crossfade_ms * sr / 1000.0), n // 2)
+        around = min(want, max(follows.shape[0], precedes.shape[0]))
+        joined, where = 0, None
+        if around >= max(1, round(MIN_LOOP_CROSSFADE_MS * sr / 1000.0)):
+            x, joined, where = _join_loop(x, follows, precedes, want)
+        else:
+            notes.append(
+                f"loop point not joined: {around} samples of audio around the take, "
+                f"at least {MIN_LOOP_CROSSFADE_MS:g} ms needed"
+            )
+        report.update(loop_crossfade_samples=joined, loop_join=where)
 
     fade_in = min(round(options.fade_in_ms * sr / 1000.0), n // 2)
     fade_out = min(round(options.fade_out_ms * sr / 1000.0), n // 2)

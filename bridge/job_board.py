@@ -157,8 +157,7 @@ class JobBoard:
         """Queue a new job (or, with `record`, one restored from the journal); CommandError when the queue is full
         or the job is over the limits (checked here, where every path that makes a job passes)."""
         if self.limits is not None:
-            info = self.model_info
-            check_admission(self.limits, spec.request, info.sr if info is not None else None)
+            check_admission(self.limits, spec.request, spec.session.levels, self.model_info)
         record = record or JobRecord(spec)
         with self._lock:
             if record.id in self._jobs:

@@ -20,6 +20,7 @@ from .errors import CommandError
 
 MAX_NAME_CHARS = 200  # artist, genre
 MAX_LYRICS_CHARS = 20_000  # a whole song's text is a few thousand characters
+LOOP_CROSSFADE_MS = 10.0  # loop_clean's join: long enough to hide a step, short enough not to smear a kick
 
 
 _SAMPLING = SamplingParams()  # the model's defaults: the session starts from them, it does not copy them
@@ -52,6 +53,7 @@ class Session:
     dc_remove: bool = False
     fade_ms: float = 0.0  # raised-cosine fade at each end; 0: none (a loop's seam should not be faded)
     trim_bars: bool = False  # cut the take's end to whole bars at `bpm` / `beats_per_bar`
+    loop_clean: bool = False  # join the loop point (LOOP_CROSSFADE_MS of the model's run-on into the start)
 
     @property
     def length_s(self) -> float:
@@ -173,6 +175,7 @@ PARAMS: dict[str, ParamSpec] = {
         ParamSpec("dc_remove", "bool", cc_lo=0, cc_hi=1, help="1: remove the take's DC offset"),
         ParamSpec("fade_ms", "float", 0.0, 1000.0, 0.0, 50.0, help="fade at each end, ms; 0 disables"),
         ParamSpec("trim_bars", "bool", cc_lo=0, cc_hi=1, help="1: cut the take's end to whole bars"),
+        ParamSpec("loop_clean", "bool", cc_lo=0, cc_hi=1, help="1: the take loops without a click, same length"),
     )
 }
 

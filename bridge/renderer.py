@@ -170,22 +170,28 @@ class Renderer:
         body_from: int = 0,
         head: Head | None = None,
         finishing: Finishing | None = None,
+        run_on: np.ndarray | None = None,
     ) -> Path:
         """Write one take and its record as the sidecar; returns the WAV's path.
 
         `audio` is the model's mono output at `source_sr`; the take is `audio[body_from:]`, after `head`
         (the prime's own audio) when given. The whole output is resampled to the project rate before it
-        is cut, so the resampler has real context at the seam and the head joins it sample-exactly. A
-        `TakeName` is turned into the file name here, once finishing has fixed the take's length in bars."""
+        is cut, so the resampler has real context at the seam and the head joins it sample-exactly.
+        `run_on` is the model's output after the take's end: never written, only what finishing may
+        join to the take's start so that it loops without a click. A `TakeName` is turned into the file name here, once finishing has fixed the take's length in bars."""
         from jukebox_model.audio import resample  # torch: the renderer runs on the worker thread
 
         samples = _checked(audio)
+        n_take = samples.shape[0]
+        if run_on is not None:
+            samples = np.concatenate([samples, _checked(run_on)])
         rate = self.settings.sample_rate
         if rate != source_sr:
             import torch
 
             samples = resample(torch.from_numpy(samples), source_sr, rate).numpy()
-        samples = samples[round(body_from * rate / source_sr) :]
+            n_take = round(n_take * rate / source_sr)
+        samples, after = samples[round(body_from * rate / source_sr) : n_take], samples[n_take:]
         prime_frames = 0
         if head is not None:
             original = _checked(head.audio)
@@ -203,7 +209,12 @@ class Renderer:
         bars = None
         if finishing is not None:
             samples, done = finish(
-                samples, rate, finishing.options, bpm=finishing.bpm, beats_per_bar=finishing.beats_per_bar
+                samples,
+                rate,
+                finishing.options,
+                bpm=finishing.bpm,
+                beats_per_bar=finishing.beats_per_bar,
+                after=after,
             )
             report = done.as_dict()
             if finishing.in_bars:

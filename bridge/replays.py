@@ -19,7 +19,6 @@ from .errors import CommandError
 from .events import EventBus
 from .job_board import JobBoard
 from .jobs import JobSpec, Lineage, new_job_id
-from .limits import check_limits
 from .session_state import SessionState
 from .settings import BridgeSettings
 from .take_record import TakeRecord
@@ -58,7 +57,7 @@ class Replays:
 
     def regenerate(self, sidecar: Path | str, *, origin: Origin) -> str:
         """Queue the take a sidecar describes, alone: its own seed, one take, the same settings, prime and source."""
-        info, check = self.board.ready_model()
+        _, check = self.board.ready_model()
         path = Path(os.path.expanduser(str(sidecar)))
         if not path.is_absolute():
             path = Path(self.settings.project_dir) / path
@@ -92,7 +91,6 @@ class Replays:
             except CommandError as e:
                 raise CommandError(f"the codes {path.name} was made from cannot be used: {e}") from None
         session = record.session.replace(n_takes=1, levels=max(1, min(3, len(record.levels))))
-        check_limits(self.settings, info, session, request.mode)
         try:
             check(request)
         except ValueError as e:

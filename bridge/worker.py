@@ -43,6 +43,7 @@ from .job_board import JobBoard
 from .job_record import JobRecord
 from .jobs import UPSAMPLE, JobQueue, JobSpec
 from .limits import check_admission
+from .params import LOOP_CROSSFADE_MS
 from .prime_store import PrimeStore
 from .renderer import Finishing, Head, Renderer, TakeName
 from .take_record import PrimeUsed, SourceUsed, TakeLineage, TakeRecord
@@ -190,7 +191,7 @@ class ModelWorker:
         spec, request = record.spec, record.spec.request
         if record.resumed:  # checked by the model that was loaded when it was queued; this one may differ
             if self.board.limits is not None and self.info is not None:  # its length needs the model's rate
-                check_admission(self.board.limits, request, self.info.sr)
+                check_admission(self.board.limits, request, spec.session.levels, self.info)
             self.engine.check(request)
         prime_original = request.prime_path
         if spec.mode is Mode.PRIMED and request.prime_path:  # the model reads the kept copy: what it heard stays
@@ -412,6 +413,7 @@ class ModelWorker:
                 fade_in_ms=s.fade_ms,
                 fade_out_ms=s.fade_ms,
                 trim_bars=s.trim_bars,
+                loop_crossfade_ms=LOOP_CROSSFADE_MS if s.loop_clean else 0.0,
             ),
             bpm=s.bpm,
             beats_per_bar=s.beats_per_bar,
@@ -424,6 +426,7 @@ class ModelWorker:
             name = TakeName(label, spec.id, number, seeds[row], level, parent=_parent_token(spec, row))
             path = self.renderer.deliver(
                 audio[row, :end],
+                run_on=audio[row, end:],
                 source_sr=self.info.sr,
                 stem=name,
                 record=take_record,

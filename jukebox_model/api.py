@@ -105,6 +105,7 @@ class TakeRequest:
     genre: str = UNKNOWN
     lyrics: str = ""
     new_samples: int  # samples of new material at the model rate (ignored by upsample)
+    run_on_samples: int = 0  # also sample this much past the take's end: what a loop crossfade joins to its start
     total_samples: int  # song length for the timing label
     offset_samples: int = 0  # where the take starts in the song
     n_takes: int = 1
@@ -123,8 +124,8 @@ class TakeRequest:
                 raise ValueError(f"{name} must be text")
         if self.n_takes <= 0 or self.total_samples <= 0 or self.offset_samples < 0 or self.new_samples < 0:
             raise ValueError("n_takes and total_samples must be positive, new_samples and offset_samples not negative")
-        if self.prime_samples < 0:
-            raise ValueError("prime_samples must not be negative")
+        if self.prime_samples < 0 or self.run_on_samples < 0:
+            raise ValueError("prime_samples and run_on_samples must not be negative")
         if self.mode is Mode.PRIMED and not self.prime_path:
             raise ValueError("a primed take needs a prime clip")
         if self.mode.extends_codes and not self.codes_path:
@@ -156,6 +157,7 @@ class TakeRequest:
             "genre": self.genre,
             "lyrics": self.lyrics,
             "new_samples": self.new_samples,
+            "run_on_samples": self.run_on_samples,
             "total_samples": self.total_samples,
             "offset_samples": self.offset_samples,
             "n_takes": self.n_takes,
@@ -181,6 +183,7 @@ class TakeRequest:
             genre=fields.text(data.get("genre", UNKNOWN), "genre", max_chars=None),
             lyrics=fields.text(data.get("lyrics", ""), "lyrics", max_chars=None),
             new_samples=fields.integer(data.get("new_samples"), "new_samples"),
+            run_on_samples=fields.integer(data.get("run_on_samples", 0), "run_on_samples"),
             total_samples=fields.integer(data.get("total_samples"), "total_samples"),
             offset_samples=fields.integer(data.get("offset_samples", 0), "offset_samples"),
             n_takes=fields.integer(data.get("n_takes", 1), "n_takes"),

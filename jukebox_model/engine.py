@@ -259,7 +259,8 @@ class Engine:
             end = zs[-1].shape[1] * top  # the lower levels under every top-level token; the take ends at `start`
             to_sample = tuple(lv for lv in self._info.levels if lv < levels - 1)
         else:
-            end = -(-(start + request.new_samples) // top) * top  # whole top-level tokens, rounded up
+            # whole top-level tokens, rounded up, that also hold the run-on a loop crossfade asks for
+            end = -(-(start + request.new_samples + request.run_on_samples) // top) * top
             to_sample = self._info.levels
         if levels - 1 not in self.sampler.levels and request.mode is not Mode.UPSAMPLE:
             raise ValueError("this bundle has no top-level prior: it can only upsample")

@@ -81,7 +81,11 @@ class FakeEngine:
             start = recorded if isinstance(recorded, int) and covered - top < recorded <= covered else covered
             digest = "1" * 64
         covered = codes[-1].shape[1] * top
-        end = covered if request.mode is Mode.UPSAMPLE else -(-(start + request.new_samples) // top) * top
+        end = (
+            covered
+            if request.mode is Mode.UPSAMPLE
+            else -(-(start + request.new_samples + request.run_on_samples) // top) * top
+        )
         levels = tuple(lv for lv in self._info.levels if lv < 2) if request.mode is Mode.UPSAMPLE else self._info.levels
         return StartCodes(
             codes=codes,

@@ -55,3 +55,24 @@ def test_the_board_itself_refuses_a_job_over_the_limits_whatever_made_it(tmp_pat
     with pytest.raises(CommandError, match="n_takes 2 is over the limit of 1"):
         c.board.submit(example_spec(Mode.ANCESTRAL))  # its request has 2 takes
     assert c.board.records() == []
+
+
+def test_regenerate_and_retry_meet_the_models_upsample_minimum_as_generate_does(tmp_path):
+    from tests.bridge.test_controller import _controller as controller_min_1_5_s
+
+    c = controller_min_1_5_s(tmp_path)  # its model upsamples takes of 1.5 s or more
+    sr = c.board.model_info.sr
+    data = example_take_record(Mode.ANCESTRAL).to_dict()  # all three levels
+    data["regenerate"]["request"]["new_samples"] = sr  # 1 s
+    sidecar = tmp_path / "short.json"
+    sidecar.write_text(json.dumps(data))
+    with pytest.raises(CommandError, match="at least 1.50 s"):
+        c.replays.regenerate(sidecar, origin=OSC)
+    data["regenerate"]["levels"] = [2]  # the preview alone has no minimum
+    sidecar.write_text(json.dumps(data))
+    assert c.replays.regenerate(sidecar, origin=OSC)
+    c.set_param("length", [1.0], origin=OSC)
+    c.set_param("levels", [1], origin=OSC)
+    c.generate(origin=OSC)
+    assert c.replays.retry(origin=OSC)  # the same preview again: admitted
+    assert len(c.board.records()) == 3

@@ -33,6 +33,21 @@ def expected_bar_end(n_bars: int, sr: int, bpm_tenths: int, beats_per_bar: int) 
     return (2 * num + den) // (2 * den)
 
 
+def wrap_over_typical_step(audio: np.ndarray) -> float:
+    """The step from the last sample back to the first, over the median step between neighbours."""
+    x = audio.astype(np.float64)
+    return abs(x[0] - x[-1]) / float(np.median(np.abs(np.diff(x))))
+
+
+def drums_and_bass(seconds: float, sr: int = SR) -> np.ndarray:
+    """A bass tone under a decaying kick tone on every beat: a loop whose wrap, cut almost anywhere, steps by
+    far more than its neighbouring samples do."""
+    t = np.arange(round(seconds * sr)) / sr
+    since_beat = (t + 0.07) % 0.5
+    kick = 0.3 * np.exp(-since_beat * 12.0) * np.sin(2 * np.pi * 180.0 * since_beat)
+    return (0.4 * np.sin(2 * np.pi * 55.0 * t + 0.3) + kick).astype(np.float32)
+
+
 # --- loudness ----------------------------------------------------------------------------------------------
 
 
@@ -287,6 +302,9 @@ def test_report_is_json_ready_and_records_every_step():
         ({"trim_bars": "yes"}, "trim_bars"),
         ({"bar_multiple": 0}, "bar_multiple"),
         ({"bar_multiple": 2.0}, "bar_multiple"),
+        ({"loop_crossfade_ms": -1.0}, "loop_crossfade_ms"),
+        ({"loop_crossfade_ms": True}, "loop_crossfade_ms"),
+        ({"loop_crossfade_ms": 5000.0}, "loop_crossfade_ms"),
     ],
 )
 def test_bad_options_are_refused_with_their_name(kwargs, words):
@@ -317,3 +335,61 @@ def test_the_input_array_is_not_modified():
     before = signal.copy()
     finish(signal, SR, FinishOptions(loudness_lufs=-14.0, trim_bars=True), bpm=120.0, beats_per_bar=4)
     assert np.array_equal(signal, before)
+
+
+# --- loop join ---------------------------------------------------------------------------------------------
+
+
+def test_the_loop_join_makes_the_wrap_a_neighbour_step_and_keeps_length_and_middle():
+    whole = drums_and_bass(2.0)
+    take, run_on = whole[:80_000], whole[80_000:]
+    options = FinishOptions(dc_remove=False, loop_crossfade_ms=10.0, **NO_FADES)
+    plain, _ = finish(take, SR, FinishOptions.off(), bpm=120.0, beats_per_bar=4)
+    out, report = finish(take, SR, options, bpm=120.0, beats_per_bar=4, after=run_on)
+    assert wrap_over_typical_step(plain) > 20  # the model's raw cut clicks when looped
+    assert abs(out[0] - out[-1]) == pytest.approx(abs(run_on[0] - take[-1]), abs=1e-6)  # a neighbour step
+    assert out.shape == take.shape and out[0] == pytest.approx(run_on[0], abs=1e-7)  # the sample after the last
+    assert np.array_equal(out[441:], take[441:])  # 10 ms at 44.1 kHz, nothing after it
+    assert report.loop_crossfade_samples == 441 and report.loop_join == "start"
+
+
+def test_audio_cut_by_the_bar_trim_is_what_the_loop_join_uses():
+    whole = drums_and_bass(2.3)  # 1.15 bars at 120 BPM: one bar is kept, the rest follows it
+    out, report = finish(
+        whole,
+        SR,
+        FinishOptions(dc_remove=False, trim_bars=True, loop_crossfade_ms=5.0, **NO_FADES),
+        bpm=120.0,
+        beats_per_bar=4,
+    )
+    assert out.shape[0] == 88200 and report.loop_join == "start" and report.loop_crossfade_samples == 220
+    assert out[0] == pytest.approx(whole[88200], abs=1e-7)  # the sample after the last
+    assert abs(out[0] - out[-1]) == pytest.approx(abs(whole[88200] - whole[88199]), abs=1e-6)
+
+
+def test_without_audio_after_the_take_the_audio_before_it_joins_its_end():
+    whole = drums_and_bass(2.5)  # a lead-in of 0.5 s before the bar origin, exactly one bar after it
+    options = FinishOptions(dc_remove=False, trim_bars=True, loop_crossfade_ms=10.0, **NO_FADES)
+    out, report = finish(whole, SR, options, bpm=120.0, beats_per_bar=4, bar_origin_samples=22050)
+    assert out.shape[0] == 88200 and report.loop_join == "end"
+    assert out[-1] == pytest.approx(whole[22049], abs=1e-7)  # the last sample is the one before the first
+    assert np.array_equal(out[: 88200 - 441], whole[22050 : 22050 + 88200 - 441])
+    assert abs(out[0] - out[-1]) == pytest.approx(abs(whole[22050] - whole[22049]), abs=1e-6)
+
+
+def test_the_join_has_the_take_s_dc_removed_from_what_it_joins_too():
+    whole = drums_and_bass(2.0) + np.float32(0.3)
+    take, run_on = whole[:80_000], whole[80_000:]
+    out, report = finish(
+        take, SR, FinishOptions(loop_crossfade_ms=10.0, **NO_FADES), bpm=120.0, beats_per_bar=4, after=run_on
+    )
+    assert out[0] == pytest.approx(run_on[0] - report.dc_removed, abs=1e-6)
+
+
+def test_with_no_audio_around_the_take_the_loop_point_is_left_and_the_report_says_why():
+    take = drums_and_bass(1.0)
+    out, report = finish(
+        take, SR, FinishOptions(dc_remove=False, loop_crossfade_ms=10.0, **NO_FADES), bpm=120.0, beats_per_bar=4
+    )
+    assert np.array_equal(out, take) and report.loop_join is None and report.loop_crossfade_samples == 0
+    assert any("loop point not joined" in note for note in report.notes)

@@ -172,3 +172,24 @@ def test_a_take_trimmed_to_whole_bars_is_named_for_the_bars_it_holds(make_bridge
     path = Path(takes[0].args[3])
     assert sf.info(str(path)).frames == 88200 and "_120bpm-1bars_" in path.name  # not the 1.5 asked for
     assert json.loads(path.with_suffix(".json").read_text())["bars"] == 1.0
+
+
+def test_loop_clean_takes_wrap_without_a_click_at_the_length_asked_for(make_bridge):
+    _, c = make_bridge(engine=FakeEngine, output_format="float")
+    c.ask("/jb/set/length", 1, "bars", 117)  # a bar of 90461.5 samples: the codes run on past it
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/seed", 4)
+    c.ask("/jb/set/trim_bars", 1)
+    _, plain = _job(c, "/jb/generate")
+    c.ask("/jb/set/loop_clean", 1)
+    _, clean = _job(c, "/jb/generate")
+    before, _ = sf.read(plain[0].args[3], dtype="float64")
+    after, _ = sf.read(clean[0].args[3], dtype="float64")
+    steps = np.abs(np.diff(after))
+    assert len(after) == len(before) == 90462
+    assert abs(before[0] - before[-1]) > 10 * float(np.max(steps))  # the plain cut steps when it wraps
+    assert abs(after[0] - after[-1]) <= float(np.quantile(steps, 0.99))  # no larger than its own steps
+    assert np.array_equal(after[441:], before[441:])  # only the first 10 ms are changed
+    record = json.loads(Path(clean[0].args[3]).with_suffix(".json").read_text())
+    assert record["finish"]["loop_join"] == "start" and record["finish"]["loop_crossfade_samples"] == 441
+    assert record["regenerate"]["request"]["run_on_samples"] == 882 and record["session"]["loop_clean"] is True
