@@ -112,6 +112,7 @@ class TakeDelivered(JobEvent):
     level: int
     path: str
     seed: int
+    gain_db: float | None = None  # the loudness gain finishing gave it: its continues and upsamples get the same
     journaled: ClassVar[bool] = True
 
 

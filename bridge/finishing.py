@@ -19,10 +19,13 @@ The steps run in a fixed order, each one on the result of the one before:
 4. **Fades** are raised-cosine (half a Hann window), a few milliseconds long: zero at the very first and
    last sample, so the loop point cannot click, and no change outside them.
 5. **Loudness** normalisation measures integrated loudness with pyloudnorm (ITU-R BS.1770-4: K-weighting,
-   400 ms blocks, absolute and relative gates) and applies one gain, reduced where needed so that the
-   sample peak stays at or below `peak_ceiling_dbfs` (-1 dBFS by default, the headroom EBU R 128 asks for
-   against inter-sample peaks). Silence (below the -70 LUFS gate) and audio under one 400 ms block are
-   left at their level and reported.
+   400 ms blocks, absolute and relative gates) and applies the gain that reaches the target, with the
+   true-peak limiter of `bridge.limiter` holding the peaks at `peak_ceiling_dbfs` (-1 dBTP by default,
+   the headroom EBU R 128 asks for); the gain is raised by what the limiting took off the loudness. A
+   take that would need more than `max_limiting_db` of limiting gets less gain, and the report says
+   so. With `limit_peaks` off, the gain alone is lowered until the sample peak is at the ceiling.
+   Silence (below the -70 LUFS gate) and audio under one 400 ms block are left at their level and
+   reported.
 
 Nothing here raises on silence or on short audio, and nothing produces NaN; a bad option or a bad call
 raises ValueError naming it.
@@ -37,6 +40,8 @@ from typing import Any
 
 import numpy as np
 import pyloudnorm
+
+from .limiter import limit, true_peak_dbfs
 
 LOUDNESS_BLOCK_S = 0.4  # BS.1770 gating block: pyloudnorm needs at least one
 MIN_LUFS, MAX_LUFS = -70.0, 0.0  # -70 LUFS is BS.1770's absolute gate: a quieter target would measure as silence
@@ -57,6 +62,9 @@ class FinishOptions:
     trim_bars: bool = False  # cut to whole bars at the call's tempo, from its bar origin
     bar_multiple: int = 1  # with trim_bars: keep a multiple of this many bars (4: 4-, 8-, 12-bar loops)
     loop_crossfade_ms: float = 0.0  # > 0: join the loop point with the audio around the kept span
+    limit_peaks: bool = True  # reach the loudness target with a true-peak limiter (False: lower the gain instead)
+    gain_db: float | None = None  # with a loudness target: this gain, not a new measurement (a chain's one gain)
+    max_limiting_db: float = 12.0  # the most the limiter may take off a peak; beyond it the gain is lowered
 
     def __post_init__(self) -> None:
         if self.loudness_lufs is not None:
@@ -81,7 +89,19 @@ class FinishOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= most:
                 raise ValueError(f"{name} must be between 0 and {most:g} ms, not {value!r}")
-        for name in ("dc_remove", "trim_bars"):
+        if (
+            isinstance(self.max_limiting_db, bool)
+            or not isinstance(self.max_limiting_db, (int, float))
+            or not 0.0 <= self.max_limiting_db <= 40.0
+        ):
+            raise ValueError(f"max_limiting_db must be between 0 and 40 dB, not {self.max_limiting_db!r}")
+        if self.gain_db is not None and (
+            isinstance(self.gain_db, bool)
+            or not isinstance(self.gain_db, (int, float))
+            or not -100.0 <= self.gain_db <= 100.0
+        ):
+            raise ValueError(f"gain_db must be between -100 and 100 dB or None, not {self.gain_db!r}")
+        for name in ("dc_remove", "trim_bars", "limit_peaks"):
             if type(getattr(self, name)) is not bool:  # 0/1 or "yes" from a settings file are refused too
                 raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if (
@@ -115,7 +135,10 @@ class FinishReport:
     loudness_before_lufs: float | None = None
     loudness_after_lufs: float | None = None
     gain_db: float = 0.0
-    peak_limited: bool = False  # the loudness gain was lowered to keep the peak under the ceiling
+    peak_limited: bool = False  # peaks were held under the ceiling (by the limiter, or by lowering the gain)
+    limited_db: float = 0.0  # the limiter's largest gain reduction
+    true_peak_dbtp: float | None = None  # the limited output's true peak (4× oversampled)
+    gain_fixed: bool = False  # the gain was given (a chain's), not measured from this take
     peak_dbfs: float | None = None  # the output's sample peak; None for an all-zero output
     notes: tuple[str, ...] = ()  # why a step was skipped
 
@@ -220,6 +243,38 @@ def _join_loop(
     return x, n, where
 
 
+def _loud_and_limited(
+    x: np.ndarray, sr: int, options: FinishOptions, gain_db: float, notes: list[str]
+) -> tuple[np.ndarray, float, float]:
+    """The gain that reaches the loudness target once the limiter holds the true peak at the ceiling:
+    limiting lowers the loudness a little, so the gain is raised by what is missing (a few rounds).
+    Returns the limited audio, the gain before the limiter and the limiter's largest reduction."""
+    target, ceiling_db, most = options.loudness_lufs, options.peak_ceiling_dbfs, options.max_limiting_db
+    assert target is not None
+    y, reduction, after = x, 0.0, None
+    for _ in range(6):
+        y, reduction = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db)
+        if reduction > most + 0.05:  # more limiting than a producer would take: back off, say so
+            gain_db -= reduction - most
+            y, reduction = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db)
+            after = integrated_loudness(y, sr)
+            notes.append(
+                f"target {target:g} LUFS not reached: it needs more than {most:g} dB of limiting; "
+                f"ends at {after:.1f} LUFS"
+                if after is not None
+                else f"target {target:g} LUFS not reached"
+            )
+            break
+        after = integrated_loudness(y, sr)
+        if after is None or abs(after - target) <= 0.05:
+            break
+        gain_db += target - after
+    else:  # dense audio: the limiter takes back most of each raise
+        if after is not None and abs(after - target) > 0.2:
+            notes.append(f"target {target:g} LUFS not reached under the limiter: ends at {after:.1f} LUFS")
+    return y, gain_db, reduction
+
+
 def finish(
     audio: np.ndarray,
     sr: int,
@@ -303,14 +358,24 @@ def finish(
             gain_db = options.loudness_lufs - before
             peak = float(np.max(np.abs(x)))
             ceiling_db = options.peak_ceiling_dbfs
-            if peak > 0.0 and 20.0 * math.log10(peak) + gain_db > ceiling_db:
-                gain_db = ceiling_db - 20.0 * math.log10(peak)
-                report["peak_limited"] = True
-                notes.append(
-                    f"gain lowered to {gain_db:+.2f} dB to keep the peak at {ceiling_db:g} dBFS "
-                    f"(target {options.loudness_lufs:g} LUFS not reached)"
-                )
-            x = x * 10.0 ** (gain_db / 20.0)
+            if options.gain_db is not None:  # the chain's gain: the limiter only holds the peaks
+                gain_db = options.gain_db
+                x, limited_db = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db)
+                report.update(limited_db=limited_db, peak_limited=limited_db > 0.0, gain_fixed=True)
+                report["true_peak_dbtp"] = true_peak_dbfs(x)
+            elif options.limit_peaks:
+                x, gain_db, limited_db = _loud_and_limited(x, sr, options, gain_db, notes)
+                report.update(limited_db=limited_db, peak_limited=limited_db > 0.0)
+                report["true_peak_dbtp"] = true_peak_dbfs(x)
+            else:
+                if peak > 0.0 and 20.0 * math.log10(peak) + gain_db > ceiling_db:
+                    gain_db = ceiling_db - 20.0 * math.log10(peak)
+                    report["peak_limited"] = True
+                    notes.append(
+                        f"gain lowered to {gain_db:+.2f} dB to keep the peak at {ceiling_db:g} dBFS "
+                        f"(target {options.loudness_lufs:g} LUFS not reached)"
+                    )
+                x = x * 10.0 ** (gain_db / 20.0)
             report["gain_db"] = gain_db
             report["loudness_after_lufs"] = integrated_loudness(x, sr)
 

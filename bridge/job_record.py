@@ -71,6 +71,7 @@ class JobRecord:
         delivered_levels: tuple[int, ...] = (),
         remaining_levels: tuple[int, ...] = (),
         error: str | None = None,
+        gains_db: Mapping[int, float] | None = None,
     ):
         self.spec = spec
         self.resumed = resumed  # re-queued from the journal after a restart
@@ -79,6 +80,7 @@ class JobRecord:
         self._state, self._stage, self._error = state, stage, error
         self._codes_path = codes_path
         self._files = list(files)
+        self._gains: dict[int, float] = dict(gains_db or {})  # take number -> its latest level's loudness gain
         self._delivered = set(delivered_levels)
         self._remaining = tuple(remaining_levels)
         self._level: int | None = None
@@ -121,6 +123,8 @@ class JobRecord:
                 self._level, self._fraction, self._eta_s = event.level, event.fraction, event.eta_s
             elif isinstance(event, TakeDelivered):
                 self._files.append(event.path)
+                if event.gain_db is not None:
+                    self._gains[event.take] = event.gain_db
             elif isinstance(event, LevelDone):
                 self._delivered.add(event.level)
                 self._remaining = tuple(lv for lv in self._remaining if lv != event.level)
@@ -131,6 +135,11 @@ class JobRecord:
             return True
 
     # --- reading ------------------------------------------------------------------------------------
+
+    def gain_db(self, take: int) -> float | None:
+        """The loudness gain take `take` was delivered with (its finest level so far); None: not normalised."""
+        with self._lock:
+            return self._gains.get(take)
 
     def status(self) -> JobStatus:
         with self._lock:
@@ -178,6 +187,7 @@ class JobRecord:
                 "files": list(self._files),
                 "delivered_levels": sorted(self._delivered),
                 "remaining_levels": list(self._remaining),
+                "gains_db": {str(take): gain for take, gain in sorted(self._gains.items())},
             }
 
     @classmethod
@@ -220,7 +230,21 @@ class JobRecord:
             delivered_levels=checked.integers(record.get("delivered_levels", []), "delivered_levels", lo=0, hi=2),
             remaining_levels=checked.integers(record.get("remaining_levels", []), "remaining_levels", lo=0, hi=2),
             error=checked.optional_text(record.get("error"), "error", max_chars=20_000),
+            gains_db=_gains(record.get("gains_db", {})),
         )
+
+
+def _gains(value: Any) -> dict[int, float]:
+    """Take numbers (as JSON keys) to gains in dB, each a finite number a loudness step could have given."""
+    gains = {}
+    for key, gain in checked.mapping(value, "gains_db").items():
+        if not isinstance(key, str) or not key.isdigit() or len(key) > 6:
+            raise ValueError(f"gains_db: {key!r} is not a take number")
+        found = checked.number(gain, f"gains_db[{key}]")
+        if not -100.0 <= found <= 100.0:
+            raise ValueError(f"gains_db[{key}]: {found} dB is no loudness gain")
+        gains[int(key)] = found
+    return gains
 
 
 def _session_values(value: Any) -> dict[str, Any]:

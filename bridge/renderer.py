@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import soundfile as sf
 
 from jukebox_model.atomic import fsync_folder
 
-from .finishing import FinishOptions, bar_length, finish
+from .finishing import FinishOptions, FinishReport, bar_length, finish
 from .take_record import AudioWritten, TakeRecord
 
 SUBTYPES = {"pcm24": "PCM_24", "pcm16": "PCM_16", "float": "FLOAT"}
@@ -171,6 +172,7 @@ class Renderer:
         head: Head | None = None,
         finishing: Finishing | None = None,
         run_on: np.ndarray | None = None,
+        on_finish: Callable[[FinishReport], None] | None = None,
     ) -> Path:
         """Write one take and its record as the sidecar; returns the WAV's path.
 
@@ -178,7 +180,8 @@ class Renderer:
         (the prime's own audio) when given. The whole output is resampled to the project rate before it
         is cut, so the resampler has real context at the seam and the head joins it sample-exactly.
         `run_on` is the model's output after the take's end: never written, only what finishing may
-        join to the take's start so that it loops without a click. A `TakeName` is turned into the file name here, once finishing has fixed the take's length in bars."""
+        join to the take's start so that it loops without a click. `on_finish` hears what finishing did (its
+        gain, and notes on any step that did not do what was asked). A `TakeName` is turned into the file name here, once finishing has fixed the take's length in bars."""
         from jukebox_model.audio import resample  # torch: the renderer runs on the worker thread
 
         samples = _checked(audio)
@@ -217,6 +220,8 @@ class Renderer:
                 after=after,
             )
             report = done.as_dict()
+            if on_finish is not None:
+                on_finish(done)
             if finishing.in_bars:
                 bars = round(samples.shape[0] / float(bar_length(rate, finishing.bpm, finishing.beats_per_bar)), 3)
         if isinstance(stem, TakeName):

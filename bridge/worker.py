@@ -12,6 +12,7 @@ events; the board is the only writer of job state.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -38,7 +39,7 @@ from .events import (
     Stage,
     TakeDelivered,
 )
-from .finishing import FinishOptions
+from .finishing import FinishOptions, FinishReport
 from .job_board import JobBoard
 from .job_record import JobRecord
 from .jobs import UPSAMPLE, JobQueue, JobSpec
@@ -71,6 +72,9 @@ class Work:
     prime_original: str | None = None  # the clip as named; `request.prime_path` is its kept copy
     opening: Opening | None = None  # the prime's own audio that opens the take, if any
     head: Head | None = None  # that audio, read once per job
+
+
+CHAINED = ("continue", "upsample")  # relations whose takes share their parent's loudness gain
 
 
 def _parent_token(spec: JobSpec, row: int) -> str:
@@ -424,17 +428,39 @@ class ModelWorker:
             number = spec.take_number(row)
             take_record = self._take_record(record, work, level, row, seeds[row], body_from, end)
             name = TakeName(label, spec.id, number, seeds[row], level, parent=_parent_token(spec, row))
+            finished: list[FinishReport] = []
             path = self.renderer.deliver(
                 audio[row, :end],
                 run_on=audio[row, end:],
+                on_finish=finished.append,
                 source_sr=self.info.sr,
                 stem=name,
                 record=take_record,
                 body_from=body_from,
                 head=head,
-                finishing=finishing,
+                finishing=self._chain_finishing(finishing, spec, row),
             )
-            self.board.publish(TakeDelivered(record.id, spec.origin, number, level, str(path), seeds[row]))
+            gain = None
+            for done in finished:
+                for note in done.notes:
+                    self.board.publish(JobWarning(record.id, spec.origin, f"take {number}, level {level}: {note}"))
+                gain = done.gain_db if done.loudness_after_lufs is not None else None
+            self.board.publish(TakeDelivered(record.id, spec.origin, number, level, str(path), seeds[row], gain))
+
+    def _chain_finishing(self, finishing: Finishing, spec: JobSpec, row: int) -> Finishing:
+        """A continue or upsample of a take gets the loudness gain its parent was delivered with, so a chain
+        keeps one level (the parent's own measurement), rather than one measured per file."""
+        lineage = spec.lineage
+        if finishing.options.loudness_lufs is None or lineage is None or lineage.relation not in CHAINED:
+            return finishing
+        take = lineage.take_for(row)
+        try:
+            gain = self.board.get(lineage.job).gain_db(take) if take is not None else None
+        except CommandError:  # the parent is no longer on the board: this take is measured on its own
+            return finishing
+        if gain is None:
+            return finishing
+        return dataclasses.replace(finishing, options=dataclasses.replace(finishing.options, gain_db=gain))
 
     def _take_record(
         self, record: JobRecord, work: Work, level: int, row: int, seed: int, start: int, end: int

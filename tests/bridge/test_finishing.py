@@ -7,8 +7,11 @@ import math
 import numpy as np
 import pyloudnorm
 import pytest
+import torch
+import torchaudio
 
 from bridge.finishing import FinishOptions, FinishReport, bar_boundary, bar_length, finish
+from bridge.limiter import limit
 
 SR = 44100
 NO_FADES = {"fade_in_ms": 0.0, "fade_out_ms": 0.0}
@@ -21,6 +24,32 @@ def noise(seconds: float, sr: int = SR, scale: float = 0.1, seed: int = 0) -> np
 def tone(seconds: float, sr: int = SR, hz: float = 997.0, amplitude: float = 0.25) -> np.ndarray:
     t = np.arange(round(seconds * sr)) / sr
     return (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def true_peak_4x(audio: np.ndarray, sr: int = SR) -> float:
+    """An independent true-peak meter: torchaudio's windowed-sinc resampler at 4x, not the limiter's FFT."""
+    up = torchaudio.functional.resample(
+        torch.from_numpy(np.asarray(audio, np.float64)), sr, 4 * sr, lowpass_filter_width=64, rolloff=0.999
+    )
+    return float(up.abs().max())
+
+
+def band_noise(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
+    """Noise from 20 Hz to 8 kHz, as music is: white noise's energy at Nyquist makes true-peak meters
+    disagree by several percent."""
+    x = np.random.default_rng(seed).standard_normal(round(seconds * sr))
+    freqs, spectrum = np.fft.rfftfreq(x.shape[0], 1 / sr), np.fft.rfft(x)
+    spectrum[(freqs < 20) | (freqs > 8000)] = 0
+    y = np.fft.irfft(spectrum, x.shape[0])
+    return (0.1 * y / y.std()).astype(np.float32)
+
+
+def kicks_and_bass(seconds: float, sr: int = SR) -> np.ndarray:
+    """Loud short transients over a quiet bed: what a limiter should hold down while leaving the bed alone."""
+    t = np.arange(round(seconds * sr)) / sr
+    since = t % 0.5
+    kick = 0.9 * np.exp(-since * 60.0) * np.sin(2 * np.pi * 70.0 * since)
+    return (kick + 0.05 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
 
 
 def lufs(audio: np.ndarray, sr: int = SR) -> float:
@@ -75,10 +104,11 @@ def test_loudness_at_48k_is_measured_at_that_rate():
     assert abs(lufs(out, sr) - (-16.0)) < 0.3
 
 
-def test_peak_never_exceeds_the_ceiling_and_the_lowered_gain_is_reported():
+def test_without_the_limiter_the_gain_is_lowered_to_the_ceiling_and_the_miss_is_reported():
     ceiling = 10 ** (-1 / 20)
     loud_target = -6.0  # white noise this loud would peak near +5 dBFS
-    out, report = finish(noise(5.0), SR, FinishOptions(loudness_lufs=loud_target), bpm=120.0, beats_per_bar=4)
+    options = FinishOptions(loudness_lufs=loud_target, limit_peaks=False)
+    out, report = finish(noise(5.0), SR, options, bpm=120.0, beats_per_bar=4)
     assert float(np.max(np.abs(out))) <= ceiling
     assert float(np.max(np.abs(out))) > ceiling * 0.999  # the gain went as far as the ceiling allows
     assert report.peak_limited and report.peak_dbfs <= -1.0
@@ -94,8 +124,10 @@ def test_a_lower_ceiling_is_respected_too():
         bpm=120.0,
         beats_per_bar=4,
     )
-    assert float(np.max(np.abs(out))) <= 10 ** (-6 / 20)
-    assert report.peak_limited
+    assert true_peak_4x(out) <= 10 ** (-6 / 20) * 1.002
+    # a steady tone's loudness only goes with its peak: at this ceiling it cannot reach -8 LUFS, and says so
+    assert report.peak_limited and report.loudness_after_lufs < -8.5
+    assert any("not reached" in note for note in report.notes)
 
 
 @pytest.mark.parametrize("n", [0, 1, 100, round(0.39 * SR), SR * 4])
@@ -393,3 +425,33 @@ def test_with_no_audio_around_the_take_the_loop_point_is_left_and_the_report_say
     )
     assert np.array_equal(out, take) and report.loop_join is None and report.loop_crossfade_samples == 0
     assert any("loop point not joined" in note for note in report.notes)
+
+
+# --- the true-peak limiter ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "signal, target", [(band_noise(5.0), -11.0), (band_noise(5.0), -10.0), (kicks_and_bass(4.0), -16.0)]
+)
+def test_a_target_above_the_peaks_is_reached_with_the_true_peak_held_under_the_ceiling(signal, target):
+    out, report = finish(signal, SR, FinishOptions(loudness_lufs=target), bpm=120.0, beats_per_bar=4)
+    assert lufs(out) == pytest.approx(target, abs=0.3)
+    assert true_peak_4x(out) <= 10 ** (-1 / 20) * 1.002  # -1 dBTP, within the two meters' difference
+    assert report.peak_limited and 0.5 < report.limited_db <= 12.0 and report.true_peak_dbtp <= -0.999
+    assert not any("not reached" in note for note in report.notes)
+
+
+def test_the_limiter_only_turns_the_gain_down_and_leaves_audio_far_from_the_peaks_as_the_gain_made_it():
+    signal = kicks_and_bass(2.0).astype(np.float64) * 6.0  # kicks at +14 dBFS, a bed at -10 dBFS
+    out, reduction = limit(signal, SR, -1.0)
+    assert np.all(np.abs(out) <= np.abs(signal) + 1e-12) and reduction > 10.0
+    quiet = slice(int(0.35 * SR), int(0.45 * SR))  # between two kicks, past the hold
+    np.testing.assert_allclose(out[quiet], signal[quiet], rtol=1e-4)  # but for the last tiny scale
+
+
+def test_more_limiting_than_allowed_lowers_the_gain_instead_and_says_the_target_was_missed():
+    options = FinishOptions(loudness_lufs=-10.0, max_limiting_db=6.0)
+    out, report = finish(kicks_and_bass(4.0), SR, options, bpm=120.0, beats_per_bar=4)
+    assert report.limited_db <= 6.1 and lufs(out) < -15.0
+    assert any("not reached" in note and "6 dB of limiting" in note for note in report.notes)
+    assert true_peak_4x(out) <= 10 ** (-1 / 20) * 1.002

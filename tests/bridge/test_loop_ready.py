@@ -193,3 +193,44 @@ def test_loop_clean_takes_wrap_without_a_click_at_the_length_asked_for(make_brid
     record = json.loads(Path(clean[0].args[3]).with_suffix(".json").read_text())
     assert record["finish"]["loop_join"] == "start" and record["finish"]["loop_crossfade_samples"] == 441
     assert record["regenerate"]["request"]["run_on_samples"] == 882 and record["session"]["loop_clean"] is True
+
+
+def test_a_loudness_target_is_reached_under_a_minus_1_dbtp_ceiling_and_a_miss_is_reported_over_osc(make_bridge):
+    _, c = make_bridge(engine=FakeEngine, output_format="float")
+    c.ask("/jb/set/length", 2.0)
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/loudness_lufs", -6)  # the fake model's tone, 12 dB up: its peak near the ceiling
+    job, takes = _job(c, "/jb/generate")
+    audio, sr = sf.read(takes[0].args[3], dtype="float64")
+    assert pyloudnorm.Meter(sr).integrated_loudness(audio) == pytest.approx(-6, abs=0.3)
+    finish = json.loads(Path(takes[0].args[3]).with_suffix(".json").read_text())["finish"]
+    assert finish["true_peak_dbtp"] <= -1.0 + 1e-6 and finish["loudness_after_lufs"] == pytest.approx(-6, abs=0.1)
+    assert not [m for m in c.messages("/jb/job/warning") if m.args[0] == job]
+    c.ask("/jb/set/loudness_lufs", -1)  # a steady tone cannot be this loud under the ceiling
+    job, _ = _job(c, "/jb/generate")
+    warning = c.wait_for(lambda m: m.address == "/jb/job/warning" and m.args[0] == job)
+    assert "take 1, level 2" in warning.args[-1] and "not reached" in warning.args[-1]
+
+
+def test_continues_and_upsamples_get_their_parents_loudness_gain_so_a_chain_keeps_one_level(make_bridge):
+    _, c = make_bridge(engine=FakeEngine, output_format="float")
+    c.ask("/jb/set/length", 2.0)
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/loudness_lufs", -20)
+    c.ask("/jb/set/n_takes", 2)
+    parent, takes = _job(c, "/jb/generate")
+
+    def finish_of(message) -> dict:
+        return json.loads(Path(message.args[3]).with_suffix(".json").read_text())["finish"]
+
+    gains = {m.args[1]: finish_of(m)["gain_db"] for m in takes}
+    c.ask("/jb/set/length", 1.0)
+    c.ask("/jb/set/n_takes", 1)
+    _, grown = _job(c, "/jb/generate/continue", parent, 2)
+    child = finish_of(grown[0])
+    assert child["gain_fixed"] and child["gain_db"] == gains[2] and child["loudness_before_lufs"] is not None
+    before, _ = sf.read(takes[1].args[3] if takes[1].args[1] == 2 else takes[0].args[3], dtype="float64")
+    after, _ = sf.read(grown[0].args[3], dtype="float64")
+    np.testing.assert_allclose(after[: len(before)], before, atol=1e-6)  # the earlier take, at its own level
+    _, upsampled = _job(c, "/jb/generate/upsample", parent, 1)
+    assert all(finish_of(m)["gain_fixed"] and finish_of(m)["gain_db"] == gains[1] for m in upsampled)
