@@ -167,6 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from", type=Path, default=None, help="start from another prior's weights (decoder pretraining)"
     )
     pr.add_argument("--no-ema", action="store_true")
+    pr.add_argument(
+        "--align-bars",
+        action="store_true",
+        help="windows of songs with a bpm in metadata.json start on bar lines (the loop corpus writes them)",
+    )
+    pr.add_argument(
+        "--tempo-words",
+        action="store_true",
+        help="add each song's tempo word (bpm70 ... bpm134) to its genre; its bundle then says tempo_words",
+    )
     return parser
 
 
@@ -240,7 +250,14 @@ def _prior(args: argparse.Namespace) -> int:
     levels = vqvae_config_from_checkpoint(read_checkpoint(args.vqvae)).levels
     config = prior_config(args.config, vqvae_levels=levels)
     common, resume = _run_options(args)
-    settings = PriorTrainSettings(**common, vqvae_checkpoint=args.vqvae, ids_dir=args.ids, init_from=args.init_from)
+    settings = PriorTrainSettings(
+        **common,
+        vqvae_checkpoint=args.vqvae,
+        ids_dir=args.ids,
+        init_from=args.init_from,
+        align_bars=args.align_bars,
+        tempo_words=args.tempo_words,
+    )
     return _report(train_prior(config, settings, resume=resume))
 
 

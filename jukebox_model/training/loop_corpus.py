@@ -170,7 +170,10 @@ def build(settings: CorpusSettings, log=print) -> list[dict]:
                 log(f"  {i + 1}/{n} loops rendered")
     for split in ("train", "eval"):
         chosen = [r for r in records if r["split"] == split]
-        meta = {r["file"]: {"artist": r["instruments"], "genre": r["style"]} for r in chosen}
+        meta = {
+            r["file"]: {"artist": r["instruments"], "genre": r["style"], "bpm": r["bpm"], "beats_per_bar": 4}
+            for r in chosen
+        }
         (settings.out / split).mkdir(parents=True, exist_ok=True)
         (settings.out / split / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     (settings.out / "tracks.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")

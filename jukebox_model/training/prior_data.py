@@ -9,10 +9,14 @@ metadata.json — one entry per audio file, keyed by its path relative to the au
 
     {
       "album/song1.wav": {"artist": "My Band", "genre": "Synth Pop", "lyrics": "First line\\n..."},
-      "song2.flac": {"artist": "My Band", "genre": "Ambient"}
+      "song2.flac": {"artist": "My Band", "genre": "Ambient"},
+      "loop3.wav": {"artist": "Drum Kit", "genre": "Techno", "bpm": 128, "beats_per_bar": 4}
     }
 
-Missing fields (or a missing file) mean artist/genre "unknown" and no lyrics.
+Missing fields (or a missing file) mean artist/genre "unknown" and no lyrics. `bpm` (and
+`beats_per_bar`, default 4) say where the bars of a song that starts on a downbeat are: with
+`align_bars`, a window then starts on a bar line, so that position in the window tells the prior
+where it is in the bar.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ..atomic import atomic_write
 from ..audio import read_audio
 from ..labels import Labeller
 from ..labels.tables import normalise_v2
+from ..labels.tempo import tempo_word, with_tempo
 from ..vqvae import VQVAE
 from .audio_dataset import AudioEntry
 
@@ -43,6 +48,8 @@ class SongMeta:
     artist: str = "unknown"
     genre: str = "unknown"
     lyrics: str = ""
+    bpm: float | None = None  # the song's tempo, when it has one and starts on a downbeat
+    beats_per_bar: int = 4
 
 
 def read_metadata(audio_dir: Path) -> dict[str, SongMeta]:
@@ -58,22 +65,32 @@ def read_metadata(audio_dir: Path) -> dict[str, SongMeta]:
         raise ValueError(f"{path}: expected an object mapping file paths to {{artist, genre, lyrics}}")
     out = {}
     for key, entry in data.items():
-        if not isinstance(entry, dict) or not set(entry) <= {"artist", "genre", "lyrics"}:
-            raise ValueError(f"{path}: entry {key!r} must be an object with artist, genre and/or lyrics")
-        if not all(isinstance(v, str) for v in entry.values()):
-            raise ValueError(f"{path}: entry {key!r} has a non-text field")
-        out[Path(key).as_posix()] = SongMeta(**entry)
+        if not isinstance(entry, dict) or not set(entry) <= {"artist", "genre", "lyrics", "bpm", "beats_per_bar"}:
+            raise ValueError(
+                f"{path}: entry {key!r} must be an object with artist, genre, lyrics, bpm and/or beats_per_bar"
+            )
+        if not all(isinstance(entry.get(k, ""), str) for k in ("artist", "genre", "lyrics")):
+            raise ValueError(f"{path}: entry {key!r} has a non-text artist, genre or lyrics")
+        bpm, beats = entry.get("bpm"), entry.get("beats_per_bar", 4)
+        if bpm is not None and (isinstance(bpm, bool) or not isinstance(bpm, (int, float)) or not 20 <= bpm <= 999):
+            raise ValueError(f"{path}: entry {key!r} has bpm {bpm!r}; a tempo from 20 to 999 is expected")
+        if isinstance(beats, bool) or not isinstance(beats, int) or not 1 <= beats <= 99:
+            raise ValueError(f"{path}: entry {key!r} has beats_per_bar {beats!r}; 1 to 99 is expected")
+        out[Path(key).as_posix()] = SongMeta(**{**entry, "bpm": None if bpm is None else float(bpm)})
     return out
 
 
-def write_id_tables(metadata: dict[str, SongMeta], folder: Path, *, v3: bool) -> Path:
-    """Id tables for the user's own artists and genres, in the reference's `name;id` format (id 0 = unknown)."""
+def write_id_tables(metadata: dict[str, SongMeta], folder: Path, *, v3: bool, tempo_words: bool = False) -> Path:
+    """Id tables for the user's own artists and genres, in the reference's `name;id` format (id 0 = unknown);
+    with `tempo_words`, the songs' tempo words follow the genre words."""
     version = "v3" if v3 else "v2"
     artists = sorted({(m.artist.lower() if v3 else normalise_v2(m.artist)) for m in metadata.values()} - {"unknown"})
     if v3:
         genres = sorted({m.genre.lower() for m in metadata.values()} - {"unknown"})
     else:
         genres = sorted({w for m in metadata.values() for w in normalise_v2(m.genre).split("_") if w} - {"unknown"})
+        if tempo_words:
+            genres += sorted({tempo_word(m.bpm) for m in metadata.values() if m.bpm is not None} - set(genres))
     folder.mkdir(parents=True, exist_ok=True)
     for kind, names in (("artist", artists), ("genre", genres)):
         lines = ["unknown;0"] + [f"{name};{i}" for i, name in enumerate(names, start=1)]
@@ -149,8 +166,11 @@ class PriorWindows(Dataset):
         min_duration: float | None,
         max_duration: float | None,
         seed: int = 0,
+        align_bars: bool = False,
+        tempo_words: bool = False,
     ):
         self.level, self.n_ctx, self.labeller, self.ds, self.seed = level, n_ctx, labeller, cond_downsample, seed
+        self.align_bars, self.sr = align_bars, sr
         self.epoch = 0
         self.songs = []
         for song in songs:
@@ -177,7 +197,15 @@ class PriorWindows(Dataset):
             for i, s in enumerate(self.songs):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # unknown names were reported when the tables were made
-                    self._rows[i] = labeller.label(s.meta.artist, s.meta.genre, s.meta.lyrics, s.n_samples, 0)
+                    genre = with_tempo(s.meta.genre, s.meta.bpm) if tempo_words else s.meta.genre
+                    self._rows[i] = labeller.label(s.meta.artist, genre, s.meta.lyrics, s.n_samples, 0)
+
+    def _bar_tokens(self, song: EncodedSong) -> float | None:
+        """Tokens per bar at this level, when windows start on bar lines and the song has a tempo."""
+        if not self.align_bars or song.meta.bpm is None:
+            return None
+        hop = round(song.n_samples / song.codes[self.level].shape[0])  # the codes cover the song, rounded up
+        return song.meta.beats_per_bar * 60.0 / song.meta.bpm * self.sr / hop
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -192,7 +220,12 @@ class PriorWindows(Dataset):
         song = self.songs[i]
         last = song.codes[self.level].shape[0] - self.n_ctx
         step = self.ds or 1
-        start = int(rng.integers(0, last // step + 1)) * step
+        bar = self._bar_tokens(song)
+        if bar is not None and last >= 0:  # a bar line, on the upper level's grid when there is one
+            starts = np.unique(np.round(np.arange(0, last + 1, bar) / step).astype(np.int64) * step)
+            start = int(rng.choice(starts[starts <= last]))
+        else:
+            start = int(rng.integers(0, last // step + 1)) * step
         z = song.codes[self.level][start : start + self.n_ctx]
         z_upper = (
             song.codes[self.level + 1][start // step : (start + self.n_ctx) // step]

@@ -38,6 +38,8 @@ class PriorTrainSettings:
     vqvae_checkpoint: Path
     ids_dir: Path | None = None  # id tables to use; default: built from metadata.json into OUT/ids
     init_from: Path | None = None  # decoder pretraining: start from another prior's weights
+    align_bars: bool = False  # windows of songs with a bpm in metadata.json start on bar lines
+    tempo_words: bool = False  # their genre gets the tempo word (jukebox_model.labels.tempo)
     batch_size: int = 1  # per process
     steps: int = 10000
     optim: OptimSettings = field(default_factory=OptimSettings)
@@ -119,7 +121,9 @@ def _train(config, settings, info, resume, on_step) -> PriorTrainResult:
     metadata = read_metadata(settings.audio_dir)
     labeller = None
     if config.labels is not None:
-        ids_dir = settings.ids_dir or write_id_tables(metadata, settings.out_dir / "ids", v3=config.labels.labels_v3)
+        ids_dir = settings.ids_dir or write_id_tables(
+            metadata, settings.out_dir / "ids", v3=config.labels.labels_v3, tempo_words=settings.tempo_words
+        )
         hop = vq.hop_lengths[config.level]
         labeller = Labeller.for_prior(config.labels, ids_dir, n_ctx=config.n_ctx, hop_length=hop)
         _check_label_bins(config, labeller)
@@ -147,6 +151,8 @@ def _train(config, settings, info, resume, on_step) -> PriorTrainResult:
         min_duration=config.labels.min_duration if config.labels is not None and config.is_top else None,
         max_duration=config.labels.max_duration if config.labels is not None and config.is_top else None,
         seed=settings.seed,
+        align_bars=settings.align_bars,
+        tempo_words=settings.tempo_words,
     )
     model = Prior(config, vq).to(info.device)
     opt, schedule = make_optimizer(model, settings.optim)
