@@ -244,7 +244,7 @@ def _join_loop(
 
 
 def _loud_and_limited(
-    x: np.ndarray, sr: int, options: FinishOptions, gain_db: float, notes: list[str]
+    x: np.ndarray, sr: int, options: FinishOptions, gain_db: float, notes: list[str], *, periodic: bool
 ) -> tuple[np.ndarray, float, float]:
     """The gain that reaches the loudness target once the limiter holds the true peak at the ceiling:
     limiting lowers the loudness a little, so the gain is raised by what is missing (a few rounds).
@@ -253,10 +253,10 @@ def _loud_and_limited(
     assert target is not None
     y, reduction, after = x, 0.0, None
     for _ in range(6):
-        y, reduction = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db)
+        y, reduction = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db, periodic=periodic)
         if reduction > most + 0.05:  # more limiting than a producer would take: back off, say so
             gain_db -= reduction - most
-            y, reduction = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db)
+            y, reduction = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db, periodic=periodic)
             after = integrated_loudness(y, sr)
             notes.append(
                 f"target {target:g} LUFS not reached: it needs more than {most:g} dB of limiting; "
@@ -358,13 +358,14 @@ def finish(
             gain_db = options.loudness_lufs - before
             peak = float(np.max(np.abs(x)))
             ceiling_db = options.peak_ceiling_dbfs
+            looped = report.get("loop_join") is not None  # a joined loop: the limiter's gain wraps around too
             if options.gain_db is not None:  # the chain's gain: the limiter only holds the peaks
                 gain_db = options.gain_db
-                x, limited_db = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db)
+                x, limited_db = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db, periodic=looped)
                 report.update(limited_db=limited_db, peak_limited=limited_db > 0.0, gain_fixed=True)
                 report["true_peak_dbtp"] = true_peak_dbfs(x)
             elif options.limit_peaks:
-                x, gain_db, limited_db = _loud_and_limited(x, sr, options, gain_db, notes)
+                x, gain_db, limited_db = _loud_and_limited(x, sr, options, gain_db, notes, periodic=looped)
                 report.update(limited_db=limited_db, peak_limited=limited_db > 0.0)
                 report["true_peak_dbtp"] = true_peak_dbfs(x)
             else:

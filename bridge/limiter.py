@@ -56,8 +56,11 @@ def _sliding_min(a: np.ndarray, width: int) -> np.ndarray:
     return np.minimum(suffix[:n], prefix[width - 1 : width - 1 + n])
 
 
-def limit(x: np.ndarray, sr: int, ceiling_dbfs: float) -> tuple[np.ndarray, float]:
-    """`x` with its true peak at or below the ceiling; also the largest gain reduction, in dB (≥ 0)."""
+def limit(x: np.ndarray, sr: int, ceiling_dbfs: float, *, periodic: bool = False) -> tuple[np.ndarray, float]:
+    """`x` with its true peak at or below the ceiling; also the largest gain reduction, in dB (≥ 0).
+
+    `periodic`: `x` is a loop (its end runs into its start), so the gain wraps around too and the loop
+    point stays as smooth as it was."""
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     ceiling = 10.0 ** (ceiling_dbfs / 20.0)
@@ -67,12 +70,13 @@ def limit(x: np.ndarray, sr: int, ceiling_dbfs: float) -> tuple[np.ndarray, floa
     wanted = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
     attack = max(1, round(ATTACK_MS * sr / 1000.0))
     hold = max(attack, round(HOLD_MS * sr / 1000.0))
-    # m[i] = min(wanted[i - hold : i + attack + 1]), with gain 1 outside the take
-    padded = np.concatenate([np.ones(hold), wanted, np.ones(attack)])
-    held = _sliding_min(padded, hold + attack + 1)[:n]
+    # m[i] = min(wanted[i - hold : i + attack + 1]), with gain 1 outside the take (or the take again, a loop)
+    hold, attack = min(hold, n), min(attack, n)
+    before, after = (wanted[n - hold :], wanted[:attack]) if periodic else (np.ones(hold), np.ones(attack))
+    held = _sliding_min(np.concatenate([before, wanted, after]), hold + attack + 1)[:n]
     # the average over [i - attack, i + attack]: a window of 2·attack + 1 inside every held minimum's reach
     # (the edges repeat the first and last minimum, which cover the first and last `attack` samples)
-    sums = np.concatenate([[0.0], np.cumsum(np.pad(held, attack, mode="edge"))])
+    sums = np.concatenate([[0.0], np.cumsum(np.pad(held, attack, mode="wrap" if periodic else "edge"))])
     gain = (sums[2 * attack + 1 :] - sums[: -(2 * attack + 1)])[:n] / (2 * attack + 1)
     y = x * gain
     over = float(np.max(true_peak_per_sample(y))) / ceiling

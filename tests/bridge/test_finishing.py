@@ -455,3 +455,13 @@ def test_more_limiting_than_allowed_lowers_the_gain_instead_and_says_the_target_
     assert report.limited_db <= 6.1 and lufs(out) < -15.0
     assert any("not reached" in note and "6 dB of limiting" in note for note in report.notes)
     assert true_peak_4x(out) <= 10 ** (-1 / 20) * 1.002
+
+
+def test_a_joined_loop_stays_joined_through_the_limiter():
+    whole = drums_and_bass(4.0) * np.float32(2.0)  # peaks near +3 dBFS: the limiter works
+    take, run_on = whole[:150_000], whole[150_000:]
+    options = FinishOptions(dc_remove=False, loop_crossfade_ms=10.0, loudness_lufs=-10.0, **NO_FADES)
+    out, report = finish(take, SR, options, bpm=120.0, beats_per_bar=4, after=run_on)
+    assert report.loop_join == "start" and report.limited_db > 1.0
+    steps = np.abs(np.diff(out.astype(np.float64)))
+    assert abs(float(out[0]) - float(out[-1])) <= float(np.quantile(steps, 0.99))  # the gain wraps around too
