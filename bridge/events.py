@@ -124,7 +124,8 @@ class LevelDone(JobEvent):
 
 @dataclass(frozen=True)
 class JobInterrupted(JobEvent):
-    """Stopped by a shutdown, not by a user: it stays queued in the journal and resumes at the next start."""
+    """Stopped by a shutdown (it stays queued in the journal and resumes at the next start) or by a new
+    preview that asked for the model (it goes back to the queue behind it): never by a user."""
 
     journaled: ClassVar[bool] = True
 

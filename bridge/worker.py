@@ -27,9 +27,11 @@ from . import __version__, checked
 from .errors import CommandError
 from .eta import level_positions
 from .events import (
+    Event,
     JobInterrupted,
     JobPlanned,
     JobProgress,
+    JobQueued,
     JobResumed,
     JobStarted,
     JobState,
@@ -74,6 +76,16 @@ class Work:
     head: Head | None = None  # that audio, read once per job
 
 
+class _Either:
+    """Stops sampling when either event is set: the job's own cancel, or a waiting preview's preemption."""
+
+    def __init__(self, *events: threading.Event):
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+
 CHAINED = ("continue", "upsample")  # relations whose takes share their parent's loudness gain
 
 
@@ -108,7 +120,11 @@ class ModelWorker:
         self.load_error: str | None = None
         self._work: dict[str, Work] = {}
         self._current: JobRecord | None = None
+        self._current_priority: int | None = None
         self._stopping = False
+        # set when a new idea's preview is queued while an upsample runs: that stage yields (codes kept)
+        self._preempt = threading.Event()
+        board.bus.subscribe(self._on_event)
         self._thread = threading.Thread(target=self._run, name="jb-model-worker", daemon=True)
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -125,6 +141,18 @@ class ModelWorker:
             current.cancel.set()
         self._thread.join(timeout=timeout)
 
+    def _on_event(self, event: Event) -> None:
+        """A new preview waits: an upsampling stage in progress yields to it (a new idea is heard first)."""
+        if (
+            isinstance(event, JobQueued)
+            and event.stage is Stage.PREVIEW
+            and event.mode != Mode.UPSAMPLE.value
+            and self._current_priority == UPSAMPLE
+            and self._current is not None
+            and event.job_id != self._current.id
+        ):
+            self._preempt.set()
+
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -137,14 +165,15 @@ class ModelWorker:
             if item is None:
                 return
             record, priority = item
-            self._current = record
+            self._preempt.clear()  # whatever asked for it is running now, or is this very stage
+            self._current, self._current_priority = record, priority
             self.board.set_running(record.id)
             try:
                 self._run_stage(record, priority)
             except Exception as e:  # noqa: BLE001 - the worker outlives every job
                 self._fail(record, e)
             finally:
-                self._current = None
+                self._current, self._current_priority = None, None
                 self.board.set_running(None)
                 self._collect_primes()
 
@@ -248,7 +277,14 @@ class ModelWorker:
         levels = record.status().remaining_levels
         # preview-first: a job's top level runs alone; the rest waits behind queued previews
         for level in levels if second else levels[:1]:
-            if not self._sample_and_render(record, work, level):
+            if not self._sample_and_render(record, work, level, preemptible=second):
+                if self._preempt.is_set() and not record.cancel.is_set() and not self._stopping:
+                    # a new preview waits: this stage goes back to the queue behind it, its codes kept in
+                    # memory (and saved, for a restart); it goes on from the token it reached
+                    self.board.publish(JobInterrupted(record.id, origin))
+                    self.board.requeue(record)
+                    log.info("job %s yields its upsampling to a new preview; it goes on afterwards", record.id)
+                    return
                 self._work.pop(record.id, None)
                 if self._stopping:  # the bridge is stopping: keep the job for the next start, codes saved
                     self.board.publish(JobInterrupted(record.id, origin))
@@ -262,8 +298,9 @@ class ModelWorker:
             self._work.pop(record.id, None)
             self.board.finish(record, JobState.DONE)
 
-    def _sample_and_render(self, record: JobRecord, work: Work, level: int) -> bool:
-        """Sample one level, save the codes, deliver each take; False when cancelled."""
+    def _sample_and_render(self, record: JobRecord, work: Work, level: int, *, preemptible: bool = False) -> bool:
+        """Sample one level, save the codes, deliver each take; False when cancelled (or, `preemptible`,
+        when a new preview asked for the model)."""
         assert self.info is not None
         origin, hops = record.spec.origin, self.info.hop_lengths
         started = time.perf_counter()
@@ -286,7 +323,12 @@ class ModelWorker:
 
         before = self.engine.codes_lengths(work.codes)[level]
         result = self.engine.sample_level(
-            work.request, work.codes, level, work.end_samples, on_progress=on_progress, cancel=record.cancel
+            work.request,
+            work.codes,
+            level,
+            work.end_samples,
+            on_progress=on_progress,
+            cancel=_Either(record.cancel, self._preempt) if preemptible else record.cancel,
         )
         work.codes = result.codes
         elapsed = time.perf_counter() - started
