@@ -11,6 +11,7 @@ starts), 3 when the model fails to load.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -40,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--official-root", type=Path, help="folder laid out like the official download paths")
     model.add_argument("--official-bundle", choices=("5b", "5b_lyrics", "1b_lyrics"))
     model.add_argument("--ids", type=Path, help="artist/genre id tables for the official priors")
+    model.add_argument(
+        "--fetch",
+        action="store_true",
+        help="download the official bundle's checkpoints and id tables into --official-root first "
+        "(resumable; $JUKEBOX_FETCH_BASE_URL for a mirror), then start on them",
+    )
+    model.add_argument("--accept-licence", action="store_true", help="with --fetch: accept OpenAI's licence unasked")
     model.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     model.add_argument(
         "--precision",
@@ -115,6 +123,21 @@ def settings_from_args(args: argparse.Namespace) -> BridgeSettings:
     return load_settings(args.config, **overrides)
 
 
+def fetch_official(settings: BridgeSettings, *, accept_licence: bool) -> BridgeSettings:
+    """--fetch: the official bundle's files under --official-root (present ones are kept), and the id
+    tables' folder as --ids unless one was given."""
+    from jukebox_model.fetch import IDS_FOLDER, FetchError, fetch
+
+    if settings.official_root is None:
+        raise SettingsError("--fetch needs --official-root, the folder to download into")
+    root = Path(settings.official_root).expanduser()
+    try:
+        fetch([settings.official_bundle], root, accept_licence=accept_licence)
+    except FetchError as e:
+        raise SettingsError(f"--fetch: {e}") from None
+    return settings if settings.ids_dir is not None else dataclasses.replace(settings, ids_dir=root / IDS_FOLDER)
+
+
 def check_model_files(settings: BridgeSettings) -> None:
     """Missing model files are a clear message before anything starts, not a stack trace later."""
     from jukebox_model import official
@@ -140,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = settings_from_args(args)
+        if args.fetch:
+            settings = fetch_official(settings, accept_licence=args.accept_licence)
         check_model_files(settings)
     except (SettingsError, BundleError) as e:
         print(f"jukebox-bridge: {e}", file=sys.stderr)
