@@ -101,6 +101,8 @@ def sample(sampler, zs, n, preset, sr, seed):
             offset=offset,
             params=params,
             on_level_done=done,
+            bpm=float(preset["bpm"]) if preset.get("bpm") else None,  # used by a bundle trained with tempo words
+            beats_per_bar=int(preset.get("beats_per_bar", 4)),
         )
         audio = sampler.vqvae.decode([result.zs[0]], start_level=0)[:, :, 0].numpy()
     return audio, marks

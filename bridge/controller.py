@@ -66,6 +66,8 @@ def take_request(
         prime_samples=round(session.prime_s * sr) if mode is Mode.PRIMED else 0,
         codes_path=codes_path,
         codes_takes=codes_takes,
+        bpm=session.bpm,
+        beats_per_bar=session.beats_per_bar,
     )
 
 

@@ -116,6 +116,8 @@ class TakeRequest:
     )
     codes_path: str | None = None  # continue / upsample: a codes file written by the engine's `save_codes`
     codes_takes: tuple[int, ...] | None = None  # which of its takes (default: all)
+    bpm: float | None = None  # the take's tempo: a model trained with tempo words (bundle.json) is given it
+    beats_per_bar: int = 4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(self.mode))
@@ -124,6 +126,10 @@ class TakeRequest:
                 raise ValueError(f"{name} must be text")
         if self.n_takes <= 0 or self.total_samples <= 0 or self.offset_samples < 0 or self.new_samples < 0:
             raise ValueError("n_takes and total_samples must be positive, new_samples and offset_samples not negative")
+        if self.bpm is not None and not 20.0 <= self.bpm <= 999.0:
+            raise ValueError(f"bpm must be from 20 to 999, got {self.bpm}")
+        if not 1 <= self.beats_per_bar <= 99:
+            raise ValueError(f"beats_per_bar must be from 1 to 99, got {self.beats_per_bar}")
         if self.prime_samples < 0 or self.run_on_samples < 0:
             raise ValueError("prime_samples and run_on_samples must not be negative")
         if self.mode is Mode.PRIMED and not self.prime_path:
@@ -166,6 +172,8 @@ class TakeRequest:
             "prime_samples": self.prime_samples,
             "codes_path": self.codes_path,
             "codes_takes": list(self.codes_takes) if self.codes_takes is not None else None,
+            "bpm": self.bpm,
+            "beats_per_bar": self.beats_per_bar,
         }
 
     @classmethod
@@ -192,6 +200,8 @@ class TakeRequest:
             prime_samples=fields.integer(data.get("prime_samples", 0), "prime_samples"),
             codes_path=fields.optional_text(data.get("codes_path"), "codes_path", max_chars=None),
             codes_takes=None if takes is None else fields.integers(takes, "codes_takes"),
+            bpm=None if data.get("bpm") is None else fields.number(data.get("bpm"), "bpm"),
+            beats_per_bar=fields.integer(data.get("beats_per_bar", 4), "beats_per_bar"),
         )
 
 

@@ -39,6 +39,7 @@ class BundleManifest:
     priors: tuple[Path, ...]
     ids: Path | None
     description: str
+    tempo_words: bool = False  # the top prior was trained with tempo words on bar-aligned windows
 
     def describe(self) -> dict[str, Any]:
         """What a take's sidecar records of the model that made it."""
@@ -85,6 +86,7 @@ def read_manifest(folder: str | Path) -> BundleManifest:
         priors=priors,
         ids=ids,
         description=str(data.get("description", "")),
+        tempo_words=data.get("tempo_words", False) is True,
     )
 
 
@@ -95,6 +97,8 @@ def load_bundle_dir(folder: str | Path, *, device: torch.device | str = "cpu") -
         sampler = load_checkpoint_bundle(manifest.vqvae, list(manifest.priors), ids_dir=manifest.ids, device=device)
     except CheckpointError as e:
         raise BundleError(f"{manifest.folder}: {e}") from None
+    if manifest.tempo_words:
+        sampler.levels[max(sampler.levels)].bar_tempo = True
     return sampler, manifest
 
 
@@ -113,10 +117,19 @@ def export_checkpoint(source: str | Path, target: str | Path) -> Path:
 
 
 def write_manifest(
-    folder: str | Path, *, name: str, vqvae: str, priors: list[str], ids: str | None, description: str = ""
+    folder: str | Path,
+    *,
+    name: str,
+    vqvae: str,
+    priors: list[str],
+    ids: str | None,
+    description: str = "",
+    tempo_words: bool = False,
 ) -> Path:
     folder = Path(folder)
     data = {"name": name, "vqvae": vqvae, "priors": priors, "ids": ids, "description": description}
+    if tempo_words:
+        data["tempo_words"] = True
     with atomic_write(folder / MANIFEST) as f:
         f.write((json.dumps(data, indent=2) + "\n").encode())
     return folder / MANIFEST

@@ -38,6 +38,7 @@ from .audio import read_audio
 from .bundle import load_checkpoint_bundle, load_official_bundle
 from .bundle_dir import DEFAULT_BUNDLE_DIR, BundleError, load_bundle_dir, read_manifest
 from .labels import LabelError
+from .labels.tempo import with_tempo
 from .memory_check import check_memory, need_for_files
 from .sampling.precision import default_dtype, parse_dtype
 from .sampling.sampler import Sampler, SampleResult, load_codes, save_codes
@@ -199,9 +200,8 @@ class Engine:
         for model in self.sampler.levels.values():
             if model.labeller is None:
                 continue
-            row = model.labeller.label(
-                request.artist, request.genre, request.lyrics, total, request.offset_samples, warn=False
-            )
+            genre = with_tempo(request.genre, request.bpm) if model.bar_tempo else request.genre
+            row = model.labeller.label(request.artist, genre, request.lyrics, total, request.offset_samples, warn=False)
             found += [name for name in row.unknown if name not in found]
         return found
 
@@ -311,6 +311,8 @@ class Engine:
                 params=request.params,
                 on_progress=on_progress,
                 cancel=cancel,
+                bpm=request.bpm,
+                beats_per_bar=request.beats_per_bar,
             )
         return LevelResult(codes=result.zs, cancelled=result.cancelled, row_seeds=tuple(result.row_seeds))
 

@@ -24,12 +24,13 @@ from ..api import CancelToken, Progress, SamplingParams
 from ..atomic import atomic_write
 from ..config import LyricsMode
 from ..labels import Labeller, LabelRow
+from ..labels.tempo import with_tempo
 from ..prior import lyrics as lyr
 from ..prior.prior import Prior
 from ..vqvae import VQVAE
 from .decoder import DecoderPool
 from .precision import cast_for_inference
-from .schedule import level_hop, plan_level
+from .schedule import bar_hop, level_hop, plan_level
 from .window import sample_window
 
 
@@ -55,6 +56,9 @@ class LevelModel:
 
     prior: Prior
     labeller: Labeller | None
+    # trained on windows that start on bar lines with the tempo as a genre word (jukebox_model.labels.tempo):
+    # given the take's tempo, its label gets the tempo word and its windows start on bar lines too
+    bar_tempo: bool = False
 
 
 class Sampler:
@@ -97,12 +101,16 @@ class Sampler:
         on_progress: Callable[[Progress], None] | None = None,
         on_level_done: Callable[[int, Tensor], None] | None = None,
         cancel: CancelToken | None = None,
+        bpm: float | None = None,
+        beats_per_bar: int = 4,
     ) -> SampleResult:
         """Bring each level in `levels` (default: all, top first) to `n_samples` worth of tokens.
 
         zs: current codes per level, (N, ≤ T_l) each (empty for ancestral). songs: (artist, genre,
         lyrics) per item; total_length/offset: the song's length and where this span starts, in samples.
         on_level_done(level, codes) fires as soon as a level is complete (e.g. to render a preview).
+        bpm/beats_per_bar: the take's tempo, for priors trained with it (`LevelModel.bar_tempo`); others
+        ignore it.
         """
         zs = [z.clone() for z in zs]
         n = len(songs)
@@ -117,7 +125,18 @@ class Sampler:
         decoders = self._pool()
         for level in order:
             cancelled = self._sample_level(
-                zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders
+                zs,
+                level,
+                n_samples,
+                songs,
+                total_length,
+                offset,
+                params,
+                generators,
+                on_progress,
+                cancel,
+                decoders,
+                meter=(bpm, beats_per_bar) if bpm else None,
             )
             if cancelled:
                 return SampleResult(zs=zs, cancelled=True, seed=seed)
@@ -139,7 +158,20 @@ class Sampler:
         return next(self.vqvae.parameters()).device
 
     def _sample_level(
-        self, zs, level, n_samples, songs, total_length, offset, params, generators, on_progress, cancel, decoders
+        self,
+        zs,
+        level,
+        n_samples,
+        songs,
+        total_length,
+        offset,
+        params,
+        generators,
+        on_progress,
+        cancel,
+        decoders,
+        *,
+        meter: tuple[float, int] | None = None,
     ) -> bool:
         model = self.levels[level]
         prior = model.prior
@@ -151,8 +183,13 @@ class Sampler:
                 )
             if zs[level + 1].shape[1] < self.tokens_for(n_samples, level + 1):
                 raise ValueError(f"level {level + 1} must be complete before level {level} is upsampled")
-        rows = self._rows(model.labeller, songs, total_length, offset)
-        windows = plan_level(total, zs[level].shape[1], prior.n_ctx, level_hop(params.hop_fraction[level], prior.n_ctx))
+        tempo = meter if model.bar_tempo else None
+        rows = self._rows(model.labeller, songs, total_length, offset, bpm=tempo[0] if tempo else None)
+        hop = level_hop(params.hop_fraction[level], prior.n_ctx)
+        if tempo is not None:  # whole bars between window starts, as the windows it was trained on
+            bar = tempo[1] * 60.0 / tempo[0] * self.vqvae.config.sr / self.vqvae.hop_lengths[level]
+            hop = bar_hop(hop, bar, prior.n_ctx)
+        windows = plan_level(total, zs[level].shape[1], prior.n_ctx, hop)
         todo = sum(w.n_new for w in windows)
         done, started = 0, time.perf_counter()
         for index, w in enumerate(windows, start=1):
@@ -209,10 +246,15 @@ class Sampler:
         return False
 
     @staticmethod
-    def _rows(labeller: Labeller | None, songs, total_length: int, offset: int) -> list[LabelRow]:
+    def _rows(
+        labeller: Labeller | None, songs, total_length: int, offset: int, *, bpm: float | None = None
+    ) -> list[LabelRow]:
         if labeller is None:
             return []
-        return [labeller.label(artist, genre, lyrics, total_length, offset) for artist, genre, lyrics in songs]
+        return [
+            labeller.label(artist, with_tempo(genre, bpm), lyrics, total_length, offset)
+            for artist, genre, lyrics in songs
+        ]
 
     @torch.no_grad()
     def decode(self, zs: Sequence[Tensor], level: int) -> Tensor:

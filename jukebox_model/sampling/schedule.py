@@ -61,6 +61,14 @@ def level_hop(hop_fraction: float, n_ctx: int) -> int:
     return hop
 
 
+def bar_hop(hop: int, bar_tokens: float, n_ctx: int) -> int:
+    """The hop in whole bars nearest below `hop` (at least one bar), so that every window of a prior trained
+    on bar-aligned windows starts on a bar line; `hop` itself when a bar does not fit the window."""
+    if bar_tokens <= 0 or bar_tokens > n_ctx:
+        return hop
+    return max(1, min(n_ctx, round(max(1, int(hop // bar_tokens)) * bar_tokens)))
+
+
 def seconds_to_samples(seconds: float, *, top_hop: int = 128, sr: int = SAMPLE_RATE) -> int:
     """Sample lengths are whole top-level tokens: floor(seconds · sr / top_hop) · top_hop."""
     return int(seconds * sr) // top_hop * top_hop

@@ -37,6 +37,7 @@ def make_bundle(
     description: str = "",
     demo: tuple[str, str] | None = None,
     demo_preset: str | None = None,
+    tempo_words: bool = False,
 ) -> Path:
     """`demo`: an (artist, genre) the bundle knows, and `demo_preset` a shipped preset made for it,
     recorded as bundle.json's "demo" entry for `make demo`."""
@@ -59,7 +60,13 @@ def make_bundle(
         for f in copied:
             shutil.copyfile(ids / f, out / ids_name / f)
     manifest = write_manifest(
-        out, name=name, vqvae="vqvae.pth.tar", priors=names, ids=ids_name, description=description
+        out,
+        name=name,
+        vqvae="vqvae.pth.tar",
+        priors=names,
+        ids=ids_name,
+        description=description,
+        tempo_words=tempo_words,
     )
     if demo is not None:
         data = json.loads(manifest.read_text())
@@ -85,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--demo-artist", default=None, help="artist for `make demo` (with --demo-genre)")
     p.add_argument("--demo-genre", default=None)
     p.add_argument("--demo-preset", default=None, help="shipped preset `make demo` loads (presets/<name>.toml)")
+    p.add_argument(
+        "--tempo-words",
+        action="store_true",
+        help="the top prior was trained with --tempo-words --align-bars: takes are given their tempo",
+    )
     args = p.parse_args(argv)
     demo = (args.demo_artist, args.demo_genre) if args.demo_artist and args.demo_genre else None
     make_bundle(
@@ -96,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         description=args.description,
         demo=demo,
         demo_preset=args.demo_preset,
+        tempo_words=args.tempo_words,
     )
     print(f"wrote {args.out}")
     return 0
