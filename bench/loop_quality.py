@@ -29,8 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge.finishing import FinishOptions, finish  # noqa: E402
-from bridge.params import LOOP_CROSSFADE_MS  # noqa: E402
+from bridge.session.params import LOOP_CROSSFADE_MS  # noqa: E402
+from bridge.takes.finishing import FinishOptions, finish  # noqa: E402
 from jukebox_model.api import SamplingParams  # noqa: E402
 from jukebox_model.audio import read_audio, write_wav  # noqa: E402
 from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, load_bundle_dir  # noqa: E402

@@ -18,21 +18,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .clipcheck import check_clip
-from .controller import Controller
-from .controls import Origin
-from .events import Event, EventBus, ModelState, Notice
-from .jobs import JobQueue
-from .journal import JobJournal
-from .notify import Notifier
-from .renderer import Renderer, RenderSettings
-from .settings import BridgeSettings
-from .transports.osc import OscEvents, OscServer, OscSurface
-from .worker import ModelWorker
+from bridge.commands import Origin
+from bridge.controller import Controller
+from bridge.events import Event, EventBus, ModelState, Notice
+from bridge.jobs.journal import JobJournal
+from bridge.jobs.queue import JobQueue
+from bridge.jobs.worker import ModelWorker
+from bridge.settings import BridgeSettings
+from bridge.takes.renderer import Renderer, RenderSettings
+from bridge.transports.notify import Notifier
+from bridge.transports.osc import OscEvents, OscServer, OscSurface
+from bridge.untrusted.clip_check import check_clip
 
 if TYPE_CHECKING:
-    from .transports.midi import MidiControl
-    from .transports.watch import InboxWatcher
+    from bridge.transports.midi import MidiControl
+    from bridge.transports.watch import InboxWatcher
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def engine_factory(settings: BridgeSettings) -> Callable[[], Any]:
     """What the worker calls to load the model (on its own thread: torch is imported there)."""
 
     def load() -> Any:
-        from .cpu_manners import default_threads, lower_this_thread, quiet_idle_threads, use_threads
+        from bridge.cpu_manners import default_threads, lower_this_thread, quiet_idle_threads, use_threads
 
         quiet_idle_threads()  # before torch loads its OpenMP runtime (a no-op if it already has)
         nice = lower_this_thread(settings.worker_nice)  # before torch starts its threads from this one
@@ -162,7 +162,7 @@ class Bridge:
         folder = self.settings.presets_dir
         if folder is None:
             return None
-        from .presets import PresetLibrary
+        from bridge.session.presets import PresetLibrary
 
         return PresetLibrary(
             Path(folder).expanduser(), on_event=self._preset_event, follow_links=self.settings.follow_links
@@ -178,7 +178,7 @@ class Bridge:
     def _start_inbox(self) -> None:
         if self.settings.inbox_dir is None:
             return
-        from .transports.watch import InboxWatcher
+        from bridge.transports.watch import InboxWatcher
 
         folder = Path(self.settings.inbox_dir).expanduser()
         try:
@@ -202,7 +202,7 @@ class Bridge:
         s = self.settings
         if s.tempo_follow == "off":
             return
-        from .transports.daw_tempo import (
+        from bridge.transports.daw_tempo import (
             LIVE_LISTEN_PORT,
             LIVE_REPLY_PORT,
             REAPER_DEVICE_PORT,
@@ -259,8 +259,8 @@ class Bridge:
 
     def _start_midi(self) -> None:
         """MIDI is optional: a missing system (no ALSA), port or a bad map disables it, loudly, and the bridge serves on."""
-        from .midi_map import MidiMapError, load_midi_map
-        from .transports.midi import MidiControl, MidiUnavailable
+        from bridge.session.midi_map import MidiMapError, load_midi_map
+        from bridge.transports.midi import MidiControl, MidiUnavailable
 
         path = self.midi_map_path()
         try:

@@ -16,8 +16,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .cpu_manners import quiet_idle_threads
-from .settings import PRECISIONS, BridgeSettings, SettingsError, load_settings, parse_target
+from bridge.cpu_manners import quiet_idle_threads
+from bridge.settings import PRECISIONS, BridgeSettings, SettingsError, load_settings, parse_target
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = logging.FileHandler(Path(settings.log_file).expanduser(), encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
-    from .app import Bridge
+    from bridge.app import Bridge
 
     try:
         bridge = Bridge(settings)

@@ -1,4 +1,4 @@
-"""The controller: what every transport calls (see bridge.controls), in front of the session state,
+"""The controller: what every transport calls (see bridge.commands), in front of the session state,
 the job board and the replays.
 
 Calls are quick and thread-safe: they check the request, change the session or queue a job, and
@@ -15,19 +15,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bridge.commands import ACTIONS, Origin
+from bridge.errors import CommandError
+from bridge.events import EventBus, JobsCancelled, JobWarning, Notice
+from bridge.jobs.admission import JobLimits
+from bridge.jobs.board import JobBoard
+from bridge.jobs.journal import JobJournal
+from bridge.jobs.queue import JobQueue
+from bridge.jobs.retry_and_regenerate import Replays, fresh_seed
+from bridge.jobs.spec import JobSpec, Lineage, new_job_id
+from bridge.session.params import LOOP_CROSSFADE_MS, Session
+from bridge.session.state import PresetStore, SessionState
+from bridge.settings import BridgeSettings
 from jukebox_model.api import Mode, SamplingParams, TakeRequest
-
-from .controls import ACTIONS, Origin
-from .errors import CommandError
-from .events import EventBus, JobsCancelled, JobWarning, Notice
-from .job_board import JobBoard
-from .jobs import JobQueue, JobSpec, Lineage, new_job_id
-from .journal import JobJournal
-from .limits import JobLimits
-from .params import LOOP_CROSSFADE_MS, Session
-from .replays import Replays, fresh_seed
-from .session_state import PresetStore, SessionState
-from .settings import BridgeSettings
 
 
 def take_request(
@@ -112,7 +112,7 @@ class Controller:
     def model_state(self) -> str:
         return self.board.model_state.value
 
-    # --- the Controls surface (bridge.controls) -----------------------------------------------------
+    # --- the Controls surface (bridge.commands) -----------------------------------------------------
 
     def set_param(self, name: str, args: Sequence[Any], *, origin: Origin) -> Any:
         return self.state.set_param(name, args, origin=origin)

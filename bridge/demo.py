@@ -19,8 +19,8 @@ from typing import Any
 
 from pythonosc import osc_packet
 
-from .notify import build_message
-from .settings import DEFAULT_PORT, BridgeSettings
+from bridge.settings import DEFAULT_PORT, BridgeSettings
+from bridge.transports.notify import build_message
 
 
 class DemoClient:
@@ -146,9 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from bridge.app import Bridge
     from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, BundleError, read_manifest
-
-    from .app import Bridge
 
     bundle = args.bundle or DEFAULT_BUNDLE_DIR
     try:

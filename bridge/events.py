@@ -2,7 +2,7 @@
 them; transports turn them into their own messages (only `bridge.transports.osc` knows `/jb/...`).
 
 Job events are applied to the job's record by the job board before anyone hears them (see
-`bridge.job_record.JobRecord.apply`), so a client that asks for a job's status after an event sees
+`bridge.jobs.record.JobRecord.apply`), so a client that asks for a job's status after an event sees
 at least that event's change. Listeners run on the publishing thread and must be quick.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
 
-from .controls import Origin
+from bridge.commands import Origin
 
 log = logging.getLogger(__name__)
 

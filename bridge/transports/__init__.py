@@ -1,1 +1,1 @@
-"""Transports: OSC, MIDI and watch folders turn outside events into calls on bridge.controls.Controls."""
+"""Transports: OSC, MIDI and watch folders turn outside events into calls on bridge.commands.Controls."""

@@ -29,10 +29,10 @@ from typing import Any, Protocol, Self
 import mido
 from mido.ports import BaseInput
 
-from ..controls import Controls, Origin
-from ..errors import CommandError
-from ..midi_map import NOTE_ACTIONS, CCBinding, MidiMap, check_cc_binding, save_midi_map
-from ..params import PARAMS
+from bridge.commands import Controls, Origin
+from bridge.errors import CommandError
+from bridge.session.midi_map import NOTE_ACTIONS, CCBinding, MidiMap, check_cc_binding, save_midi_map
+from bridge.session.params import PARAMS
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class MidiControl:
     cannot be done; `close()` releases them.
 
     Args:
-        controls: the bridge surface (bridge.controls.Controls).
+        controls: the bridge surface (bridge.commands.Controls).
         mapping: the MIDI map (None: empty); MIDI learn replaces it with changed copies (see `mapping`).
         map_path: where learned bindings are saved; None keeps them in memory only.
         ports: already open input ports to listen to instead of opening one by name.

@@ -57,14 +57,11 @@ from typing import Any
 
 from pythonosc import osc_packet
 
-from jukebox_model.api import Mode
-
-from .. import __version__
-from ..coerce import to_int, to_text
-from ..controller import Controller
-from ..controls import Origin
-from ..errors import CommandError
-from ..events import (
+from bridge import __version__
+from bridge.commands import Origin
+from bridge.controller import Controller
+from bridge.errors import CommandError
+from bridge.events import (
     Event,
     JobEnded,
     JobEvent,
@@ -84,8 +81,10 @@ from ..events import (
     Stage,
     TakeDelivered,
 )
-from ..notify import Notifier, normalised_ip
-from ..params import PARAMS
+from bridge.session.params import PARAMS
+from bridge.transports.notify import Notifier, normalised_ip
+from bridge.untrusted.coerce import to_int, to_text
+from jukebox_model.api import Mode
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ only when all three hold:
 1. quiet: no event and no change of size/mtime for `quiet_s`;
 2. stable: the same (inode, size, mtime) on `stable_checks` consecutive checks (this also covers
    network drives, where a polling observer sees changes late and inotify sees none);
-3. decodable: bridge.clipcheck accepts it (header sizes agree with the length, the end decodes).
+3. decodable: bridge.untrusted.clip_check accepts it (header sizes agree with the length, the end decodes).
 
 Then `controls.set_prime` is called, optionally starting a primed job. A clip that has gone quiet
 but is still not usable (an interrupted copy) is reported once and left alone until it changes.
@@ -36,10 +36,10 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from ..clipcheck import check_clip
-from ..controls import Controls, Origin
-from ..errors import CommandError
-from .folder_watch import FolderWatch
+from bridge.commands import Controls, Origin
+from bridge.errors import CommandError
+from bridge.transports.folder_watch import FolderWatch
+from bridge.untrusted.clip_check import check_clip
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pythonosc import osc_packet
 
-from bridge.notify import build_message
+from bridge.transports.notify import build_message
 from tests.reference import discover, reference_dir
 
 TOP_BASE = "prior_1b_lyrics"

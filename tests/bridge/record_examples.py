@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bridge.controls import Origin
-from bridge.jobs import JobSpec, Lineage
-from bridge.params import Session
-from bridge.take_record import AudioWritten, PrimeUsed, SourceUsed, TakeLineage, TakeRecord
+from bridge.commands import Origin
+from bridge.jobs.spec import JobSpec, Lineage
+from bridge.session.params import Session
+from bridge.takes.record import AudioWritten, PrimeUsed, SourceUsed, TakeLineage, TakeRecord
 from jukebox_model.api import Mode, SamplingParams, TakeRequest
 
 SR = 44100

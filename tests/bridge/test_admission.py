@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import CommandError
-from bridge.job_record import JobRecord
+from bridge.jobs.record import JobRecord
 from jukebox_model.api import Mode
 from tests.bridge.record_examples import example_spec, example_take_record
 from tests.bridge.test_untrusted_records import OSC, _controller, _restore

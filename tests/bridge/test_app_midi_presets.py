@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mido
 
-from bridge.midi_map import load_midi_map
+from bridge.session.midi_map import load_midi_map
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def test_the_shipped_midi_map_and_presets_load(tmp_path):
     folder = tmp_path / "p"
     shutil.copytree(REPO / "presets", folder)
     mapping = load_midi_map(folder / "midi.toml")
-    from bridge.presets import PresetLibrary
+    from bridge.session.presets import PresetLibrary
 
     library = PresetLibrary(folder)
     assert library.reload() == {}  # no file refused

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.clipcheck import MAX_CLIP_SAMPLES
+from bridge.untrusted.clip_check import MAX_CLIP_SAMPLES
 from tests.bridge.harness import OscClient
 
 SR = 44100

@@ -1,4 +1,4 @@
-"""bridge.clipcheck: complete clips pass with their info; growing, cut and non-audio files are refused by name."""
+"""bridge.untrusted.clip_check: complete clips pass with their info; growing, cut and non-audio files are refused by name."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.clipcheck import ClipInfo, check_clip
 from bridge.errors import CommandError
+from bridge.untrusted.clip_check import ClipInfo, check_clip
 
 SR = 44100
 
@@ -129,6 +129,6 @@ def test_missing_file_and_folder_are_refused(tmp_path: Path) -> None:
 def test_clipcheck_presets_and_inbox_do_not_import_torch() -> None:
     import subprocess
 
-    code = "import sys, bridge.clipcheck, bridge.presets, bridge.transports.watch; print('torch' in sys.modules)"
+    code = "import sys, bridge.untrusted.clip_check, bridge.session.presets, bridge.transports.watch; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

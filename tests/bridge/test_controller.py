@@ -8,14 +8,14 @@ import dataclasses
 
 import pytest
 
+from bridge.commands import Origin
 from bridge.controller import Controller
-from bridge.controls import Origin
 from bridge.errors import CommandError
 from bridge.events import EventBus, JobEnded, JobState, JobWarning, ModelState
-from bridge.jobs import JobQueue
-from bridge.journal import JobJournal
-from bridge.notify import Notifier
+from bridge.jobs.journal import JobJournal
+from bridge.jobs.queue import JobQueue
 from bridge.settings import BridgeSettings
+from bridge.transports.notify import Notifier
 from bridge.transports.osc import OscEvents
 from tests.bridge.fake_engine import INFO, FakeEngine
 
@@ -162,7 +162,7 @@ def test_a_client_can_subscribe_only_its_own_host_or_an_allowed_one(tmp_path):
 
 def test_a_preset_loaded_while_the_daw_tempo_is_followed_keeps_the_daws_tempo(tmp_path):
     from bridge.events import ParamChanged
-    from bridge.presets import PresetLibrary
+    from bridge.session.presets import PresetLibrary
 
     folder = tmp_path / "presets"
     folder.mkdir()

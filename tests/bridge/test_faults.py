@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from bridge import renderer
+from bridge.takes import renderer
 from tests.bridge.harness import OscClient
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torchaudio
 
-from bridge.finishing import FinishOptions, FinishReport, bar_boundary, bar_length, finish
-from bridge.limiter import limit
+from bridge.takes.finishing import FinishOptions, FinishReport, bar_boundary, bar_length, finish
+from bridge.takes.limiter import limit
 
 SR = 44100
 NO_FADES = {"fade_in_ms": 0.0, "fade_out_ms": 0.0}

@@ -17,9 +17,9 @@ import pytest
 
 from bridge.app import Bridge
 from bridge.controller import Controller
-from bridge.jobs import JobQueue
-from bridge.notify import Notifier
+from bridge.jobs.queue import JobQueue
 from bridge.settings import BridgeSettings
+from bridge.transports.notify import Notifier
 from bridge.transports.osc import RCVBUF_BYTES, OscServer, OscSurface, allowed
 from tests.bridge.harness import OscClient
 

@@ -24,7 +24,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.params import PARAMS, parse_param
+from bridge.session.params import PARAMS, parse_param
 from tests.bridge import osc_fuzz
 from tests.bridge.harness import Message, OscClient
 

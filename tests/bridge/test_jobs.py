@@ -6,11 +6,12 @@ import threading
 
 import pytest
 
-from bridge.controls import Origin
+from bridge.commands import Origin
 from bridge.errors import CommandError
-from bridge.job_record import JobRecord
-from bridge.jobs import PREVIEW, UPSAMPLE, JobQueue, JobSpec
-from bridge.params import Session
+from bridge.jobs.queue import JobQueue
+from bridge.jobs.record import JobRecord
+from bridge.jobs.spec import PREVIEW, UPSAMPLE, JobSpec
+from bridge.session.params import Session
 from jukebox_model.api import Mode, SamplingParams, TakeRequest
 
 
@@ -61,7 +62,7 @@ def test_close_wakes_a_waiting_worker_and_refuses_more_work():
 
 
 def test_job_ids_never_look_like_take_numbers():
-    from bridge.jobs import new_job_id
+    from bridge.jobs.spec import new_job_id
 
     made = [new_job_id() for _ in range(2000)]
     ids = set(made)

@@ -15,7 +15,7 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
-from bridge.jobs import new_job_id
+from bridge.jobs.spec import new_job_id
 from tests.bridge.fake_engine import FakeEngine
 from tests.bridge.harness import OscClient
 

@@ -17,9 +17,9 @@ import mido.sockets
 import pytest
 from mido.ports import BaseInput
 
-from bridge.controls import Origin
+from bridge.commands import Origin
 from bridge.errors import CommandError
-from bridge.midi_map import CCBinding, MidiInput, MidiMap, load_midi_map, save_midi_map
+from bridge.session.midi_map import CCBinding, MidiInput, MidiMap, load_midi_map, save_midi_map
 from bridge.transports.midi import MidiControl, MidiUnavailable, match_input, port_base_name
 from tests.bridge.harness import wait_until
 

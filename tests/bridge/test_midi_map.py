@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.controls import ACTIONS
+from bridge.commands import ACTIONS
 from bridge.errors import CommandError
-from bridge.midi_map import (
+from bridge.session.midi_map import (
     NOTE_ACTIONS,
     CCBinding,
     MidiInput,

@@ -7,7 +7,7 @@ import time
 
 from pythonosc.osc_message import OscMessage
 
-from bridge.notify import MAX_STRING_BYTES, Notifier, build_message
+from bridge.transports.notify import MAX_STRING_BYTES, Notifier, build_message
 from tests.bridge.harness import OscClient
 
 

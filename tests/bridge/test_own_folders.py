@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.journal import JobJournal
-from bridge.presets import ERROR, PresetLibrary
-from bridge.prime_store import PrimeStore
+from bridge.jobs.journal import JobJournal
+from bridge.session.presets import ERROR, PresetLibrary
+from bridge.takes.prime_store import PrimeStore
 from tests.bridge.test_presets import Events
 
 SR = 22050
@@ -158,7 +158,7 @@ def test_the_bridge_keeps_its_primes_within_the_budget_from_the_start(make_bridg
 
 
 def test_an_inbox_replaced_by_a_symlink_does_not_move_where_primes_come_from(tmp_path: Path) -> None:
-    from bridge.controls import Origin
+    from bridge.commands import Origin
     from bridge.errors import CommandError
     from tests.bridge.harness import wait_until
     from tests.bridge.test_untrusted_files import _inbox

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.errors import CommandError
-from bridge.params import PARAMS, Session, parse_param, session_from_values
+from bridge.session.params import PARAMS, Session, parse_param, session_from_values
 
 
 @pytest.mark.parametrize("raw", [3, 3.0, "3", " 3 ", True])

@@ -1,4 +1,4 @@
-"""bridge.presets: shipped presets load, bad files are refused by file and key, hot reload keeps the last good one."""
+"""bridge.session.presets: shipped presets load, bad files are refused by file and key, hot reload keeps the last good one."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from watchdog.observers.polling import PollingEmitter
 
 from bridge.errors import CommandError
-from bridge.params import Session
-from bridge.presets import ERROR, LOADED, REMOVED, PresetLibrary, check_preset_name, parse_preset
+from bridge.session.params import Session
+from bridge.session.presets import ERROR, LOADED, REMOVED, PresetLibrary, check_preset_name, parse_preset
 from tests.bridge.harness import wait_until
 from tests.reference import REPO_ROOT, reference_dir
 

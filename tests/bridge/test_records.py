@@ -8,8 +8,8 @@ import json
 import pytest
 
 from bridge.events import JobEnded, JobPlanned, JobQueued, JobStarted, JobState, LevelDone, Stage, TakeDelivered
-from bridge.job_record import JobRecord
-from bridge.take_record import VERSION, TakeRecord
+from bridge.jobs.record import JobRecord
+from bridge.takes.record import VERSION, TakeRecord
 from jukebox_model.api import Mode, SamplingParams, TakeRequest
 from tests.bridge.record_examples import example_request, example_spec, example_take_record
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.renderer import Renderer, RenderSettings, safe_token, write_new_pair
+from bridge.takes.renderer import Renderer, RenderSettings, safe_token, write_new_pair
 from tests.bridge.record_examples import example_take_record
 
 
@@ -124,7 +124,7 @@ def test_a_disk_that_fills_up_while_a_take_is_written_raises_the_systems_error_n
     bytes are written by plain writes, so the producer reads 'No space left on device'."""
     import errno
 
-    from bridge import renderer
+    from bridge.takes import renderer
 
     real_fdopen = os.fdopen
 

@@ -8,8 +8,8 @@ import tomllib
 
 import pytest
 
-from bridge.midi_map import load_midi_map
-from bridge.params import session_from_values
+from bridge.session.midi_map import load_midi_map
+from bridge.session.params import session_from_values
 from bridge.settings import DEFAULT_PRESETS_DIR, BridgeSettings
 from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, read_manifest
 from jukebox_model.labels.tables import load_id_tables, normalise_v2

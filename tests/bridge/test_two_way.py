@@ -14,7 +14,7 @@ import soundfile as sf
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridge.params import PARAMS
+from bridge.session.params import PARAMS
 from tests.bridge.fake_engine import INFO, FakeEngine
 from tests.bridge.harness import wait_until
 

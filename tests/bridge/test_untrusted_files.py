@@ -22,15 +22,15 @@ import mido
 import pytest
 
 import jukebox_model.atomic
-from bridge.clipcheck import check_clip
-from bridge.controls import Origin
+from bridge.commands import Origin
 from bridge.errors import CommandError
-from bridge.midi_map import MidiMap, MidiMapError, load_midi_map
-from bridge.params import Session
-from bridge.presets import ERROR, LOADED, REMOVED, WATCHING, PresetLibrary, parse_preset
+from bridge.session.midi_map import MidiMap, MidiMapError, load_midi_map
+from bridge.session.params import Session
+from bridge.session.presets import ERROR, LOADED, REMOVED, WATCHING, PresetLibrary, parse_preset
 from bridge.transports.midi import MidiControl
 from bridge.transports.watch import InboxWatcher
-from bridge.untrusted import UntrustedFileError, open_regular, read_toml_table
+from bridge.untrusted.clip_check import check_clip
+from bridge.untrusted.files import UntrustedFileError, open_regular, read_toml_table
 from tests.bridge.harness import wait_until
 from tests.bridge.test_presets import Events
 from tests.bridge.test_watch import RecordingControls, wav_bytes

@@ -15,13 +15,13 @@ import pytest
 import torch
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 
+from bridge.commands import Origin
 from bridge.controller import Controller
-from bridge.controls import Origin
 from bridge.errors import CommandError
 from bridge.events import EventBus, ModelState
-from bridge.job_record import JobRecord
-from bridge.jobs import JobQueue
-from bridge.journal import JobJournal
+from bridge.jobs.journal import JobJournal
+from bridge.jobs.queue import JobQueue
+from bridge.jobs.record import JobRecord
 from bridge.settings import BridgeSettings
 from jukebox_model.api import Mode
 from jukebox_model.sampling.sampler import load_codes
@@ -213,7 +213,7 @@ def test_a_prime_that_is_a_fifo_is_refused_without_blocking_the_osc_thread(make_
 
 
 def test_a_bridge_bound_to_every_address_counts_each_of_this_machines_addresses_as_its_own():
-    from bridge.notify import Notifier
+    from bridge.transports.notify import Notifier
 
     n = Notifier()
     n.guard(9950, "0.0.0.0")

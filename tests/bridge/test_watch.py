@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 from watchdog.observers.polling import PollingEmitter
 
-from bridge.controls import Origin
+from bridge.commands import Origin
 from bridge.errors import CommandError
 from bridge.transports.watch import InboxWatcher, is_inbox_clip
 from tests.bridge.harness import wait_until

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.commands import Origin
 from bridge.controller import Controller
-from bridge.controls import Origin
 from bridge.events import (
     EventBus,
     JobEnded,
@@ -24,12 +24,12 @@ from bridge.events import (
     Stage,
     TakeDelivered,
 )
-from bridge.jobs import JobQueue
-from bridge.journal import JobJournal
-from bridge.renderer import Renderer, RenderSettings
+from bridge.jobs.journal import JobJournal
+from bridge.jobs.queue import JobQueue
+from bridge.jobs.worker import ModelWorker
 from bridge.settings import BridgeSettings
-from bridge.take_record import TakeRecord
-from bridge.worker import ModelWorker
+from bridge.takes.record import TakeRecord
+from bridge.takes.renderer import Renderer, RenderSettings
 from tests.bridge.fake_engine import FakeEngine
 from tests.bridge.harness import wait_until
 

@@ -21,10 +21,9 @@ def _song(bpm: float | None, seconds: float = 60.0) -> EncodedSong:
     return EncodedSong(Path(f"{bpm}.wav"), SongMeta(genre="techno", bpm=bpm), n, (torch.arange(-(-n // HOP)),))
 
 
-@pytest.mark.parametrize("bpm", [70.0, 93.7, 124.0, 134.0])
-def test_aligned_windows_start_on_a_bar_line_of_the_songs_own_tempo(bpm):
-    windows = PriorWindows(
-        [_song(bpm)],
+def _windows(song: EncodedSong, *, align: bool) -> PriorWindows:
+    return PriorWindows(
+        [song],
         level=0,
         n_ctx=128,
         labeller=None,
@@ -32,8 +31,13 @@ def test_aligned_windows_start_on_a_bar_line_of_the_songs_own_tempo(bpm):
         sr=SR,
         min_duration=None,
         max_duration=None,
-        align_bars=True,
+        align_bars=align,
     )
+
+
+@pytest.mark.parametrize("bpm", [70.0, 93.7, 124.0, 134.0])
+def test_aligned_windows_start_on_a_bar_line_of_the_songs_own_tempo(bpm):
+    windows = _windows(_song(bpm), align=True)
     bar_tokens = 4 * 60.0 / bpm * SR / HOP
     starts = set()
     for epoch in range(3):
@@ -48,17 +52,7 @@ def test_aligned_windows_start_on_a_bar_line_of_the_songs_own_tempo(bpm):
 
 def test_without_a_tempo_or_alignment_windows_start_anywhere():
     for song, align in ((_song(None), True), (_song(124.0), False)):
-        windows = PriorWindows(
-            [song],
-            level=0,
-            n_ctx=128,
-            labeller=None,
-            cond_downsample=None,
-            sr=SR,
-            min_duration=None,
-            max_duration=None,
-            align_bars=align,
-        )
+        windows = _windows(song, align=align)
         bar_tokens = 4 * 60.0 / 124.0 * SR / HOP
         offs = [
             abs(s / bar_tokens - round(s / bar_tokens)) for s in (int(windows[i][0][0]) for i in range(len(windows)))

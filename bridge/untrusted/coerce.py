@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .errors import CommandError
+from bridge.errors import CommandError
 
 
 def to_float(value: Any, what: str) -> float:

@@ -14,11 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jukebox_model.api import Mode, TakeRequest
-
-from . import checked
-from .controls import Origin
-from .events import (
+from bridge.commands import Origin
+from bridge.events import (
     JobEnded,
     JobEvent,
     JobInterrupted,
@@ -31,8 +28,10 @@ from .events import (
     Stage,
     TakeDelivered,
 )
-from .jobs import MAX_TAKE_NUMBER, PREVIEW, RELATIONS, UPSAMPLE, JobSpec, Lineage
-from .params import session_from_values
+from bridge.jobs.spec import MAX_TAKE_NUMBER, PREVIEW, RELATIONS, UPSAMPLE, JobSpec, Lineage
+from bridge.session.params import session_from_values
+from bridge.untrusted import typed_reads as checked
+from jukebox_model.api import Mode, TakeRequest
 
 VERSION = 2
 ORIGIN_KINDS = ("osc", "midi", "watch", "daw", "app")

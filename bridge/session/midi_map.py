@@ -14,7 +14,7 @@ is found at start-up and not when the knob is first turned on stage:
     60 = "generate"
     [cc]                   # CC number -> parameter, with an optional knob range
     21 = { param = "temperature", min = 0.7, max = 1.1 }
-    22 = "length"          # the parameter's own knob range (bridge.params)
+    22 = "length"          # the parameter's own knob range (bridge.session.params)
 
 Saving goes through a hidden temp file, fsync and os.replace, so a crash mid-learn leaves the old
 file or the new one, never half of one. tomli_w keeps no comments: a learned file is rewritten plain.
@@ -33,12 +33,11 @@ from typing import Any
 
 import tomli_w
 
+from bridge.commands import ACTIONS
+from bridge.errors import CommandError
+from bridge.session.params import PARAMS
+from bridge.untrusted.files import UntrustedFileError, read_toml_table
 from jukebox_model.atomic import atomic_write
-
-from .controls import ACTIONS
-from .errors import CommandError
-from .params import PARAMS
-from .untrusted import UntrustedFileError, read_toml_table
 
 DEFAULT_MIDI_MAP = Path("presets/midi.toml")
 MAX_MAP_BYTES = 1_000_000  # 128 notes, programs and CCs fit in a few kB

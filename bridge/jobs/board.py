@@ -14,13 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jukebox_model.api import ModelInfo, SamplingParams, TakeRequest
-
-from .confine import confine_codes
-from .controls import Origin
-from .errors import CommandError
-from .eta import Throughput, level_positions
-from .events import (
+from bridge.commands import Origin
+from bridge.errors import CommandError
+from bridge.events import (
     EventBus,
     JobEnded,
     JobEvent,
@@ -30,10 +26,14 @@ from .events import (
     ModelStateChanged,
     Stage,
 )
-from .job_record import JobRecord
-from .jobs import UPSAMPLE, JobQueue, JobSpec
-from .journal import JobJournal
-from .limits import JobLimits, check_admission
+from bridge.jobs.admission import JobLimits, check_admission
+from bridge.jobs.eta import Throughput, level_positions
+from bridge.jobs.journal import JobJournal
+from bridge.jobs.queue import JobQueue
+from bridge.jobs.record import JobRecord
+from bridge.jobs.spec import UPSAMPLE, JobSpec
+from bridge.untrusted.confine import confine_codes
+from jukebox_model.api import ModelInfo, SamplingParams, TakeRequest
 
 log = logging.getLogger(__name__)
 

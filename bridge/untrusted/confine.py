@@ -8,8 +8,8 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import CommandError
-from .untrusted import describe_kind
+from bridge.errors import CommandError
+from bridge.untrusted.files import describe_kind
 
 
 def _inside(path: Path, roots: Sequence[Path]) -> bool:

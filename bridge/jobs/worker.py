@@ -21,12 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jukebox_model.api import Mode, ModelInfo, Progress, TakeEngine, TakeRequest, is_out_of_memory
-
-from . import __version__, checked
-from .errors import CommandError
-from .eta import level_positions
-from .events import (
+from bridge import __version__
+from bridge.errors import CommandError
+from bridge.events import (
     Event,
     JobInterrupted,
     JobPlanned,
@@ -41,15 +38,19 @@ from .events import (
     Stage,
     TakeDelivered,
 )
-from .finishing import FinishOptions, FinishReport
-from .job_board import JobBoard
-from .job_record import JobRecord
-from .jobs import UPSAMPLE, JobQueue, JobSpec
-from .limits import check_admission
-from .params import LOOP_CROSSFADE_MS
-from .prime_store import PrimeStore
-from .renderer import Finishing, Head, Renderer, TakeName
-from .take_record import PrimeUsed, SourceUsed, TakeLineage, TakeRecord
+from bridge.jobs.admission import check_admission
+from bridge.jobs.board import JobBoard
+from bridge.jobs.eta import level_positions
+from bridge.jobs.queue import JobQueue
+from bridge.jobs.record import JobRecord
+from bridge.jobs.spec import UPSAMPLE, JobSpec
+from bridge.session.params import LOOP_CROSSFADE_MS
+from bridge.takes.finishing import FinishOptions, FinishReport
+from bridge.takes.prime_store import PrimeStore
+from bridge.takes.record import PrimeUsed, SourceUsed, TakeLineage, TakeRecord
+from bridge.takes.renderer import Finishing, Head, Renderer, TakeName
+from bridge.untrusted import typed_reads as checked
+from jukebox_model.api import Mode, ModelInfo, Progress, TakeEngine, TakeRequest, is_out_of_memory
 
 log = logging.getLogger(__name__)
 

@@ -11,18 +11,17 @@ import secrets
 import time
 from pathlib import Path
 
+from bridge.commands import Origin
+from bridge.errors import CommandError
+from bridge.events import EventBus
+from bridge.jobs.board import JobBoard
+from bridge.jobs.spec import JobSpec, Lineage, new_job_id
+from bridge.session.state import SessionState
+from bridge.settings import BridgeSettings
+from bridge.takes.record import TakeRecord
+from bridge.untrusted.confine import confine_codes
+from bridge.untrusted.files import UntrustedFileError, read_json_object
 from jukebox_model.api import Mode
-
-from .confine import confine_codes
-from .controls import Origin
-from .errors import CommandError
-from .events import EventBus
-from .job_board import JobBoard
-from .jobs import JobSpec, Lineage, new_job_id
-from .session_state import SessionState
-from .settings import BridgeSettings
-from .take_record import TakeRecord
-from .untrusted import UntrustedFileError, read_json_object
 
 
 def fresh_seed() -> int:

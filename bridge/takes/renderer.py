@@ -3,7 +3,7 @@
 A DAW references delivered files in place (Live's clips, REAPER's items), so a take is written
 under a hidden temp name no watcher matches, fsynced, then hard-linked to a new unique name (a
 link fails if the name exists, so two deliveries can never claim one name) and the folder is
-fsynced. The JSON sidecar beside it (`bridge.take_record.TakeRecord`) holds everything needed to make the take again.
+fsynced. The JSON sidecar beside it (`bridge.takes.record.TakeRecord`) holds everything needed to make the take again.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from bridge.takes.finishing import FinishOptions, FinishReport, bar_length, finish
+from bridge.takes.record import AudioWritten, TakeRecord
 from jukebox_model.atomic import fsync_folder
-
-from .finishing import FinishOptions, FinishReport, bar_length, finish
-from .take_record import AudioWritten, TakeRecord
 
 SUBTYPES = {"pcm24": "PCM_24", "pcm16": "PCM_16", "float": "FLOAT"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

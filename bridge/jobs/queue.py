@@ -1,109 +1,22 @@
-"""Jobs and the queue the model worker takes them from.
-
-A job is a frozen request (`JobSpec`: the take request, the session it was queued with, where it
-came from) plus its record (`bridge.job_record.JobRecord`), which only the job board changes. It runs in stages: the top level first (a
-preview, delivered as soon as it is done), then the levels below as a second stage queued behind
-every waiting preview — preview-first scheduling, so a new idea is heard before an old one is
-upsampled. Cancel is cooperative: the job's event is checked between tokens.
-"""
+"""The queue the model worker takes job stages from: stage priority first (every waiting preview before
+any upsampling stage), then arrival; bounded, so a flood of requests gets a clear 'queue full'."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
-from jukebox_model.api import Mode, TakeRequest
+from bridge.errors import CommandError
+from bridge.jobs.spec import PREVIEW
 
-from .controls import Origin
-from .errors import CommandError
-from .params import Session
-
-if TYPE_CHECKING:
-    from .job_record import JobRecord as Job
-
-PREVIEW, UPSAMPLE = 0, 1  # stage priorities: lower runs first
+Job = TypeVar("Job")  # what is queued: the board's job records (the queue never looks inside them)
 
 
-RELATIONS = ("continue", "upsample", "regenerate", "retry")
-MAX_TAKE_NUMBER = 10_000  # the highest take number a record may name: file names keep it whole
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """Where a job's takes come from: the parent job and, per take, the parent's take number."""
-
-    relation: str  # one of RELATIONS
-    job: str
-    takes: tuple[int, ...] | None = None  # 1-based, one per row of this job (None: not take by take)
-
-    def take_for(self, row: int) -> int | None:
-        return self.takes[row] if self.takes is not None and row < len(self.takes) else None
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A job as it was asked for: the take request (checked when it arrived), the session it was
-    queued with (lengths in bars, how many levels, whether the prime is kept), and where it came from."""
-
-    id: str
-    request: TakeRequest
-    session: Session
-    origin: Origin
-    preset: str | None = None
-    source_job: str | None = None  # continue / upsample: the job whose codes are used
-    created: float = field(default_factory=time.time)
-    expect_prime_sha256: str | None = None  # regenerate: the prime's hash when the take was made
-    lineage: Lineage | None = None
-    take_numbers: tuple[int, ...] | None = None  # 1-based number of each row (regenerate keeps the original's)
-
-    def take_number(self, row: int) -> int:
-        return self.take_numbers[row] if self.take_numbers is not None and row < len(self.take_numbers) else row + 1
-
-    @property
-    def mode(self) -> Mode:
-        return self.request.mode
-
-    @property
-    def seed(self) -> int:
-        assert self.request.seed is not None  # the controller resolves it before a job exists
-        return self.request.seed
-
-    @property
-    def n_takes(self) -> int:
-        return self.request.n_takes
-
-
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-_ids_lock = threading.Lock()
-_last_ms = 0
-
-
-def _base36(number: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        number, digit = divmod(number, 36)
-        digits.append(_ALPHABET[digit])
-    return "".join(reversed(digits))
-
-
-def new_job_id() -> str:
-    """'j', the creation time in milliseconds (8 base-36 digits, enough until the year 2059) and 2 random
-    digits: ids sort by time as text (so do the take files named after them), are short enough for file
-    names and are never mistaken for a take number. Ids made in one process are strictly increasing."""
-    global _last_ms
-    with _ids_lock:
-        now = max(time.time_ns() // 1_000_000, _last_ms + 1)
-        _last_ms = now
-    return "j" + _base36(now, 8) + _base36(secrets.randbelow(36 * 36), 2)
-
-
-class JobQueue:
+class JobQueue(Generic[Job]):
     """Thread-safe priority queue (stage priority, then arrival); bounded, so a flood of requests
     gets a clear 'queue full' instead of unbounded memory."""
 

@@ -1,6 +1,6 @@
 """Presets: one TOML file per preset in `presets/`, re-read when the producer edits one mid-session.
 
-A preset file holds top-level parameter values (the names of `bridge.params.PARAMS`) and an
+A preset file holds top-level parameter values (the names of `bridge.session.params.PARAMS`) and an
 optional `description`:
 
     description = "Four-bar funk loops"
@@ -15,7 +15,7 @@ applied. Editing happens while the bridge runs (a text editor beside the DAW), s
 watched: a changed file is re-read after a short debounce (editors write in pieces); a file that
 no longer parses keeps the previous good version of that preset and the error is reported, since
 a typo on stage must not take a working preset away; a deleted file removes its preset.
-`midi.toml` lives in the same folder but is the MIDI map (bridge.midi_map), not a preset.
+`midi.toml` lives in the same folder but is the MIDI map (bridge.session.midi_map), not a preset.
 """
 
 from __future__ import annotations
@@ -34,17 +34,16 @@ from typing import Any
 import tomli_w
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
+from bridge.errors import CommandError
+from bridge.session.params import PARAMS, Session, session_from_values
+from bridge.transports.folder_watch import FolderWatch
+from bridge.untrusted.files import UntrustedFileError, check_regular, read_toml_table
 from jukebox_model.atomic import atomic_write
-
-from .errors import CommandError
-from .params import PARAMS, Session, session_from_values
-from .transports.folder_watch import FolderWatch
-from .untrusted import UntrustedFileError, check_regular, read_toml_table
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".toml"
-MIDI_MAP_NAME = "midi.toml"  # the MIDI mapping file shares the folder (bridge.midi_map)
+MIDI_MAP_NAME = "midi.toml"  # the MIDI mapping file shares the folder (bridge.session.midi_map)
 DESCRIPTION_KEY = "description"
 MAX_NAME_CHARS = 64
 MAX_FILE_BYTES = 1_000_000  # a preset with a whole song's lyrics is a few kB
@@ -52,7 +51,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_.\- ]+")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 _WATCHED_EVENTS = ("created", "modified", "moved", "deleted", "closed")
 _HOSTILE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-_MAX_INT = 2**62  # what bridge.coerce takes; TOML promises 64 bits, tomllib reads any length
+_MAX_INT = 2**62  # what bridge.untrusted.coerce takes; TOML promises 64 bits, tomllib reads any length
 
 # on_event(kind, name, message): kind is one of these; name is "" for events about the folder itself
 LOADED, REMOVED, ERROR, WATCHING = "loaded", "removed", "error", "watching"

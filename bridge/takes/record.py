@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bridge.jobs.spec import MAX_TAKE_NUMBER, RELATIONS
+from bridge.session.params import Session, session_from_values
+from bridge.untrusted import typed_reads as checked
 from jukebox_model.api import Mode, TakeRequest
-
-from . import checked
-from .jobs import MAX_TAKE_NUMBER, RELATIONS
-from .params import Session, session_from_values
 
 VERSION = 2
 
@@ -55,7 +54,7 @@ class AudioWritten:
     format: str
     prime_frames: int = 0  # frames at the start that are the prime's own audio, unchanged
     bars: float | None = None  # the take's length in bars at the session's tempo, when in bars
-    finish: Mapping[str, Any] | None = None  # what finishing did (bridge.finishing.FinishReport)
+    finish: Mapping[str, Any] | None = None  # what finishing did (bridge.takes.finishing.FinishReport)
 
     @property
     def seconds(self) -> float:

@@ -20,7 +20,7 @@ The steps run in a fixed order, each one on the result of the one before:
    last sample, so the loop point cannot click, and no change outside them.
 5. **Loudness** normalisation measures integrated loudness with pyloudnorm (ITU-R BS.1770-4: K-weighting,
    400 ms blocks, absolute and relative gates) and applies the gain that reaches the target, with the
-   true-peak limiter of `bridge.limiter` holding the peaks at `peak_ceiling_dbfs` (-1 dBTP by default,
+   true-peak limiter of `bridge.takes.limiter` holding the peaks at `peak_ceiling_dbfs` (-1 dBTP by default,
    the headroom EBU R 128 asks for); the gain is raised by what the limiting took off the loudness. A
    take that would need more than `max_limiting_db` of limiting gets less gain, and the report says
    so. With `limit_peaks` off, the gain alone is lowered until the sample peak is at the ceiling.
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pyloudnorm
 
-from .limiter import limit, true_peak_dbfs
+from bridge.takes.limiter import limit, true_peak_dbfs
 
 LOUDNESS_BLOCK_S = 0.4  # BS.1770 gating block: pyloudnorm needs at least one
 MIN_LUFS, MAX_LUFS = -70.0, 0.0  # -70 LUFS is BS.1770's absolute gate: a quieter target would measure as silence

@@ -29,7 +29,7 @@ class Origin:
 
 class Controls(Protocol):
     def set_param(self, name: str, args: Sequence[Any], *, origin: Origin) -> Any:
-        """Set a session parameter (see bridge.params.PARAMS) from raw arguments; returns the new value."""
+        """Set a session parameter (see bridge.session.params.PARAMS) from raw arguments; returns the new value."""
 
     def load_preset(self, name: str, *, origin: Origin) -> None:
         """Make the named preset's values the session's."""

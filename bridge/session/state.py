@@ -1,7 +1,7 @@
 """The session: what the next take will use — the parameters, the preset they came from, the prime.
 
 Calls are quick and thread-safe; every transport reaches them through the controller. The
-session is immutable (`bridge.params.Session`): a change makes a new one, so a queued job keeps
+session is immutable (`bridge.session.params.Session`): a change makes a new one, so a queued job keeps
 exactly the settings it was queued with. Nothing here imports torch.
 """
 
@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .confine import confine_file
-from .controls import Origin
-from .errors import CommandError
-from .events import EventBus, ParamChanged, PresetLoaded, PrimeChanged
-from .params import PARAMS, Session, parse_param, session_from_values
-from .settings import BridgeSettings
+from bridge.commands import Origin
+from bridge.errors import CommandError
+from bridge.events import EventBus, ParamChanged, PresetLoaded, PrimeChanged
+from bridge.session.params import PARAMS, Session, parse_param, session_from_values
+from bridge.settings import BridgeSettings
+from bridge.untrusted.confine import confine_file
 
 log = logging.getLogger(__name__)
 

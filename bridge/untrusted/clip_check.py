@@ -25,8 +25,8 @@ from typing import BinaryIO
 
 import soundfile as sf
 
-from .errors import CommandError
-from .untrusted import UntrustedFileError, open_regular
+from bridge.errors import CommandError
+from bridge.untrusted.files import UntrustedFileError, open_regular
 
 # Decoders of compressed formats may report a length that is off by a few codec frames; a tail
 # shorter than announced by more than this is a truncated file, not rounding.

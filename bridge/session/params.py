@@ -13,10 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.errors import CommandError
+from bridge.untrusted.coerce import to_bool, to_float, to_int, to_text
 from jukebox_model.api import UNKNOWN, SamplingParams
-
-from .coerce import to_bool, to_float, to_int, to_text
-from .errors import CommandError
 
 MAX_NAME_CHARS = 200  # artist, genre
 MAX_LYRICS_CHARS = 20_000  # a whole song's text is a few thousand characters
@@ -48,7 +47,7 @@ class Session:
     levels: int = 3  # how many levels to render, top first (1 = the preview only)
     prime_s: float = 4.0  # seconds of the prime clip to keep
     keep_prime: bool = True  # the delivered take starts with the prime's own audio, joined sample-exactly
-    # finishing (bridge.finishing): all off by default, so a take is the model's output as it is
+    # finishing (bridge.takes.finishing): all off by default, so a take is the model's output as it is
     loudness_lufs: float = 0.0  # integrated loudness target; 0: leave the level alone
     dc_remove: bool = False
     fade_ms: float = 0.0  # raised-cosine fade at each end; 0: none (a loop's seam should not be faded)

@@ -15,10 +15,9 @@ import logging
 import threading
 from pathlib import Path
 
+from bridge.jobs.record import JobRecord
+from bridge.untrusted.files import UntrustedFileError, read_json_object
 from jukebox_model.atomic import atomic_write
-
-from .job_record import JobRecord
-from .untrusted import UntrustedFileError, read_json_object
 
 log = logging.getLogger(__name__)
 

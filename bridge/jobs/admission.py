@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.errors import CommandError
+from bridge.settings import BridgeSettings
 from jukebox_model.api import Mode, ModelInfo, TakeRequest
-
-from .errors import CommandError
-from .settings import BridgeSettings
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .untrusted import UntrustedFileError, open_regular
+from bridge.untrusted.files import UntrustedFileError, open_regular
 
 MAX_PRIME_BYTES = 1 << 31  # a 30-minute 48 kHz stereo float WAV is under 700 MiB (clipcheck bounds clips tighter)
 SAFE_SUFFIXES = {".wav", ".aif", ".aiff", ".flac", ".ogg", ".mp3", ".w64", ".caf"}
