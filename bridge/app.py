@@ -144,6 +144,7 @@ class Bridge:
             state_dir=self.state_dir,
             follow_links=settings.follow_links,
             primes_budget_bytes=int(settings.primes_budget_mb * 1e6),
+            preempt_upsamples=settings.preempt_upsamples,
         )
         self.midi: MidiControl | None = None
         self.tempo: Any = None  # bridge.transports.daw_tempo.DawTempo, when following the DAW's tempo

@@ -11,6 +11,7 @@
     [output]  sample_rate = 48000  format = "pcm24"  prefix = "jb"
     [limits]  max_queue = 32  max_takes = 16  max_seconds = 600  progress_interval_s = 0.25
               primes_budget_mb = 2048  (disk kept for copies of primes; the oldest no job needs go first)
+              preempt_upsamples = true  (a new preview interrupts a running upsample, which resumes after)
     [inbox]   quiet_s = 1.0  polling = false  auto_generate = false
     [midi]    port = "Launchkey"  virtual = false
     [tempo]   follow = "live"  (or "reaper", "off")  port = 11001  daw_host = "127.0.0.1"  daw_port = 11000
@@ -71,6 +72,7 @@ class BridgeSettings:
     max_takes: int = 16
     max_seconds: float = 600.0
     primes_budget_mb: float = 2048.0  # <project>/.jukebox/primes: copies of clips, kept for regenerate
+    preempt_upsamples: bool = True  # a new idea's preview interrupts a running upsample (which goes on after it)
     progress_interval_s: float = 0.25
     inbox_quiet_s: float = 1.0
     inbox_polling: bool = False
@@ -177,6 +179,7 @@ def _table(base: Path) -> dict[str, dict[str, tuple[str, Any]]]:
             "max_seconds": ("max_seconds", float),
             "progress_interval_s": ("progress_interval_s", float),
             "primes_budget_mb": ("primes_budget_mb", float),
+            "preempt_upsamples": ("preempt_upsamples", bool),
         },
         "inbox": {
             "quiet_s": ("inbox_quiet_s", float),

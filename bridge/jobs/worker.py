@@ -109,6 +109,7 @@ class ModelWorker:
         state_dir: Path,
         follow_links: bool = False,
         primes_budget_bytes: int = 2 << 30,
+        preempt_upsamples: bool = True,
     ):
         self.board, self.queue, self.renderer = board, queue, renderer
         self.engine_factory = engine_factory
@@ -125,7 +126,8 @@ class ModelWorker:
         self._stopping = False
         # set when a new idea's preview is queued while an upsample runs: that stage yields (codes kept)
         self._preempt = threading.Event()
-        board.bus.subscribe(self._on_event)
+        if preempt_upsamples:
+            board.bus.subscribe(self._on_event)
         self._thread = threading.Thread(target=self._run, name="jb-model-worker", daemon=True)
 
     # --- lifecycle --------------------------------------------------------------------------------

@@ -44,3 +44,15 @@ def test_a_preview_does_not_preempt_its_own_jobs_upsampling_or_a_cancel_of_it(ma
     assert c.wait_job(job).address == "/jb/job/cancelled"  # a cancel is a cancel, not a yield
     wait_until(lambda: bridge.worker._current is None)
     assert [m.args[0] for m in c.messages("/jb/job/queued")].count(job) == 2  # its preview, its upsample
+
+
+def test_with_preemption_off_an_upsample_in_progress_finishes_first(make_bridge):
+    engine = FakeEngine(token_delay_s=0.0005)
+    _, c = make_bridge(engine=lambda: engine, preempt_upsamples=False)
+    c.ask("/jb/set/length", 1.0)
+    old = c.ask("/jb/generate").args[0]
+    c.wait_for(lambda m: m.address == "/jb/job/progress" and m.args[0] == old and m.args[1] == 0)
+    new = c.ask("/jb/generate").args[0]
+    c.wait_job(new)
+    takes = [(m.args[0], m.args[2]) for m in c.messages("/jb/job/take")]
+    assert takes.index((old, 0)) < takes.index((new, 2))
