@@ -112,7 +112,8 @@ class TakeDelivered(JobEvent):
     level: int
     path: str
     seed: int
-    gain_db: float | None = None  # the loudness gain finishing gave it: its continues and upsamples get the same
+    gain_db: float | None = None  # the loudness gain finishing gave it: its continues get the same
+    lufs: float | None = None  # its loudness as delivered: its upsamples are brought to the same
     journaled: ClassVar[bool] = True
 
 

@@ -71,6 +71,7 @@ class JobRecord:
         remaining_levels: tuple[int, ...] = (),
         error: str | None = None,
         gains_db: Mapping[int, float] | None = None,
+        lufs: Mapping[int, float] | None = None,
     ):
         self.spec = spec
         self.resumed = resumed  # re-queued from the journal after a restart
@@ -80,6 +81,7 @@ class JobRecord:
         self._codes_path = codes_path
         self._files = list(files)
         self._gains: dict[int, float] = dict(gains_db or {})  # take number -> its latest level's loudness gain
+        self._lufs: dict[int, float] = dict(lufs or {})  # take number -> its latest level's delivered loudness
         self._delivered = set(delivered_levels)
         self._remaining = tuple(remaining_levels)
         self._level: int | None = None
@@ -124,6 +126,8 @@ class JobRecord:
                 self._files.append(event.path)
                 if event.gain_db is not None:
                     self._gains[event.take] = event.gain_db
+                if event.lufs is not None:
+                    self._lufs[event.take] = event.lufs
             elif isinstance(event, LevelDone):
                 self._delivered.add(event.level)
                 self._remaining = tuple(lv for lv in self._remaining if lv != event.level)
@@ -139,6 +143,11 @@ class JobRecord:
         """The loudness gain take `take` was delivered with (its finest level so far); None: not normalised."""
         with self._lock:
             return self._gains.get(take)
+
+    def lufs(self, take: int) -> float | None:
+        """The loudness take `take` was delivered at (its finest level so far); None: not normalised."""
+        with self._lock:
+            return self._lufs.get(take)
 
     def status(self) -> JobStatus:
         with self._lock:
@@ -187,6 +196,7 @@ class JobRecord:
                 "delivered_levels": sorted(self._delivered),
                 "remaining_levels": list(self._remaining),
                 "gains_db": {str(take): gain for take, gain in sorted(self._gains.items())},
+                "lufs": {str(take): value for take, value in sorted(self._lufs.items())},
             }
 
     @classmethod
@@ -229,21 +239,22 @@ class JobRecord:
             delivered_levels=checked.integers(record.get("delivered_levels", []), "delivered_levels", lo=0, hi=2),
             remaining_levels=checked.integers(record.get("remaining_levels", []), "remaining_levels", lo=0, hi=2),
             error=checked.optional_text(record.get("error"), "error", max_chars=20_000),
-            gains_db=_gains(record.get("gains_db", {})),
+            gains_db=_per_take(record.get("gains_db", {}), "gains_db", -100.0, 100.0),
+            lufs=_per_take(record.get("lufs", {}), "lufs", -100.0, 10.0),
         )
 
 
-def _gains(value: Any) -> dict[int, float]:
-    """Take numbers (as JSON keys) to gains in dB, each a finite number a loudness step could have given."""
-    gains = {}
-    for key, gain in checked.mapping(value, "gains_db").items():
+def _per_take(value: Any, name: str, lo: float, hi: float) -> dict[int, float]:
+    """Take numbers (as JSON keys) to dB values, each a finite number a loudness step could have given."""
+    out = {}
+    for key, number in checked.mapping(value, name).items():
         if not isinstance(key, str) or not key.isdigit() or len(key) > 6:
-            raise ValueError(f"gains_db: {key!r} is not a take number")
-        found = checked.number(gain, f"gains_db[{key}]")
-        if not -100.0 <= found <= 100.0:
-            raise ValueError(f"gains_db[{key}]: {found} dB is no loudness gain")
-        gains[int(key)] = found
-    return gains
+            raise ValueError(f"{name}: {key!r} is not a take number")
+        found = checked.number(number, f"{name}[{key}]")
+        if not lo <= found <= hi:
+            raise ValueError(f"{name}[{key}]: {found} is outside {lo:g} to {hi:g}")
+        out[int(key)] = found
+    return out
 
 
 def _session_values(value: Any) -> dict[str, Any]:

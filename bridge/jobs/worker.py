@@ -485,27 +485,35 @@ class ModelWorker:
                 head=head,
                 finishing=self._chain_finishing(finishing, spec, row),
             )
-            gain = None
+            gain = lufs = None
             for done in finished:
                 for note in done.notes:
                     self.board.publish(JobWarning(record.id, spec.origin, f"take {number}, level {level}: {note}"))
-                gain = done.gain_db if done.loudness_after_lufs is not None else None
-            self.board.publish(TakeDelivered(record.id, spec.origin, number, level, str(path), seeds[row], gain))
+                if done.loudness_after_lufs is not None:
+                    gain, lufs = done.gain_db, done.loudness_after_lufs
+            self.board.publish(TakeDelivered(record.id, spec.origin, number, level, str(path), seeds[row], gain, lufs))
 
     def _chain_finishing(self, finishing: Finishing, spec: JobSpec, row: int) -> Finishing:
-        """A continue or upsample of a take gets the loudness gain its parent was delivered with, so a chain
-        keeps one level (the parent's own measurement), rather than one measured per file."""
+        """A chain keeps one level: a continue gets the gain its parent was delivered with (the part they
+        share is then at the same level), an upsample is brought to its parent's delivered loudness (the
+        same music at a finer level decodes brighter, so the same gain would not give the same level)."""
         lineage = spec.lineage
         if finishing.options.loudness_lufs is None or lineage is None or lineage.relation not in CHAINED:
             return finishing
         take = lineage.take_for(row)
         try:
-            gain = self.board.get(lineage.job).gain_db(take) if take is not None else None
+            parent = self.board.get(lineage.job)
         except CommandError:  # the parent is no longer on the board: this take is measured on its own
             return finishing
-        if gain is None:
+        if take is None:
             return finishing
-        return dataclasses.replace(finishing, options=dataclasses.replace(finishing.options, gain_db=gain))
+        if lineage.relation == "upsample":
+            lufs = parent.lufs(take)
+            changes: dict[str, float] = {} if lufs is None else {"loudness_lufs": min(0.0, max(-70.0, lufs))}
+        else:
+            gain = parent.gain_db(take)
+            changes = {} if gain is None else {"gain_db": gain}
+        return dataclasses.replace(finishing, options=dataclasses.replace(finishing.options, **changes))
 
     def _take_record(
         self, record: JobRecord, work: Work, level: int, row: int, seed: int, start: int, end: int

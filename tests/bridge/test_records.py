@@ -40,7 +40,7 @@ def test_a_job_record_round_trips_through_the_journal_for_every_mode(mode):
         JobQueued(spec.id, spec.origin, 1, -1.0, mode.value, spec.seed),
         JobStarted(spec.id, spec.origin, Stage.PREVIEW),
         JobPlanned(spec.id, spec.origin, (2, 1, 0), "/p/.jukebox/codes/jbbbbbbb.pt"),
-        TakeDelivered(spec.id, spec.origin, 1, 2, "/p/take.wav", spec.seed, -3.25),
+        TakeDelivered(spec.id, spec.origin, 1, 2, "/p/take.wav", spec.seed, -3.25, -14.5),
         LevelDone(spec.id, spec.origin, 2),
     ):
         assert record.apply(event)
@@ -51,6 +51,7 @@ def test_a_job_record_round_trips_through_the_journal_for_every_mode(mode):
         assert getattr(after, field) == getattr(before, field), field
     assert after.remaining_levels == (1, 0) and after.state is JobState.RUNNING
     assert again.gain_db(1) == -3.25 and again.gain_db(2) is None  # a continue of take 1 gets this gain
+    assert again.lufs(1) == -14.5 and again.lufs(2) is None  # an upsample of it, this loudness
 
 
 def test_a_version_one_sidecar_written_before_records_were_versioned_still_regenerates():
