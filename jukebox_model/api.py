@@ -288,6 +288,7 @@ class StartCodes:
     codes: Any
     start_samples: int  # where the new material begins: the end of the kept prime, or of the earlier take as delivered
     end_samples: int  # samples the codes will cover once sampled (a whole number of top-level tokens)
+    take_end_samples: int  # where the delivered takes end: the new material as long as asked (an upsample: as before)
     prime_sha256: str | None  # of the prime's (or codes file's) bytes, for the take record
     levels_to_sample: tuple[int, ...]  # top first
     source_meta: Mapping[str, Any] = field(default_factory=dict)  # what the host saved with the codes it started from
@@ -334,8 +335,19 @@ class TakeEngine(Protocol):
         ...
 
     def save_codes(
-        self, path: str | Path, codes: Any, request: TakeRequest, *, cancelled: bool, meta: Mapping[str, Any]
-    ) -> Path: ...
+        self,
+        path: str | Path,
+        codes: Any,
+        request: TakeRequest,
+        *,
+        cancelled: bool,
+        take_end_samples: int,
+        meta: Mapping[str, Any],
+    ) -> Path:
+        """The codes, the request and the take's end (`StartCodes.take_end_samples`: where a continue of
+        these codes carries on), in the engine's own versioned fields; `meta` is the host's, kept as it
+        is and never read by the engine."""
+        ...
 
     def load_codes(self, path: str | Path) -> Any: ...
 

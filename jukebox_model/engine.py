@@ -247,7 +247,7 @@ class Engine:
             if len(takes) != n:
                 raise ValueError(f"{len(takes)} takes of codes for a request of {n} takes")
             covered = zs[-1].shape[1] * top
-            start = _take_end(meta.get("take_end_samples"), covered, top)
+            start = _take_end(data["take_end_samples"], covered, top)
             if request.mode is Mode.CONTINUE and request.prime_samples > 0:  # branch from that point of the take
                 start = min(start, request.prime_samples)
                 hops = self._info.hop_lengths
@@ -258,7 +258,9 @@ class Engine:
         if request.mode is Mode.UPSAMPLE:
             end = zs[-1].shape[1] * top  # the lower levels under every top-level token; the take ends at `start`
             to_sample = tuple(lv for lv in self._info.levels if lv < levels - 1)
+            take_end = start
         else:
+            take_end = start + request.new_samples
             # whole top-level tokens, rounded up, that also hold the run-on a loop crossfade asks for
             end = -(-(start + request.new_samples + request.run_on_samples) // top) * top
             to_sample = self._info.levels
@@ -268,6 +270,7 @@ class Engine:
             codes=zs,
             start_samples=start,
             end_samples=end,
+            take_end_samples=take_end,
             prime_sha256=prime_hash,
             levels_to_sample=to_sample,
             source_meta=meta,
@@ -329,11 +332,23 @@ class Engine:
 
     @staticmethod
     def save_codes(
-        path: str | Path, codes: list[Tensor], request: TakeRequest, *, cancelled: bool, meta: Mapping[str, Any]
+        path: str | Path,
+        codes: list[Tensor],
+        request: TakeRequest,
+        *,
+        cancelled: bool,
+        take_end_samples: int,
+        meta: Mapping[str, Any],
     ) -> Path:
         """Codes and the request, atomically: `jukebox-sample --mode continue` and the bridge both read it."""
         result = SampleResult(zs=[z.cpu() for z in codes], cancelled=cancelled, seed=int(request.params.seed or 0))
-        return save_codes(Path(path), result, params=request.params, meta={**meta, "request": request.to_dict()})
+        return save_codes(
+            Path(path),
+            result,
+            params=request.params,
+            meta={**meta, "request": request.to_dict()},
+            take_end_samples=take_end_samples,
+        )
 
     def load_codes(self, path: str | Path) -> list[Tensor]:
         """The codes of every level, read as untrusted input, on this engine's device."""

@@ -70,6 +70,7 @@ class Work:
     codes: Any  # per level, the engine's own type
     start_samples: int
     end_samples: int
+    take_end_samples: int  # where the delivered takes end (the engine's `StartCodes.take_end_samples`)
     prime_sha256: str | None
     levels: tuple[int, ...]  # the levels this job samples, top first
     prime_original: str | None = None  # the clip as named; `request.prime_path` is its kept copy
@@ -260,6 +261,7 @@ class ModelWorker:
             codes,
             start.start_samples,
             start.end_samples,
+            start.take_end_samples,
             start.prime_sha256,
             tuple(chosen),
             prime_original=prime_original,
@@ -369,13 +371,6 @@ class ModelWorker:
     def _codes_path(self, record: JobRecord) -> Path:
         return self.state_dir / "codes" / f"{record.id}.pt"
 
-    def _take_end(self, record: JobRecord, work: Work) -> int:
-        """Where the delivered takes end, at the model rate: the new material after what existed, exactly as
-        long as asked (the codes run on to a whole top-level token)."""
-        if record.spec.mode is Mode.UPSAMPLE:
-            return work.start_samples  # the earlier take's own length
-        return work.start_samples + work.request.new_samples
-
     def _save_codes(self, record: JobRecord, work: Work, *, cancelled: bool) -> None:
         spec = record.spec
         meta = {
@@ -384,7 +379,6 @@ class ModelWorker:
             "session": spec.session.as_dict(),
             "start_samples": work.start_samples,
             "end_samples": work.end_samples,
-            "take_end_samples": self._take_end(record, work),  # a continue carries on from here, not the codes' end
             "opening": None
             if work.opening is None
             else {
@@ -394,7 +388,14 @@ class ModelWorker:
             },
             "model": self.info.to_dict() if self.info else {},
         }
-        self.engine.save_codes(self._codes_path(record), work.codes, work.request, cancelled=cancelled, meta=meta)
+        self.engine.save_codes(
+            self._codes_path(record),
+            work.codes,
+            work.request,
+            cancelled=cancelled,
+            take_end_samples=work.take_end_samples,
+            meta=meta,
+        )
 
     def _opening(self, record: JobRecord, work: Work, source_meta: Mapping[str, Any]) -> Opening | None:
         """How a take opens with the prime's own audio: a primed take with the clip's end (the kept part, or
@@ -454,7 +455,7 @@ class ModelWorker:
             body_from = work.start_samples  # the new material alone
         else:
             body_from = 0
-        end = self._take_end(record, work)
+        end = work.take_end_samples
         finishing = Finishing(
             FinishOptions(
                 loudness_lufs=s.loudness_lufs or None,

@@ -197,7 +197,14 @@ def main(argv: list[str] | None = None) -> int:
             "sample_length": start.end_samples,
             "seed": request.seed,
         }
-        path = engine.save_codes(args.out / "codes.pt", codes, request, cancelled=cancelled, meta=meta)
+        path = engine.save_codes(
+            args.out / "codes.pt",
+            codes,
+            request,
+            cancelled=cancelled,
+            take_end_samples=start.take_end_samples,
+            meta=meta,
+        )
         print(f"{'cancelled: ' if cancelled else ''}codes in {path} (seed {request.seed})")
         return 130 if cancelled else 0
     except (ValueError, FileNotFoundError, CheckpointError, AudioFileError, LabelError, BundleError) as e:

@@ -262,12 +262,24 @@ class Sampler:
         return self.vqvae.decode([zs[level]], start_level=level)
 
 
-def save_codes(path: Path, result: SampleResult, *, params: SamplingParams, meta: dict) -> Path:
-    """Codes and settings, atomically; `load_codes` + `Sampler.sample(zs=...)` continues the run."""
+CODES_VERSION = 2  # 2: the take's end is a field of its own (version 1 kept it in the host's meta)
+
+
+def save_codes(
+    path: Path, result: SampleResult, *, params: SamplingParams, meta: dict, take_end_samples: int | None = None
+) -> Path:
+    """Codes and settings, atomically; `load_codes` + `Sampler.sample(zs=...)` continues the run.
+    `take_end_samples`: where the delivered take ends (its codes run on to a whole top-level token)."""
+    data = {
+        "version": CODES_VERSION,
+        "zs": [z.cpu() for z in result.zs],
+        "seed": result.seed,
+        "params": params.to_dict(),
+        "take_end_samples": take_end_samples,
+        "meta": dict(meta),
+    }
     with atomic_write(path) as f:
-        torch.save(
-            {"zs": [z.cpu() for z in result.zs], "seed": result.seed, "params": params.to_dict(), "meta": dict(meta)}, f
-        )
+        torch.save(data, f)
     return path
 
 
@@ -302,4 +314,9 @@ def load_codes(path: Path) -> dict:
         raise ValueError(f"{path}: {e}") from None
     if not isinstance(data.get("meta", {}), dict):
         raise ValueError(f"{path}: its meta is not a mapping")
+    version = data.get("version", 1)
+    if type(version) is not int or not 1 <= version <= CODES_VERSION:
+        raise ValueError(f"{path}: codes file version {version!r}; this engine reads versions 1 to {CODES_VERSION}")
+    end = data.get("take_end_samples") if version >= 2 else data["meta"].get("take_end_samples")
+    data["take_end_samples"] = end if isinstance(end, int) and not isinstance(end, bool) and end > 0 else None
     return data

@@ -76,8 +76,8 @@ class FakeEngine:
             if request.mode is Mode.UPSAMPLE:
                 codes = [z if lv == len(codes) - 1 else z[:, :0] for lv, z in enumerate(codes)]
             covered = codes[-1].shape[1] * top
-            meta = json.loads(Path(request.codes_path).read_text())["meta"]
-            recorded = meta.get("take_end_samples")
+            data = json.loads(Path(request.codes_path).read_text())
+            meta, recorded = data["meta"], data.get("take_end_samples")
             start = recorded if isinstance(recorded, int) and covered - top < recorded <= covered else covered
             digest = "1" * 64
         covered = codes[-1].shape[1] * top
@@ -91,6 +91,7 @@ class FakeEngine:
             codes=codes,
             start_samples=start,
             end_samples=end,
+            take_end_samples=start if request.mode is Mode.UPSAMPLE else start + request.new_samples,
             prime_sha256=digest,
             levels_to_sample=levels,
             source_meta=meta,
@@ -138,7 +139,14 @@ class FakeEngine:
         return tuple(int(z.shape[1]) for z in codes)
 
     def save_codes(
-        self, path: str | Path, codes: Any, request: TakeRequest, *, cancelled: bool, meta: Mapping[str, Any]
+        self,
+        path: str | Path,
+        codes: Any,
+        request: TakeRequest,
+        *,
+        cancelled: bool,
+        take_end_samples: int,
+        meta: Mapping[str, Any],
     ) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +157,7 @@ class FakeEngine:
                     "shapes": [list(z.shape) for z in codes],
                     "cancelled": cancelled,
                     "request": request.to_dict(),
+                    "take_end_samples": take_end_samples,
                     "meta": dict(meta),
                 }
             )
