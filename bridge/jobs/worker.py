@@ -295,6 +295,7 @@ class ModelWorker:
                     self.board.publish(JobInterrupted(record.id, origin))
                     log.info("job %s interrupted by the shutdown; it resumes at the next start", record.id)
                     return
+                self.engine.release_buffers()  # a cancelled job's step buffers are not kept for the next
                 self.board.finish(record, JobState.CANCELLED)
                 return
         if record.status().remaining_levels:

@@ -57,6 +57,7 @@ MIN_BPM, MAX_BPM = 20.0, 999.0
 DENOMINATORS = (1, 2, 4, 8, 16)
 MAX_DATAGRAM = 65535
 POLL_S = 0.1  # how often the reader looks at the stop flag and the resync clock
+STARTUP_INTERVAL_S = 2.0  # /live/startup is answered (log line, 6 datagrams) at most this often
 LOGGED_IGNORES = 10  # the first this many ignored datagrams are logged as warnings, then every thousandth
 
 
@@ -275,6 +276,9 @@ class AbletonTempo(DawTempo):
         self.resync_s = float(resync_s)
         self.signature_denominator: int | None = None
         self._next_resync = math.inf
+        self._last_startup = -math.inf
+        self._startup_waiting = False  # a /live/startup came too soon after the last: answered once, later
+        self.startups_coalesced = 0
         super().__init__(on_tempo, host=host, port=port, peer=(live_host, live_port), accept_from=live_host)
 
     def _in_use_hint(self) -> str:
@@ -302,13 +306,25 @@ class AbletonTempo(DawTempo):
             self._send(f"/live/song/stop_listen/{prop}")
 
     def _tick(self, now: float) -> None:
+        if self._startup_waiting and now - self._last_startup >= STARTUP_INTERVAL_S:
+            self._startup_waiting = False
+            self._restart_listening(now)
         if now >= self._next_resync:
             self._ask()
 
+    def _restart_listening(self, now: float) -> None:
+        self._last_startup = now
+        log.info("live tempo: AbletonOSC started; listening again")
+        self._subscribe()
+
     def _message(self, address: str, args: list[Any]) -> None:
         if address == "/live/startup":  # AbletonOSC (re)loaded: its listeners are gone
-            log.info("live tempo: AbletonOSC started; listening again")
-            self._subscribe()
+            now = time.monotonic()
+            if now - self._last_startup >= STARTUP_INTERVAL_S:
+                self._restart_listening(now)
+            else:  # a burst (forged, or a reload loop): one log line and one re-subscribe per interval
+                self._startup_waiting = True
+                self.startups_coalesced += 1
             return
         if address == "/live/error":
             log.info("live tempo: AbletonOSC reports %s", " ".join(map(str, args)))

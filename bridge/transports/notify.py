@@ -9,6 +9,7 @@ sent to the bridge's own OSC socket, in any address form, so no reply loop can f
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
@@ -17,7 +18,8 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -27,6 +29,29 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 MAX_STRING_BYTES = 8000  # stay under the smallest common UDP limit (macOS ~9216 bytes per datagram)
 MAX_DATAGRAM_BYTES = 65507  # the most one UDP datagram over IPv4 can carry
+
+
+REPLY_FLOOR_BYTES = 8192  # what any request may get back (a page of names, a state dump with short lyrics)
+REPLY_FACTOR = 16  # beyond the floor, replies to one datagram are at most this many times its size
+SMALL_REPLY_BYTES = 256  # a reply this small always goes (a datagram's own answer, an error, a count)
+
+
+@dataclass
+class ReplyBudget:
+    """Bytes the replies to one datagram may still take, for a requester that is not a subscriber."""
+
+    client: Address
+    left: int
+    withheld: list[str] = field(default_factory=list)  # addresses of the replies that did not fit
+
+    def take(self, address: str, size: int) -> bool:
+        if size <= SMALL_REPLY_BYTES:  # bounded by the number of messages a request can cause
+            return True
+        if size > self.left:
+            self.withheld.append(address)
+            return False
+        self.left -= size
+        return True
 
 
 def build_message(address: str, args: Iterable[Any]) -> bytes:
@@ -105,6 +130,8 @@ class Notifier:
         # each is a bridge (or an echo) whose datagrams to the OSC server must not be answered again
         self._responders: dict[Address, None] = {}
         self.max_responders = 256
+        self._budget = threading.local()  # the reply budget of the datagram this thread is answering
+        self.withheld = 0
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -227,18 +254,47 @@ class Notifier:
 
     # --- sending ----------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def reply_budget(self, client: Address, request_bytes: int) -> Iterator[None]:
+        """While one datagram from `client` is answered: if `client` is not a subscriber, the replies it gets
+        stay within REPLY_FACTOR times the datagram's size (at least REPLY_FLOOR_BYTES), so no peer can
+        turn a small datagram into a large reflection; what does not fit is named in one error instead."""
+        if client in self.subscribers():
+            yield
+            return
+        budget = ReplyBudget(client, max(REPLY_FLOOR_BYTES, REPLY_FACTOR * request_bytes))
+        self._budget.current = budget
+        try:
+            yield
+        finally:
+            self._budget.current = None
+            if budget.withheld:
+                self.withheld += len(budget.withheld)
+                message = (
+                    f"{len(budget.withheld)} repl{'y' if len(budget.withheld) == 1 else 'ies'} withheld: over "
+                    f"{max(REPLY_FLOOR_BYTES, REPLY_FACTOR * request_bytes)} bytes for {request_bytes} sent, to a "
+                    "client that is not subscribed; /jb/subscribe, then ask again"
+                )
+                self._queue.put(((client,), build_message("/jb/error", [budget.withheld[0], message])))
+
+    def _within_budget(self, client: Address | None, address: str, datagram: bytes) -> bool:
+        budget = getattr(self._budget, "current", None)
+        return budget is None or client != budget.client or budget.take(address, len(datagram))
+
     def send(self, client: Address | None, address: str, *args: Any) -> None:
         """To `client` (the requester, if any) and every subscriber, once each."""
-        targets = tuple(
-            t for t in dict.fromkeys(([client] if client else []) + self.subscribers()) if not self.is_own(t)
-        )
+        datagram = build_message(address, args)
+        requester = [client] if client and self._within_budget(client, address, datagram) else []
+        targets = tuple(t for t in dict.fromkeys(requester + self.subscribers()) if not self.is_own(t))
         if targets:
-            self._queue.put((targets, build_message(address, args)))
+            self._queue.put((targets, datagram))
 
     def send_only(self, client: Address | None, address: str, *args: Any) -> None:
         """To `client` alone (a reply meant for one control surface, such as a state dump)."""
         if client is not None and not self.is_own(client):
-            self._queue.put(((client,), build_message(address, args)))
+            datagram = build_message(address, args)
+            if self._within_budget(client, address, datagram):
+                self._queue.put(((client,), datagram))
 
     def send_limited(self, key: str, client: Address | None, address: str, *args: Any, final: bool = False) -> bool:
         """At most one send per `progress_interval_s` for `key` (a job); `final` ones always go. Returns whether it was sent."""

@@ -463,6 +463,23 @@ class OscEvents:
                 n.send(event.origin.client, "/jb/info", event.origin.kind, event.message)
 
 
+def unreadable_bundle_elements(data: bytes, depth: int = 0) -> int:
+    """Elements of an OSC bundle that are neither a message nor a bundle (python-osc skips them with a log
+    line only): each gets its own error reply. 0 for a plain message."""
+    if not data.startswith(b"#bundle\x00") or depth > 8:
+        return 0
+    bad, at = 0, 16  # "#bundle\0" and the 8-byte timetag
+    while at + 4 <= len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        element = data[at + 4 : at + 4 + size]
+        at += 4 + size
+        if element.startswith(b"#bundle\x00"):
+            bad += unreadable_bundle_elements(element, depth + 1)
+        elif not element.startswith(b"/"):
+            bad += 1
+    return bad
+
+
 def _same_host(a: str, b: str) -> bool:
     ia, ib = normalised_ip(a.split("%")[0]), normalised_ip(b.split("%")[0])
     return a == b if ia is None or ib is None else ia == ib
@@ -562,6 +579,11 @@ class OscServer(socketserver.UDPServer):
             self.looped += 1  # another bridge's replies or events: answered, they would come back for ever
             return
         self.received += 1
+        with notifier.reply_budget(client, len(data)):
+            self._answer(data, client)
+
+    def _answer(self, data: bytes, client: tuple[str, int]) -> None:
+        notifier = self.surface.notifier
         try:
             packet = osc_packet.OscPacket(data)
         except Exception as e:  # noqa: BLE001 - python-osc raises ParseError and, on odd input, others
@@ -572,6 +594,8 @@ class OscServer(socketserver.UDPServer):
             return
         for timed in packet.messages:  # a bundle's messages run at once, in timetag order (python-osc sorts them)
             self.surface.handle(timed.message.address, timed.message.params, client)
+        for _ in range(unreadable_bundle_elements(data)):
+            notifier.send(client, "/jb/error", "(bundle element)", "an element of the bundle is not an OSC message")
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # socketserver's hook: log, keep serving
         log.exception("error handling a datagram from %s", client_address)

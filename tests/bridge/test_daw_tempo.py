@@ -500,3 +500,19 @@ def test_a_stopped_follower_that_never_started_releases_its_port():
     again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     again.bind((LOCAL, port))
     again.close()
+
+
+def test_a_burst_of_live_startups_is_answered_once_now_and_once_after_the_interval(live, followers):
+    calls = Calls()
+    follower = follow_live(live, followers, calls, resync_s=0)
+    calls.wait_for((120.0, 4, "live"))
+    before = live.addresses().count("/live/song/start_listen/tempo")
+    for _ in range(50):  # forged, or AbletonOSC reloading in a loop
+        live.restart()
+    wait_until(lambda: follower.startups_coalesced >= 48)
+    time.sleep(0.3)
+    assert live.addresses().count("/live/song/start_listen/tempo") == before + 1  # the first, at once
+    wait_until(lambda: live.addresses().count("/live/song/start_listen/tempo") == before + 2, timeout=10)
+    wait_until(lambda: live.listening == {"tempo", "signature_numerator", "signature_denominator"})
+    time.sleep(0.3)
+    assert live.addresses().count("/live/song/start_listen/tempo") == before + 2  # and the rest were one

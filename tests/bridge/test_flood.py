@@ -210,3 +210,33 @@ def _linux() -> bool:
     import sys
 
     return sys.platform.startswith("linux")
+
+
+def test_a_small_datagram_gets_a_bounded_reply_unless_the_requester_subscribed(make_bridge):
+    from pythonosc import osc_bundle_builder, osc_message_builder
+
+    bridge, c = make_bridge()
+    c.ask("/jb/set/lyrics", "la " * 6000)  # long lyrics: each state dump sends 8 kB of them back
+    bundle = osc_bundle_builder.OscBundleBuilder(osc_bundle_builder.IMMEDIATELY)
+    for _ in range(3):
+        bundle.add_content(osc_message_builder.OscMessageBuilder(address="/jb/state/dump").build())
+    datagram = bundle.build().dgram  # under 100 bytes asking for three dumps
+
+    def dumps() -> list:
+        start = len(c.messages())
+        c.send_raw(datagram)
+        c.wait_for(lambda m: len([x for x in c.messages()[start:] if x.address == "/jb/state/dump"]) == 3, timeout=15)
+        time.sleep(0.2)
+        return c.messages()[start:]
+
+    got = dumps()
+    assert len([m for m in got if m.address == "/jb/get/lyrics"]) == 1  # the first fits; the others are withheld
+    assert len([m for m in got if m.address == "/jb/get/artist"]) == 3  # small replies always go
+    error = next(m for m in got if m.address == "/jb/error")
+    assert error.args[0] == "/jb/get/lyrics" and "2 replies withheld" in error.args[1] and "subscribe" in error.args[1]
+    c.ask("/jb/subscribe")
+    got = dumps()
+    assert len([m for m in got if m.address == "/jb/get/lyrics"]) == 3 and not [
+        m for m in got if m.address == "/jb/error"
+    ]
+    assert bridge.notifier.withheld == 2

@@ -336,3 +336,18 @@ def test_an_address_as_long_as_a_datagram_allows_still_gets_its_error_reply_on_t
         assert len(datagram) <= osc_fuzz.MAX_DATAGRAM
         owed = _check_replies(osc_fuzz.parse(datagram), _exchange(client, datagram, 0), datagram)
         assert owed[0].address == address and "unknown address" in owed[0].args[1]
+
+
+def test_an_unreadable_element_of_a_bundle_gets_its_own_error_beside_the_good_messages_replies(fuzz_bridge):
+    from pythonosc import osc_bundle_builder, osc_message_builder
+
+    _, client = fuzz_bridge
+    bundle = osc_bundle_builder.OscBundleBuilder(osc_bundle_builder.IMMEDIATELY)
+    bundle.add_content(osc_message_builder.OscMessageBuilder(address="/jb/status").build())
+    datagram = bundle.build().dgram + len(b"garbage!").to_bytes(4, "big") + b"garbage!"
+    start = len(client.messages())
+    client.send_raw(datagram)
+    got = _collect(client, start, 0)
+    assert [m.address for m in got[:-1]].count("/jb/status") == 1
+    errors = [m for m in got if m.address == "/jb/error"]
+    assert len(errors) == 1 and errors[0].args[0] == "(bundle element)"

@@ -56,3 +56,16 @@ def test_with_preemption_off_an_upsample_in_progress_finishes_first(make_bridge)
     c.wait_job(new)
     takes = [(m.args[0], m.args[2]) for m in c.messages("/jb/job/take")]
     assert takes.index((old, 0)) < takes.index((new, 2))
+
+
+def test_a_cancelled_job_returns_its_step_buffers(make_bridge):
+    engine = FakeEngine(token_delay_s=0.0005)
+    _, c = make_bridge(engine=lambda: engine)
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/length", 3.0)
+    job = c.ask("/jb/generate").args[0]
+    c.wait_for(lambda m: m.address == "/jb/job/progress" and m.args[0] == job)
+    before = engine.released
+    c.ask("/jb/cancel", job)
+    assert c.wait_job(job).address == "/jb/job/cancelled"
+    assert engine.released == before + 1
