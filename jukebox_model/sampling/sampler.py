@@ -50,6 +50,21 @@ def row_seeds(seed: int, n: int) -> list[int]:
     return [seed + i for i in range(n)]
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every level of one `Sampler.sample` call shares."""
+
+    songs: Sequence[tuple[str, str, str]]
+    total_length: int
+    offset: int
+    params: SamplingParams
+    generators: list[torch.Generator]
+    on_progress: Callable[[Progress], None] | None
+    cancel: CancelToken | None
+    decoders: DecoderPool
+    meter: tuple[float, int] | None = None  # the take's (bpm, beats per bar), for a prior trained with them
+
+
 @dataclass
 class LevelModel:
     """A level's prior and the labeller that makes its rows (None for a prior without labels)."""
@@ -122,22 +137,19 @@ class Sampler:
         order = sorted(levels if levels is not None else self.levels, reverse=True)
         if unknown := [lv for lv in order if lv not in self.levels]:
             raise ValueError(f"no prior loaded for level {unknown[0]}")
-        decoders = self._pool()
+        run = _Run(
+            songs,
+            total_length,
+            offset,
+            params,
+            generators,
+            on_progress,
+            cancel,
+            self._pool(),
+            meter=(bpm, beats_per_bar) if bpm else None,
+        )
         for level in order:
-            cancelled = self._sample_level(
-                zs,
-                level,
-                n_samples,
-                songs,
-                total_length,
-                offset,
-                params,
-                generators,
-                on_progress,
-                cancel,
-                decoders,
-                meter=(bpm, beats_per_bar) if bpm else None,
-            )
+            cancelled = self._sample_level(zs, level, n_samples, run)
             if cancelled:
                 return SampleResult(zs=zs, cancelled=True, seed=seed)
             if on_level_done is not None:
@@ -157,22 +169,8 @@ class Sampler:
     def _device(self) -> torch.device:
         return next(self.vqvae.parameters()).device
 
-    def _sample_level(
-        self,
-        zs,
-        level,
-        n_samples,
-        songs,
-        total_length,
-        offset,
-        params,
-        generators,
-        on_progress,
-        cancel,
-        decoders,
-        *,
-        meter: tuple[float, int] | None = None,
-    ) -> bool:
+    def _sample_level(self, zs: list[Tensor], level: int, n_samples: int, run: _Run) -> bool:
+        params = run.params
         model = self.levels[level]
         prior = model.prior
         total = self.tokens_for(n_samples, level)
@@ -183,8 +181,8 @@ class Sampler:
                 )
             if zs[level + 1].shape[1] < self.tokens_for(n_samples, level + 1):
                 raise ValueError(f"level {level + 1} must be complete before level {level} is upsampled")
-        tempo = meter if model.bar_tempo else None
-        rows = self._rows(model.labeller, songs, total_length, offset, bpm=tempo[0] if tempo else None)
+        tempo = run.meter if model.bar_tempo else None
+        rows = self._rows(model.labeller, run.songs, run.total_length, run.offset, bpm=tempo[0] if tempo else None)
         hop = level_hop(params.hop_fraction[level], prior.n_ctx)
         if tempo is not None:  # whole bars between window starts, as the windows it was trained on
             bar = tempo[1] * 60.0 / tempo[0] * self.vqvae.config.sr / self.vqvae.hop_lengths[level]
@@ -210,10 +208,10 @@ class Sampler:
                     prefix, length = lyr.merge_tokens(cond.lyrics, prefix, prior.n_vocab), length + prior.n_tokens
 
                 def tick(k: int, _total: int, base: int = done) -> None:
-                    if on_progress is not None:
+                    if run.on_progress is not None:
                         rate = (base + k) / max(time.perf_counter() - started, 1e-9)
                         eta = (todo - base - k) / rate if rate > 0 else None
-                        on_progress(Progress(level, index, len(windows), base + k, todo, eta))
+                        run.on_progress(Progress(level, index, len(windows), base + k, todo, eta))
 
                 out = sample_window(
                     prior,
@@ -223,11 +221,11 @@ class Sampler:
                     temperature=params.temperature[level],
                     top_k=params.top_k,
                     top_p=params.top_p,
-                    generator=generators[lo:hi],
+                    generator=run.generators[lo:hi],
                     chunk_size=params.chunk_size,
                     on_token=tick,
-                    cancel=cancel,
-                    decoders=decoders,
+                    cancel=run.cancel,
+                    decoders=run.decoders,
                 )
                 tokens = (
                     lyr.music_codes(out.tokens, prior.n_tokens, prior.n_vocab)
