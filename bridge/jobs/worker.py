@@ -88,6 +88,13 @@ class _Either:
         return any(e.is_set() for e in self.events)
 
 
+def _rates_key(info: ModelInfo) -> str:
+    """What a token rate depends on: the model, where and how it runs, and the threads it has."""
+    import torch  # the thread count the worker's torch was given (bridge.cpu_manners)
+
+    return f"{info.bundle}|{info.device}|{info.precision}|threads={torch.get_num_threads()}"
+
+
 CHAINED = ("continue", "upsample")  # relations whose takes share their parent's loudness gain
 
 
@@ -217,6 +224,7 @@ class ModelWorker:
             return False
         log.info("model ready in %.1f s: %s", time.perf_counter() - started, self.info.bundle)
         self._collect_primes()
+        self.board.throughput.keep_in(self.state_dir / "rates.json", _rates_key(self.info))
         self.board.set_model_state(ModelState.READY, info=self.info, check=self.engine.check)
         self.ready.set()
         return True
