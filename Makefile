@@ -28,8 +28,10 @@ format: $(VENV)/.installed
 	$(PY) -m ruff check --fix .
 
 # the bridge on the embedded model, one take rendered through OSC into demo_out/project, then serving until Ctrl-C
+# (another port or folder: make demo DEMO_ARGS="--port 9960 --out ~/Music/demo"; all flags: python -m bridge.demo --help)
+DEMO_ARGS ?=
 demo: $(VENV)/.installed
-	$(PY) -m bridge.demo
+	$(PY) -m bridge.demo $(DEMO_ARGS)
 
 # the first stage alone: a synthetic clip through the tiny reference VQ-VAE at every level
 demo-vqvae: $(VENV)/.installed
