@@ -39,7 +39,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from bridge.commands import Controls, Origin
 from bridge.errors import CommandError
 from bridge.transports.folder_watch import FolderWatch
-from bridge.untrusted.clip_check import check_clip
+from bridge.untrusted.clip_check import ClipIncomplete, check_clip
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +243,12 @@ class InboxWatcher(FolderWatch):
 
     def _decide(self, path: Path, signature: Signature) -> None:
         origin = Origin("watch", address=str(path))
+        incomplete = False
         try:
             check_clip(path)
             problem = None
+        except ClipIncomplete as e:  # a stalled export: the inbox keeps watching, and takes it once it is whole
+            problem, incomplete = str(e), True
         except CommandError as e:
             problem = str(e)
         after = _signature(path)
@@ -260,6 +263,9 @@ class InboxWatcher(FolderWatch):
             self._accepted.pop(path, None)  # a clip rewritten into something unusable is no longer `latest()`
             if problem is None:
                 self._accepted[path] = None
+        if incomplete:
+            self._report(origin, f"inbox clip not complete yet: {problem}; it is primed once it is", error=False)
+            return
         if problem is not None:
             self._report(origin, f"inbox clip refused: {problem}")
             return

@@ -56,6 +56,10 @@ class ClipInfo:
         return self.frames / self.samplerate
 
 
+class ClipIncomplete(CommandError):
+    """The clip is not whole yet: still being written, or a copy that stopped. It may still become whole."""
+
+
 def check_clip(path: str | os.PathLike[str]) -> ClipInfo:
     """The clip's info if it is complete and decodable, else CommandError naming the file and the reason."""
     path = Path(path)
@@ -175,17 +179,17 @@ def _check_sizes(path: Path, file_size: int, riff_size: int, data_size: int, *, 
     if data_size == 0 and present <= 0:
         raise CommandError(f"{path}: contains no audio frames (the '{name}' chunk is empty)")
     if data_size in _UNKNOWN_SIZES or riff_size in _UNKNOWN_SIZES:
-        raise CommandError(
+        raise ClipIncomplete(
             f"{path}: the header's sizes are not filled in (the file is still being written, or its writer "
-            "never finished it); export it again"
+            "never finished it)"
         )
     if riff_size + 8 > file_size:
-        raise CommandError(
+        raise ClipIncomplete(
             f"{path}: incomplete, the header declares {riff_size + 8} bytes but the file has {file_size} "
             "(still being written, or an interrupted copy)"
         )
     if data_size > present:
-        raise CommandError(
+        raise ClipIncomplete(
             f"{path}: incomplete, the '{name}' chunk declares {data_size} bytes of audio but only {present} are "
             "present (still being written, or an interrupted copy)"
         )
