@@ -28,7 +28,7 @@ from bridge.events import (
     Stage,
     TakeDelivered,
 )
-from bridge.jobs.spec import MAX_TAKE_NUMBER, PREVIEW, RELATIONS, UPSAMPLE, JobSpec, Lineage
+from bridge.jobs.spec import MAX_TAKE_NUMBER, PREVIEW, UPSAMPLE, JobSpec, Lineage
 from bridge.session.params import session_from_values
 from bridge.untrusted import typed_reads as checked
 from jukebox_model.api import Mode, TakeRequest
@@ -186,7 +186,7 @@ class JobRecord:
                 "created": spec.created,
                 "origin": origin_to_dict(spec.origin),
                 "expect_prime_sha256": spec.expect_prime_sha256,
-                "lineage": lineage_to_dict(spec.lineage),
+                "lineage": None if spec.lineage is None else spec.lineage.to_dict(),
                 "take_numbers": list(spec.take_numbers) if spec.take_numbers is not None else None,
                 "state": self._state.value,
                 "stage": self._stage.value,
@@ -222,7 +222,7 @@ class JobRecord:
             expect_prime_sha256=checked.optional_text(
                 record.get("expect_prime_sha256"), "expect_prime_sha256", max_chars=64
             ),
-            lineage=lineage_from_dict(record.get("lineage")),
+            lineage=None if record.get("lineage") is None else Lineage.from_dict(record.get("lineage")),
             take_numbers=_take_numbers(record.get("take_numbers"), request.n_takes),
         )
         try:
@@ -260,29 +260,6 @@ def _per_take(value: Any, name: str, lo: float, hi: float) -> dict[int, float]:
 def _session_values(value: Any) -> dict[str, Any]:
     session = checked.mapping(value, "session")
     return {k: v for k, v in session.items() if v is not None or k == "seed"}
-
-
-def lineage_to_dict(lineage: Lineage | None) -> dict[str, Any] | None:
-    if lineage is None:
-        return None
-    return {
-        "relation": lineage.relation,
-        "job": lineage.job,
-        "takes": list(lineage.takes) if lineage.takes is not None else None,
-    }
-
-
-def lineage_from_dict(value: Any) -> Lineage | None:
-    if value is None:
-        return None
-    data = checked.mapping(value, "lineage")
-    relation = checked.one_of(data.get("relation"), "lineage relation", RELATIONS)
-    takes = data.get("takes")
-    return Lineage(
-        relation,
-        checked.job_id(data.get("job"), "lineage job"),
-        None if takes is None else checked.integers(takes, "lineage takes", lo=1, hi=MAX_TAKE_NUMBER),
-    )
 
 
 def _take_numbers(value: Any, n_takes: int) -> tuple[int, ...] | None:

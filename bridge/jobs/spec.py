@@ -14,9 +14,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from bridge.commands import Origin
 from bridge.session.params import Session
+from bridge.untrusted import typed_reads as checked
 from jukebox_model.api import Mode, TakeRequest
 
 PREVIEW, UPSAMPLE = 0, 1  # stage priorities: lower runs first
@@ -36,6 +38,40 @@ class Lineage:
 
     def take_for(self, row: int) -> int | None:
         return self.takes[row] if self.takes is not None and row < len(self.takes) else None
+
+    def for_take(self, row: int) -> Lineage:
+        """Where take `row` of this job grew from: the same relation and job, that row's parent take alone."""
+        take = self.take_for(row)
+        return Lineage(self.relation, self.job, None if take is None else (take,))
+
+    @property
+    def take(self) -> int | None:
+        """The parent take of a one-take lineage (a take record's)."""
+        return self.takes[0] if self.takes else None
+
+    def to_dict(self, *, one_take: bool = False) -> dict[str, Any]:
+        """The journal's shape (`takes`), or a take sidecar's (`take`: one take, or null)."""
+        if one_take:
+            return {"relation": self.relation, "job": self.job, "take": self.take}
+        return {
+            "relation": self.relation,
+            "job": self.job,
+            "takes": list(self.takes) if self.takes is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, value: Any, *, one_take: bool = False) -> Lineage:
+        """From either shape, read as untrusted: a relation this bridge makes, a job id, take numbers in range."""
+        data = checked.mapping(value, "lineage")
+        relation = checked.one_of(data.get("relation"), "lineage relation", RELATIONS)
+        job = checked.job_id(data.get("job"), "lineage job")
+        if one_take:
+            take = data.get("take")
+            takes = None if take is None else (checked.integer(take, "lineage take", lo=1, hi=MAX_TAKE_NUMBER),)
+        else:
+            found = data.get("takes")
+            takes = None if found is None else checked.integers(found, "lineage takes", lo=1, hi=MAX_TAKE_NUMBER)
+        return cls(relation, job, takes)
 
 
 @dataclass(frozen=True)

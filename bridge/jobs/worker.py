@@ -47,7 +47,7 @@ from bridge.jobs.spec import UPSAMPLE, JobSpec
 from bridge.session.params import LOOP_CROSSFADE_MS
 from bridge.takes.finishing import FinishOptions, FinishReport
 from bridge.takes.prime_store import PrimeStore
-from bridge.takes.record import PrimeUsed, SourceUsed, TakeLineage, TakeRecord
+from bridge.takes.record import PrimeUsed, SourceUsed, TakeRecord
 from bridge.takes.renderer import Finishing, Head, Renderer, TakeName
 from bridge.untrusted import typed_reads as checked
 from jukebox_model.api import Mode, ModelInfo, Progress, TakeEngine, TakeRequest, is_out_of_memory
@@ -567,7 +567,7 @@ class ModelWorker:
             codes_path=str(self._codes_path(record)),
             take_index=row,
             generator={"software": "jukebox-bridge", "version": __version__, "torch": torch.__version__},
-            lineage=TakeLineage(lineage.relation, lineage.job, lineage.take_for(row)) if lineage else None,
+            lineage=lineage.for_take(row) if lineage else None,
         )
 
     def _fail(self, record: JobRecord, error: BaseException) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bridge.jobs.spec import MAX_TAKE_NUMBER, RELATIONS
+from bridge.jobs.spec import MAX_TAKE_NUMBER, Lineage
 from bridge.session.params import Session, session_from_values
 from bridge.untrusted import typed_reads as checked
 from jukebox_model.api import Mode, TakeRequest
@@ -26,15 +26,6 @@ class PrimeUsed:
     sha256: str | None
     kept_samples: int  # at the model rate, from the clip's end: what the model was conditioned on
     copy: str | None = None  # the content-addressed copy under <project>/.jukebox/primes (what regenerate reads)
-
-
-@dataclass(frozen=True)
-class TakeLineage:
-    """The take this one grew from: continued, upsampled, regenerated or retried."""
-
-    relation: str
-    job: str
-    take: int | None  # 1-based; None when the parent is a whole job (retry)
 
 
 @dataclass(frozen=True)
@@ -82,7 +73,7 @@ class TakeRecord:
     codes_path: str | None
     take_index: int  # 0-based row in the codes file
     generator: Mapping[str, Any] = field(default_factory=dict)
-    lineage: TakeLineage | None = None
+    lineage: Lineage | None = None  # one parent take (`Lineage.take`), or a whole job (retry)
     audio: AudioWritten | None = None  # filled in by the renderer
 
     @property
@@ -132,9 +123,7 @@ class TakeRecord:
                 "kept_samples": self.prime.kept_samples,
                 "copy": self.prime.copy,
             },
-            "lineage": None
-            if self.lineage is None
-            else {"relation": self.lineage.relation, "job": self.lineage.job, "take": self.lineage.take},
+            "lineage": None if self.lineage is None else self.lineage.to_dict(one_take=True),
             "source": None
             if self.source is None
             else {
@@ -203,7 +192,7 @@ class TakeRecord:
             codes_path=checked.optional_text(codes.get("path"), "codes.path"),
             take_index=checked.integer(codes.get("take_index", 0), "codes.take_index", lo=0),
             generator=dict(checked.mapping(data.get("generator") or {}, "generator")),
-            lineage=None if lineage is None else _lineage(lineage),
+            lineage=None if lineage is None else Lineage.from_dict(lineage, one_take=True),
             audio=audio,
         )
 
@@ -221,17 +210,6 @@ def _prime(value: Any) -> PrimeUsed:
         sha256=sha,
         kept_samples=checked.integer(data.get("kept_samples", 0), "prime.kept_samples", lo=0),
         copy=checked.optional_text(data.get("copy"), "prime.copy"),
-    )
-
-
-def _lineage(value: Any) -> TakeLineage:
-    data = checked.mapping(value, "lineage")
-    relation = checked.one_of(data.get("relation"), "lineage.relation", RELATIONS)
-    take = data.get("take")
-    return TakeLineage(
-        relation,
-        checked.job_id(data.get("job"), "lineage.job"),
-        None if take is None else checked.integer(take, "lineage.take", lo=1, hi=MAX_TAKE_NUMBER),
     )
 
 

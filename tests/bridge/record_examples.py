@@ -5,7 +5,7 @@ from __future__ import annotations
 from bridge.commands import Origin
 from bridge.jobs.spec import JobSpec, Lineage
 from bridge.session.params import Session
-from bridge.takes.record import AudioWritten, PrimeUsed, SourceUsed, TakeLineage, TakeRecord
+from bridge.takes.record import AudioWritten, PrimeUsed, SourceUsed, TakeRecord
 from jukebox_model.api import Mode, SamplingParams, TakeRequest
 
 SR = 44100
@@ -73,7 +73,7 @@ def example_take_record(mode: Mode = Mode.ANCESTRAL, *, take: int = 2) -> TakeRe
         codes_path="/music/p/.jukebox/codes/jbbbbbbb.pt",
         take_index=take - 1,
         generator={"software": "jukebox-bridge", "version": "test"},
-        lineage=TakeLineage(mode.value, "jaaaaaaa", 2) if mode.extends_codes else None,
+        lineage=Lineage(mode.value, "jaaaaaaa", (2,)) if mode.extends_codes else None,
         audio=AudioWritten(
             sample_rate=48000,
             frames=96000,
