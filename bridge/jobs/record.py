@@ -186,6 +186,7 @@ class JobRecord:
                 "created": spec.created,
                 "origin": origin_to_dict(spec.origin),
                 "expect_prime_sha256": spec.expect_prime_sha256,
+                "clip_as_named": spec.clip_as_named,
                 "lineage": None if spec.lineage is None else spec.lineage.to_dict(),
                 "take_numbers": list(spec.take_numbers) if spec.take_numbers is not None else None,
                 "state": self._state.value,
@@ -222,6 +223,7 @@ class JobRecord:
             expect_prime_sha256=checked.optional_text(
                 record.get("expect_prime_sha256"), "expect_prime_sha256", max_chars=64
             ),
+            clip_as_named=checked.optional_text(record.get("clip_as_named"), "clip_as_named"),
             lineage=None if record.get("lineage") is None else Lineage.from_dict(record.get("lineage")),
             take_numbers=_take_numbers(record.get("take_numbers"), request.n_takes),
         )

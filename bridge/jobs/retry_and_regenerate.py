@@ -74,10 +74,13 @@ class Replays:
         except (ValueError, TypeError) as e:
             raise CommandError(f"{path.name} is not a take sidecar written by the bridge ({e})") from None
         request = record.request
+        clip_as_named = None
         if request.mode is Mode.PRIMED:
             assert request.prime_path is not None
             try:  # the kept copy under the project, which survives a re-export of the clip
                 prime = self.state.confine_prime(request.prime_path)
+                if record.prime is not None and record.prime.path != request.prime_path:
+                    clip_as_named = record.prime.path  # a re-export since is worth a notice (the worker reads it)
             except CommandError:
                 if record.prime is None or record.prime.path == request.prime_path:
                     raise
@@ -102,6 +105,7 @@ class Replays:
             preset=record.preset,
             source_job=record.source.job if record.source else None,
             expect_prime_sha256=record.prime.sha256 if record.prime else None,
+            clip_as_named=clip_as_named,
             lineage=Lineage("regenerate", record.job, (record.take,)),
             take_numbers=(record.take,),
         )

@@ -87,6 +87,7 @@ class JobSpec:
     source_job: str | None = None  # continue / upsample: the job whose codes are used
     created: float = field(default_factory=time.time)
     expect_prime_sha256: str | None = None  # regenerate: the prime's hash when the take was made
+    clip_as_named: str | None = None  # regenerate from the kept copy: the clip the take names, compared when it runs
     lineage: Lineage | None = None
     take_numbers: tuple[int, ...] | None = None  # 1-based number of each row (regenerate keeps the original's)
 

@@ -13,6 +13,7 @@ events; the board is the only writer of job state.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 import time
@@ -50,6 +51,7 @@ from bridge.takes.prime_store import PrimeStore
 from bridge.takes.record import PrimeUsed, SourceUsed, TakeRecord
 from bridge.takes.renderer import Finishing, Head, Renderer, TakeName
 from bridge.untrusted import typed_reads as checked
+from bridge.untrusted.files import UntrustedFileError, open_regular
 from jukebox_model.api import Mode, ModelInfo, Progress, TakeEngine, TakeRequest, is_out_of_memory
 
 log = logging.getLogger(__name__)
@@ -263,6 +265,8 @@ class ModelWorker:
         if expected and start.prime_sha256 and start.prime_sha256 != expected:
             message = f"the prime {prime_original} has changed since the take was made; the take will differ"
             self.board.publish(JobWarning(record.id, spec.origin, message))
+        elif expected and spec.clip_as_named:
+            self._compare_clip(record, spec.clip_as_named, expected)
         self.board.publish(JobPlanned(record.id, spec.origin, tuple(chosen), str(codes_path)))
         work = Work(
             request,
@@ -311,6 +315,20 @@ class ModelWorker:
         else:
             self._work.pop(record.id, None)
             self.board.finish(record, JobState.DONE)
+
+    def _compare_clip(self, record: JobRecord, clip: str, expected: str) -> None:
+        """A regenerate from the kept copy: say so when the clip the take names was re-exported since (or is
+        gone), so the producer knows the take is not made from the file now on disk."""
+        try:
+            with open_regular(clip, what="clip") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except (OSError, UntrustedFileError):
+            digest = None
+        if digest == expected:
+            return
+        now = "is gone" if digest is None else "has changed since the take was made"
+        message = f"the clip {clip} {now}; the take is made again from the copy kept when it was made"
+        self.board.publish(JobWarning(record.id, record.spec.origin, message))
 
     def _sample_and_render(self, record: JobRecord, work: Work, level: int, *, preemptible: bool = False) -> bool:
         """Sample one level, save the codes, deliver each take; False when cancelled (or, `preemptible`,

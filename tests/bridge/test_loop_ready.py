@@ -68,7 +68,9 @@ def test_a_primed_take_opens_with_the_clips_own_last_samples_and_the_new_materia
     np.testing.assert_allclose(new_only, audio[head:], atol=1e-6)  # the same seed: the same new material, at once
 
 
-def test_regenerate_reads_the_kept_copy_of_the_prime_so_a_re_export_changes_nothing(make_bridge, tmp_path):
+def test_regenerate_reads_the_kept_copy_of_the_prime_so_a_re_export_changes_nothing_and_is_reported(
+    make_bridge, tmp_path
+):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     _noise_clip(inbox / "loop.wav", 1.0, MODEL_SR, seed=2)
@@ -77,13 +79,17 @@ def test_regenerate_reads_the_kept_copy_of_the_prime_so_a_re_export_changes_noth
     first, record = _primed_take(c, inbox / "loop.wav")
     copy = Path(record["prime"]["copy"])
     assert copy.parent == bridge.settings.project_dir / ".jukebox/primes" and copy.stem == record["prime"]["sha256"]
-    _noise_clip(inbox / "loop.wav", 1.0, MODEL_SR, seed=3)  # the producer re-exports over the clip
     sidecar = next(bridge.settings.project_dir.glob(f"*{record['job']}*.json"))
+    same = c.ask("/jb/regenerate", str(sidecar)).args[0]
+    assert c.wait_job(same, timeout=120).address == "/jb/job/done"
+    assert not [m for m in c.messages("/jb/job/warning") if m.args[0] == same]  # nothing changed: nothing to say
+    _noise_clip(inbox / "loop.wav", 1.0, MODEL_SR, seed=3)  # the producer re-exports over the clip
     again = c.ask("/jb/regenerate", str(sidecar)).args[0]
     assert c.wait_job(again, timeout=120).address == "/jb/job/done"
     take = c.wait_for(lambda m: m.address == "/jb/job/take" and m.args[0] == again)
     np.testing.assert_array_equal(sf.read(take.args[3], dtype="float32")[0], first)
-    assert not [m for m in c.messages("/jb/job/warning") if m.args[0] == again]  # the copy did not change
+    (notice,) = [m for m in c.messages("/jb/job/warning") if m.args[0] == again]  # the producer is told
+    assert "loop.wav has changed since the take was made" in notice.args[-1] and "copy kept" in notice.args[-1]
 
 
 # --- the fake engine from here on --------------------------------------------------------------------
