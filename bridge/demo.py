@@ -49,6 +49,9 @@ class DemoClient:
         self.sock.close()
 
 
+SHIPPED_PRESETS = Path(__file__).resolve().parents[1] / "presets"  # where a bundle's demo preset ships
+
+
 def demo_preset(bundle: Path) -> str | None:
     """The shipped preset the bundle names for the demo (bundle.json's "demo" entry), if any."""
     import json
@@ -108,6 +111,8 @@ def render_one_take(
         job = None
         last_print = 0.0
         for address, args in client.replies(time.monotonic() + timeout):
+            if address == "/jb/preset/load" and args and args[0] == "error":
+                raise RuntimeError(f"the demo preset {preset!r} did not load: {args[1]}")
             if address == "/jb/generate":
                 if args and args[0] == "error":
                     raise RuntimeError(args[1])
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         project_dir=args.out / "project",
         inbox_dir=args.out / "inbox",
-        presets_dir=None,
+        presets_dir=SHIPPED_PRESETS if preset is not None and SHIPPED_PRESETS.is_dir() else None,
         bundle_dir=bundle,
         device=args.device,
     )
