@@ -5,7 +5,7 @@
 1. **A new idea while an old one is upsampled**: job A (the techno-loop preset, all levels) is sent;
    once its upsampling has started, job B (a preview) is sent. The figure is the time from B's request
    to B's preview file, with `preempt_upsamples` on and off, in one run on the same machine.
-2. **Chain loudness**: a take at -14 LUFS, its continue and its upsample (the continue's), measured with
+2. **Chain loudness**: a take at the preset's loudness target, its continue and its upsample (the continue's), measured with
    pyloudnorm: how far each file is from its parent, with the chain's one gain.
 3. **The loop point**: the wrap step (first sample minus last, over the take's median step) of the
    techno-loop takes as delivered, with `loop_clean` on and off.
@@ -93,7 +93,7 @@ def lufs(path: str) -> float:
 def chain_and_loop(out: Path, threads: int) -> dict[str, Any]:
     bridge, c = _bridge(out, threads)
     try:
-        c.ask("/jb/preset/load", PRESET)  # -14 LUFS, loop_clean on, whole bars
+        c.ask("/jb/preset/load", PRESET)  # a loudness target, loop_clean on, whole bars
         c.ask("/jb/set/n_takes", 1)
         c.ask("/jb/set/seed", 3)
         clean = c.job("/jb/generate")
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| new idea's preview while an old take is upsampled (s) | {on['preview_s']:.1f} | {off['preview_s']:.1f} |")
     print(f"| the old take's upsample, start to done (s) | {on['old_upsample_s']:.1f} | {off['old_upsample_s']:.1f} |")
     chain = result["chain_lufs"]
-    print("\n| chain at -14 LUFS | LUFS |")
+    print("\n| chain at the preset's loudness target | LUFS |")
     print("|---|---|")
     for name, value in chain.items():
         print(f"| {name} | {value:.2f} |")
