@@ -13,7 +13,6 @@ events; the board is the only writer of job state.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import threading
 import time
@@ -51,7 +50,6 @@ from bridge.takes.prime_store import PrimeStore
 from bridge.takes.record import PrimeUsed, SourceUsed, TakeRecord
 from bridge.takes.renderer import Finishing, Head, Renderer, TakeName
 from bridge.untrusted import typed_reads as checked
-from bridge.untrusted.files import UntrustedFileError, open_regular
 from jukebox_model.api import Mode, ModelInfo, Progress, TakeEngine, TakeRequest, is_out_of_memory
 
 log = logging.getLogger(__name__)
@@ -319,11 +317,7 @@ class ModelWorker:
     def _compare_clip(self, record: JobRecord, clip: str, expected: str) -> None:
         """A regenerate from the kept copy: say so when the clip the take names was re-exported since (or is
         gone), so the producer knows the take is not made from the file now on disk."""
-        try:
-            with open_regular(clip, what="clip") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
-        except (OSError, UntrustedFileError):
-            digest = None
+        digest = self.primes.clip_sha256(clip)
         if digest == expected:
             return
         now = "is gone" if digest is None else "has changed since the take was made"

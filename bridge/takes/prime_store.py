@@ -113,16 +113,21 @@ class PrimeStore:
         """A kept copy named by a file the bridge reads back: in this store, not a link, holding its hash."""
         if not self.is_kept_copy(path):
             raise ValueError(f"{path} is not one of this project's kept primes")
-        digest = hashlib.sha256()
         try:
-            with open_regular(path, what="kept prime", max_bytes=MAX_PRIME_BYTES, follow_links=self.follow_links) as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
+            digest = _sha256(path, what="kept prime", follow_links=self.follow_links)
         except UntrustedFileError as e:
             raise ValueError(str(e)) from None
-        if digest.hexdigest() != Path(path).stem:
+        if digest != Path(path).stem:
             raise ValueError(f"kept prime {Path(path).name} no longer holds the audio it was kept with")
         return Path(path)
+
+    @staticmethod
+    def clip_sha256(path: str | Path) -> str | None:
+        """The SHA-256 of a clip as the producer names it (read as untrusted); None when it is gone or unreadable."""
+        try:
+            return _sha256(path, what="clip", follow_links=True)
+        except (OSError, UntrustedFileError):
+            return None
 
     def tail(self, path: str | Path, seconds: float, *, context_s: float = 0.0) -> tuple[np.ndarray, int, int]:
         """The last `seconds` of a clip at its own rate, mixed to mono (float32), with up to `context_s` more
@@ -137,3 +142,11 @@ class PrimeStore:
             clip.seek(clip.frames - total)
             audio = clip.read(total, dtype="float32", always_2d=True)
             return audio.mean(axis=1, dtype=np.float32), clip.samplerate, n
+
+
+def _sha256(path: str | Path, *, what: str, follow_links: bool) -> str:
+    digest = hashlib.sha256()
+    with open_regular(path, what=what, max_bytes=MAX_PRIME_BYTES, follow_links=follow_links) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
