@@ -38,7 +38,6 @@ from .audio import read_audio
 from .bundle import load_checkpoint_bundle, load_official_bundle
 from .bundle_dir import DEFAULT_BUNDLE_DIR, BundleError, load_bundle_dir, read_manifest
 from .labels import LabelError
-from .labels.tempo import with_tempo
 from .memory_check import check_memory, need_for_files
 from .sampling.precision import default_dtype, parse_dtype
 from .sampling.sampler import Sampler, SampleResult, load_codes, save_codes
@@ -200,7 +199,7 @@ class Engine:
         for model in self.sampler.levels.values():
             if model.labeller is None:
                 continue
-            genre = with_tempo(request.genre, request.bpm) if model.bar_tempo else request.genre
+            genre = model.genre(request.genre, request.bpm)
             row = model.labeller.label(request.artist, genre, request.lyrics, total, request.offset_samples, warn=False)
             found += [name for name in row.unknown if name not in found]
         return found

@@ -14,16 +14,24 @@ BUCKET_BPM = 8
 BUCKETS = 9  # 70-77, 78-85, ..., 134 and faster: nine words, as many as a small genre table has room for
 
 
+def _word(bucket: int) -> str:
+    return f"bpm{LOWEST_BPM + BUCKET_BPM * bucket}"
+
+
 def tempo_word(bpm: float) -> str:
     """The genre word for a tempo: its bucket's lower edge ("bpm126" for 126 to 133.99 BPM)."""
     if not bpm > 0:
         raise ValueError(f"a tempo must be positive, not {bpm!r}")
-    bucket = min(BUCKETS - 1, max(0, int((bpm - LOWEST_BPM) // BUCKET_BPM)))
-    return f"bpm{LOWEST_BPM + BUCKET_BPM * bucket}"
+    return _word(min(BUCKETS - 1, max(0, int((bpm - LOWEST_BPM) // BUCKET_BPM))))
 
 
 def all_tempo_words() -> list[str]:
-    return [f"bpm{LOWEST_BPM + BUCKET_BPM * b}" for b in range(BUCKETS)]
+    return [_word(b) for b in range(BUCKETS)]
+
+
+def bar_tokens(bpm: float, beats_per_bar: int, sr: int, hop: int) -> float:
+    """How many tokens of `hop` samples one bar spans: where the bar lines of a take or a training song are."""
+    return beats_per_bar * 60.0 / bpm * sr / hop
 
 
 def with_tempo(genre: str, bpm: float | None) -> str:

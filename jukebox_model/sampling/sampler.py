@@ -24,7 +24,7 @@ from ..api import CancelToken, Progress, SamplingParams
 from ..atomic import atomic_write
 from ..config import LyricsMode
 from ..labels import Labeller, LabelRow
-from ..labels.tempo import with_tempo
+from ..labels.tempo import bar_tokens, with_tempo
 from ..prior import lyrics as lyr
 from ..prior.prior import Prior
 from ..vqvae import VQVAE
@@ -74,6 +74,10 @@ class LevelModel:
     # trained on windows that start on bar lines with the tempo as a genre word (jukebox_model.labels.tempo):
     # given the take's tempo, its label gets the tempo word and its windows start on bar lines too
     bar_tempo: bool = False
+
+    def genre(self, genre: str, bpm: float | None) -> str:
+        """The genre this level's label is made with: with the take's tempo word if it was trained so."""
+        return with_tempo(genre, bpm) if self.bar_tempo else genre
 
 
 class Sampler:
@@ -181,11 +185,10 @@ class Sampler:
                 )
             if zs[level + 1].shape[1] < self.tokens_for(n_samples, level + 1):
                 raise ValueError(f"level {level + 1} must be complete before level {level} is upsampled")
-        tempo = run.meter if model.bar_tempo else None
-        rows = self._rows(model.labeller, run.songs, run.total_length, run.offset, bpm=tempo[0] if tempo else None)
+        rows = self._rows(model, run)
         hop = level_hop(params.hop_fraction[level], prior.n_ctx)
-        if tempo is not None:  # whole bars between window starts, as the windows it was trained on
-            bar = tempo[1] * 60.0 / tempo[0] * self.vqvae.config.sr / self.vqvae.hop_lengths[level]
+        if model.bar_tempo and run.meter is not None:  # whole bars between window starts, as it was trained
+            bar = bar_tokens(*run.meter, self.vqvae.config.sr, self.vqvae.hop_lengths[level])
             hop = bar_hop(hop, bar, prior.n_ctx)
         windows = plan_level(total, zs[level].shape[1], prior.n_ctx, hop)
         todo = sum(w.n_new for w in windows)
@@ -244,14 +247,13 @@ class Sampler:
         return False
 
     @staticmethod
-    def _rows(
-        labeller: Labeller | None, songs, total_length: int, offset: int, *, bpm: float | None = None
-    ) -> list[LabelRow]:
-        if labeller is None:
+    def _rows(model: LevelModel, run: _Run) -> list[LabelRow]:
+        if model.labeller is None:
             return []
+        bpm = run.meter[0] if run.meter else None
         return [
-            labeller.label(artist, with_tempo(genre, bpm), lyrics, total_length, offset)
-            for artist, genre, lyrics in songs
+            model.labeller.label(artist, model.genre(genre, bpm), lyrics, run.total_length, run.offset)
+            for artist, genre, lyrics in run.songs
         ]
 
     @torch.no_grad()

@@ -36,7 +36,7 @@ from ..atomic import atomic_write
 from ..audio import read_audio
 from ..labels import Labeller
 from ..labels.tables import normalise_v2
-from ..labels.tempo import tempo_word, with_tempo
+from ..labels.tempo import bar_tokens, tempo_word, with_tempo
 from ..vqvae import VQVAE
 from .audio_dataset import AudioEntry
 
@@ -205,7 +205,7 @@ class PriorWindows(Dataset):
         if not self.align_bars or song.meta.bpm is None:
             return None
         hop = round(song.n_samples / song.codes[self.level].shape[0])  # the codes cover the song, rounded up
-        return song.meta.beats_per_bar * 60.0 / song.meta.bpm * self.sr / hop
+        return bar_tokens(song.meta.bpm, song.meta.beats_per_bar, self.sr, hop)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
