@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pyloudnorm
 
-from bridge.takes.limiter import limit, true_peak_dbfs
+from bridge.takes.limiter import Limited, limit
 
 LOUDNESS_BLOCK_S = 0.4  # BS.1770 gating block: pyloudnorm needs at least one
 MIN_LUFS, MAX_LUFS = -70.0, 0.0  # -70 LUFS is BS.1770's absolute gate: a quieter target would measure as silence
@@ -245,34 +245,34 @@ def _join_loop(
 
 def _loud_and_limited(
     x: np.ndarray, sr: int, options: FinishOptions, gain_db: float, notes: list[str], *, periodic: bool
-) -> tuple[np.ndarray, float, float]:
+) -> tuple[Limited, float, float | None]:
     """The gain that reaches the loudness target once the limiter holds the true peak at the ceiling:
     limiting lowers the loudness a little, so the gain is raised by what is missing (a few rounds).
-    Returns the limited audio, the gain before the limiter and the limiter's largest reduction."""
+    Returns the limited audio, the gain that made it (before the limiter) and its loudness."""
     target, ceiling_db, most = options.loudness_lufs, options.peak_ceiling_dbfs, options.max_limiting_db
     assert target is not None
-    y, reduction, after = x, 0.0, None
-    for _ in range(6):
-        y, reduction = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db, periodic=periodic)
-        if reduction > most + 0.05:  # more limiting than a producer would take: back off, say so
-            gain_db -= reduction - most
-            y, reduction = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db, periodic=periodic)
-            after = integrated_loudness(y, sr)
+    rounds = 6
+    for round_ in range(rounds):
+        limited = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db, periodic=periodic)
+        if limited.reduction_db > most + 0.05:  # more limiting than a producer would take: back off, say so
+            gain_db -= limited.reduction_db - most
+            limited = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db, periodic=periodic)
+            after = integrated_loudness(limited.audio, sr)
             notes.append(
                 f"target {target:g} LUFS not reached: it needs more than {most:g} dB of limiting; "
                 f"ends at {after:.1f} LUFS"
                 if after is not None
                 else f"target {target:g} LUFS not reached"
             )
-            break
-        after = integrated_loudness(y, sr)
+            return limited, gain_db, after
+        after = integrated_loudness(limited.audio, sr)
         if after is None or abs(after - target) <= 0.05:
-            break
-        gain_db += target - after
-    else:  # dense audio: the limiter takes back most of each raise
-        if after is not None and abs(after - target) > 0.2:
-            notes.append(f"target {target:g} LUFS not reached under the limiter: ends at {after:.1f} LUFS")
-    return y, gain_db, reduction
+            return limited, gain_db, after
+        if round_ < rounds - 1:
+            gain_db += target - after
+    if after is not None and abs(after - target) > 0.2:  # dense audio: the limiter takes back most of each raise
+        notes.append(f"target {target:g} LUFS not reached under the limiter: ends at {after:.1f} LUFS")
+    return limited, gain_db, after
 
 
 def finish(
@@ -356,19 +356,25 @@ def finish(
             notes.append(f"loudness left unchanged: {why}")
         else:
             gain_db = options.loudness_lufs - before
-            peak = float(np.max(np.abs(x)))
             ceiling_db = options.peak_ceiling_dbfs
             looped = report.get("loop_join") is not None  # a joined loop: the limiter's gain wraps around too
-            if options.gain_db is not None:  # the chain's gain: the limiter only holds the peaks
-                gain_db = options.gain_db
-                x, limited_db = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db, periodic=looped)
-                report.update(limited_db=limited_db, peak_limited=limited_db > 0.0, gain_fixed=True)
-                report["true_peak_dbtp"] = true_peak_dbfs(x)
-            elif options.limit_peaks:
-                x, gain_db, limited_db = _loud_and_limited(x, sr, options, gain_db, notes, periodic=looped)
-                report.update(limited_db=limited_db, peak_limited=limited_db > 0.0)
-                report["true_peak_dbtp"] = true_peak_dbfs(x)
+            after = None
+            if options.gain_db is not None or options.limit_peaks:
+                if options.gain_db is not None:  # the chain's gain: the limiter only holds the peaks
+                    gain_db = options.gain_db
+                    limited = limit(x * 10.0 ** (gain_db / 20.0), sr, ceiling_db, periodic=looped)
+                    after = integrated_loudness(limited.audio, sr)
+                    report["gain_fixed"] = True
+                else:
+                    limited, gain_db, after = _loud_and_limited(x, sr, options, gain_db, notes, periodic=looped)
+                x = limited.audio
+                report.update(
+                    limited_db=limited.reduction_db,
+                    peak_limited=limited.reduction_db > 0.0,
+                    true_peak_dbtp=limited.true_peak_dbtp,
+                )
             else:
+                peak = float(np.max(np.abs(x)))
                 if peak > 0.0 and 20.0 * math.log10(peak) + gain_db > ceiling_db:
                     gain_db = ceiling_db - 20.0 * math.log10(peak)
                     report["peak_limited"] = True
@@ -377,8 +383,9 @@ def finish(
                         f"(target {options.loudness_lufs:g} LUFS not reached)"
                     )
                 x = x * 10.0 ** (gain_db / 20.0)
+                after = integrated_loudness(x, sr)
             report["gain_db"] = gain_db
-            report["loudness_after_lufs"] = integrated_loudness(x, sr)
+            report["loudness_after_lufs"] = after
 
     out = x.astype(np.float32)
     if options.loudness_lufs is not None:  # the gain respects the ceiling; this only absorbs float32 rounding

@@ -17,6 +17,7 @@ falls over 2·attack before a peak (look-ahead, no overshoot) and rises over 2·
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,9 +40,10 @@ def true_peak_per_sample(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.abs(up).reshape(n, OVERSAMPLING).max(axis=1), np.abs(x))
 
 
-def true_peak_dbfs(x: np.ndarray) -> float | None:
-    peak = float(np.max(true_peak_per_sample(x))) if x.shape[0] else 0.0
-    return 20.0 * math.log10(peak) if peak > 0 else None
+class Limited(NamedTuple):
+    audio: np.ndarray
+    reduction_db: float  # the largest gain reduction (≥ 0)
+    true_peak_dbtp: float | None  # the output's true peak; None for silence
 
 
 def _sliding_min(a: np.ndarray, width: int) -> np.ndarray:
@@ -56,8 +58,9 @@ def _sliding_min(a: np.ndarray, width: int) -> np.ndarray:
     return np.minimum(suffix[:n], prefix[width - 1 : width - 1 + n])
 
 
-def limit(x: np.ndarray, sr: int, ceiling_dbfs: float, *, periodic: bool = False) -> tuple[np.ndarray, float]:
-    """`x` with its true peak at or below the ceiling; also the largest gain reduction, in dB (≥ 0).
+def limit(x: np.ndarray, sr: int, ceiling_dbfs: float, *, periodic: bool = False) -> Limited:
+    """`x` with its true peak at or below the ceiling, the largest gain reduction and the true peak it ends at
+    (measured once here, for the caller's report too).
 
     `periodic`: `x` is a loop (its end runs into its start), so the gain wraps around too and the loop
     point stays as smooth as it was."""
@@ -65,8 +68,9 @@ def limit(x: np.ndarray, sr: int, ceiling_dbfs: float, *, periodic: bool = False
     n = x.shape[0]
     ceiling = 10.0 ** (ceiling_dbfs / 20.0)
     peaks = true_peak_per_sample(x)
-    if n == 0 or float(peaks.max()) <= ceiling:
-        return x.copy(), 0.0
+    peak = float(peaks.max()) if n else 0.0
+    if peak <= ceiling:
+        return Limited(x.copy(), 0.0, _dbtp(peak))
     wanted = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
     attack = max(1, round(ATTACK_MS * sr / 1000.0))
     hold = max(attack, round(HOLD_MS * sr / 1000.0))
@@ -83,4 +87,8 @@ def limit(x: np.ndarray, sr: int, ceiling_dbfs: float, *, periodic: bool = False
     if over > 1.0:  # what the oversampled peaks of a moving gain left: one small scale for all of it
         y /= over
         gain /= over
-    return y, -20.0 * math.log10(float(np.min(gain)))
+    return Limited(y, -20.0 * math.log10(float(np.min(gain))), _dbtp(min(over, 1.0) * ceiling))
+
+
+def _dbtp(peak: float) -> float | None:
+    return 20.0 * math.log10(peak) if peak > 0 else None
