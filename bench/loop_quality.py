@@ -29,8 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge.session.params import LOOP_CROSSFADE_MS  # noqa: E402
-from bridge.takes.finishing import FinishOptions, finish  # noqa: E402
+from bridge.session.params import PARAMS, Session, session_from_values  # noqa: E402
+from bridge.takes.finishing import finish, finish_options, loop_run_on_samples  # noqa: E402
 from jukebox_model.api import SamplingParams  # noqa: E402
 from jukebox_model.audio import read_audio, write_wav  # noqa: E402
 from jukebox_model.bundle_dir import DEFAULT_BUNDLE_DIR, load_bundle_dir  # noqa: E402
@@ -67,18 +67,15 @@ def take_measures(audio: np.ndarray, sr: int, hops: tuple[int, ...], bpm: float 
     }
 
 
-def finished(take: np.ndarray, run_on: np.ndarray, preset: dict, sr: int) -> np.ndarray:
-    """The take as the bridge delivers it with the preset's finishing (its loop join uses the run-on)."""
-    options = FinishOptions(
-        loudness_lufs=preset.get("loudness_lufs") or None,
-        dc_remove=bool(preset.get("dc_remove", False)),
-        fade_in_ms=float(preset.get("fade_ms", 0.0)),
-        fade_out_ms=float(preset.get("fade_ms", 0.0)),
-        trim_bars=bool(preset.get("trim_bars", False)),
-        loop_crossfade_ms=LOOP_CROSSFADE_MS if preset.get("loop_clean") else 0.0,
-    )
-    bpm, beats = float(preset.get("bpm", 120)), int(preset.get("beats_per_bar", 4))
-    return finish(take, sr, options, bpm=bpm, beats_per_bar=beats, after=run_on)[0]
+def preset_session(name: str, preset: dict) -> Session:
+    """The session a preset makes, as the bridge loads it (its description is not a parameter)."""
+    return session_from_values({k: v for k, v in preset.items() if k in PARAMS}, source=name)
+
+
+def finished(take: np.ndarray, run_on: np.ndarray, session: Session, sr: int) -> np.ndarray:
+    """The take as the bridge delivers it with the session's finishing (its loop join uses the run-on)."""
+    options = finish_options(session)
+    return finish(take, sr, options, bpm=session.bpm, beats_per_bar=session.beats_per_bar, after=run_on)[0]
 
 
 def sample(sampler, zs, n, preset, sr, seed):
@@ -161,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         bpm = float(preset.get("bpm", 120))
         n = bars_samples(args.bars, bpm, sr, top)
         empty = [torch.zeros(args.takes, 0, dtype=torch.long) for _ in range(vq.config.levels)]
-        run_on = round(2 * LOOP_CROSSFADE_MS * sr / 1000) if preset.get("loop_clean") else 0  # as the bridge asks
+        session = preset_session(name, preset)
+        run_on = loop_run_on_samples(session, sr)  # as the bridge asks
         audio, marks = sample(sampler, empty, n + run_on, preset, sr, seed=1)
         anc = []
         for a in audio:
             m = take_measures(a[:n], sr, hops, bpm)
-            m["loop_click_finished"] = loop_click(finished(a[:n], a[n:], preset, sr))
+            m["loop_click_finished"] = loop_click(finished(a[:n], a[n:], session, sr))
             anc.append(m)
         audio = audio[:, :n]
         primed = []

@@ -24,9 +24,10 @@ from bridge.jobs.journal import JobJournal
 from bridge.jobs.queue import JobQueue
 from bridge.jobs.retry_and_regenerate import Replays, fresh_seed
 from bridge.jobs.spec import JobSpec, Lineage, new_job_id
-from bridge.session.params import LOOP_CROSSFADE_MS, Session
+from bridge.session.params import Session
 from bridge.session.state import PresetStore, SessionState
 from bridge.settings import BridgeSettings
+from bridge.takes.finishing import loop_run_on_samples
 from jukebox_model.api import Mode, SamplingParams, TakeRequest
 
 
@@ -56,8 +57,7 @@ def take_request(
         genre=session.genre,
         lyrics=session.lyrics,
         new_samples=max(1, round(session.length_s * sr)) if mode is not Mode.UPSAMPLE else 0,
-        # twice the crossfade: the resampler's edge stays clear of the audio the join uses
-        run_on_samples=round(2 * LOOP_CROSSFADE_MS * sr / 1000) if session.loop_clean else 0,
+        run_on_samples=loop_run_on_samples(session, sr),
         total_samples=round(session.total_s * sr),
         offset_samples=round(session.offset_s * sr),
         n_takes=session.n_takes,

@@ -44,8 +44,7 @@ from bridge.jobs.eta import level_positions
 from bridge.jobs.queue import JobQueue
 from bridge.jobs.record import JobRecord
 from bridge.jobs.spec import UPSAMPLE, JobSpec
-from bridge.session.params import LOOP_CROSSFADE_MS
-from bridge.takes.finishing import FinishOptions, FinishReport
+from bridge.takes.finishing import FinishReport, finish_options
 from bridge.takes.prime_store import PrimeStore
 from bridge.takes.record import PrimeUsed, SourceUsed, TakeRecord
 from bridge.takes.renderer import Finishing, Head, Renderer, TakeName
@@ -478,14 +477,7 @@ class ModelWorker:
             body_from = 0
         end = work.take_end_samples
         finishing = Finishing(
-            FinishOptions(
-                loudness_lufs=s.loudness_lufs or None,
-                dc_remove=s.dc_remove,
-                fade_in_ms=s.fade_ms,
-                fade_out_ms=s.fade_ms,
-                trim_bars=s.trim_bars,
-                loop_crossfade_ms=LOOP_CROSSFADE_MS if s.loop_clean else 0.0,
-            ),
+            finish_options(s),
             bpm=s.bpm,
             beats_per_bar=s.beats_per_bar,
             in_bars=s.length_unit == "bars",

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pyloudnorm
 
+from bridge.session.params import LOOP_CROSSFADE_MS, Session
 from bridge.takes.limiter import Limited, limit
 
 LOUDNESS_BLOCK_S = 0.4  # BS.1770 gating block: pyloudnorm needs at least one
@@ -152,6 +153,25 @@ class FinishReport:
         d["notes"] = list(self.notes)
         d["samples_trimmed"] = self.samples_trimmed
         return d
+
+
+def finish_options(session: Session) -> FinishOptions:
+    """What a session's finishing parameters ask of `finish` (the bridge's takes, and the benchmarks that
+    measure takes as the bridge delivers them)."""
+    return FinishOptions(
+        loudness_lufs=session.loudness_lufs or None,
+        dc_remove=session.dc_remove,
+        fade_in_ms=session.fade_ms,
+        fade_out_ms=session.fade_ms,
+        trim_bars=session.trim_bars,
+        loop_crossfade_ms=LOOP_CROSSFADE_MS if session.loop_clean else 0.0,
+    )
+
+
+def loop_run_on_samples(session: Session, sr: int) -> int:
+    """Model output a take needs past its end for its loop join, at rate `sr`: twice the crossfade, so the
+    resampler's edge stays clear of the audio the join uses."""
+    return round(2 * LOOP_CROSSFADE_MS * sr / 1000) if session.loop_clean else 0
 
 
 def bar_length(sr: int, bpm: float, beats_per_bar: int) -> Fraction:
