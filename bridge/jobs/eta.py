@@ -30,15 +30,16 @@ class Throughput:
         self._rates: dict[int, float] = {}  # level -> positions per second
         self._lock = threading.Lock()
         self._store: tuple[Path, str] | None = None  # where measured rates are kept, and under which key
+        self._kept: dict[str, dict[int, float]] = {}  # that file as read at the start: the other keys' rates
 
     def keep_in(self, path: Path, key: str) -> None:
         """Rates measured for `key` (model, device, precision, threads) in an earlier session are this
         session's first estimates; each new measurement is written back. A file of another shape is
         logged and replaced."""
-        rates = _read_rates(path).get(key, {})
+        kept = _read_rates(path)
         with self._lock:
-            self._store = (path, key)
-            for level, rate in rates.items():
+            self._store, self._kept = (path, key), kept
+            for level, rate in kept.get(key, {}).items():
                 self._rates.setdefault(level, rate)
 
     def record(self, level: int, positions: float, seconds: float) -> None:
@@ -48,9 +49,12 @@ class Throughput:
         with self._lock:
             old = self._rates.get(level)
             self._rates[level] = rate if old is None else (1 - self.smoothing) * old + self.smoothing * rate
-            store, rates = self._store, dict(self._rates)
-        if store is not None:
-            _write_rates(*store, rates)
+            if self._store is None:
+                return
+            path, key = self._store
+            self._kept[key] = dict(self._rates)
+            kept = {k: dict(v) for k, v in self._kept.items()}
+        _write_rates(path, kept)
 
     def rate(self, level: int) -> float | None:
         with self._lock:
@@ -95,9 +99,7 @@ def _read_rates(path: Path) -> dict[str, dict[int, float]]:
     return out
 
 
-def _write_rates(path: Path, key: str, rates: dict[int, float]) -> None:
-    data = _read_rates(path)
-    data[key] = rates
+def _write_rates(path: Path, data: dict[str, dict[int, float]]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as f:

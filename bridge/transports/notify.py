@@ -41,8 +41,12 @@ class ReplyBudget:
     """Bytes the replies to one datagram may still take, for a requester that is not a subscriber."""
 
     client: Address
-    left: int
+    limit: int  # what the replies to the datagram may take in all
     withheld: list[str] = field(default_factory=list)  # addresses of the replies that did not fit
+    left: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.left = self.limit
 
     def take(self, address: str, size: int) -> bool:
         if size <= SMALL_REPLY_BYTES:  # bounded by the number of messages a request can cause
@@ -272,7 +276,7 @@ class Notifier:
                 self.withheld += len(budget.withheld)
                 message = (
                     f"{len(budget.withheld)} repl{'y' if len(budget.withheld) == 1 else 'ies'} withheld: over "
-                    f"{max(REPLY_FLOOR_BYTES, REPLY_FACTOR * request_bytes)} bytes for {request_bytes} sent, to a "
+                    f"{budget.limit} bytes for {request_bytes} sent, to a "
                     "client that is not subscribed; /jb/subscribe, then ask again"
                 )
                 self._queue.put(((client,), build_message("/jb/error", [budget.withheld[0], message])))
