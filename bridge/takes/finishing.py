@@ -76,32 +76,19 @@ class FinishOptions:
                     f"loudness_lufs must be between {MIN_LUFS:g} and {MAX_LUFS:g} LUFS "
                     f"(or None for off), not {self.loudness_lufs!r}"
                 )
-        if (
-            isinstance(self.peak_ceiling_dbfs, bool)
-            or not isinstance(self.peak_ceiling_dbfs, (int, float))
-            or not -60.0 <= self.peak_ceiling_dbfs <= 0.0
-        ):
-            raise ValueError(f"peak_ceiling_dbfs must be between -60 and 0 dBFS, not {self.peak_ceiling_dbfs!r}")
-        for name, most in (
-            ("fade_in_ms", MAX_FADE_MS),
-            ("fade_out_ms", MAX_FADE_MS),
-            ("loop_crossfade_ms", MAX_LOOP_CROSSFADE_MS),
+        for name, lo, hi, unit in (
+            ("peak_ceiling_dbfs", -60.0, 0.0, "dBFS"),
+            ("fade_in_ms", 0.0, MAX_FADE_MS, "ms"),
+            ("fade_out_ms", 0.0, MAX_FADE_MS, "ms"),
+            ("loop_crossfade_ms", 0.0, MAX_LOOP_CROSSFADE_MS, "ms"),
+            ("max_limiting_db", 0.0, 40.0, "dB"),
+            ("gain_db", -100.0, 100.0, "dB or None"),
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= most:
-                raise ValueError(f"{name} must be between 0 and {most:g} ms, not {value!r}")
-        if (
-            isinstance(self.max_limiting_db, bool)
-            or not isinstance(self.max_limiting_db, (int, float))
-            or not 0.0 <= self.max_limiting_db <= 40.0
-        ):
-            raise ValueError(f"max_limiting_db must be between 0 and 40 dB, not {self.max_limiting_db!r}")
-        if self.gain_db is not None and (
-            isinstance(self.gain_db, bool)
-            or not isinstance(self.gain_db, (int, float))
-            or not -100.0 <= self.gain_db <= 100.0
-        ):
-            raise ValueError(f"gain_db must be between -100 and 100 dB or None, not {self.gain_db!r}")
+            if value is None and name == "gain_db":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise ValueError(f"{name} must be between {lo:g} and {hi:g} {unit}, not {value!r}")
         for name in ("dc_remove", "trim_bars", "limit_peaks"):
             if type(getattr(self, name)) is not bool:  # 0/1 or "yes" from a settings file are refused too
                 raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
