@@ -158,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train the decoders alone (frozen encoders and codebooks: priors on its codes stay valid)",
     )
+    vq.add_argument(
+        "--train-levels",
+        type=int,
+        nargs="+",
+        default=None,
+        help="train these levels alone (e.g. a top level added to a trained VQ-VAE given by --init-from)",
+    )
     pr = sub.add_parser("prior", help="a top-level prior or an upsampler, on the codes of a trained VQ-VAE")
     _add_common(pr)
     pr.add_argument("--vqvae", type=Path, required=True, help="trained VQ-VAE checkpoint whose codes the prior models")
@@ -239,6 +246,7 @@ def _vqvae(args: argparse.Namespace) -> int:
         sample_length=sample_length,
         bandwidth_seconds=args.bandwidth_seconds,
         decoders_only=args.decoders_only,
+        train_levels=None if args.train_levels is None else tuple(args.train_levels),
     )
     return _report(train_vqvae(config, settings, resume=resume, init_from=args.init_from))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,9 @@ class VQVAETrainSettings:
     # fine-tune the decoders alone: encoders and codebooks stay frozen, so codes (and any prior
     # trained on them) stay valid while the sound of their decoding improves
     decoders_only: bool = False
+    # train these levels alone (None: every level); the others stay frozen and are not run, so a level
+    # added on top of a trained VQ-VAE (init_from a VQ-VAE with fewer levels) leaves their codes valid
+    train_levels: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,8 @@ def _train(config, settings, info, resume, init_from, on_step) -> TrainResult:
     )
     torch.manual_seed(settings.seed)  # the same initial weights, hence the same EMA start, on every rank
     model = VQVAE(config).to(info.device)
-    frozen = [model.encoders, model.bottleneck] if settings.decoders_only else []
+    levels = _trained_levels(config, settings)
+    frozen = _frozen_parts(model, levels, settings.decoders_only)
     for part in frozen:
         part.requires_grad_(False)
     opt, schedule = make_optimizer(model, settings.optim)
@@ -138,7 +142,7 @@ def _train(config, settings, info, resume, init_from, on_step) -> TrainResult:
     if resume is not None:
         step, bandwidth = _resume(resume, parts, config, settings, info)
     elif init_from is not None:
-        bandwidth = _init_from(init_from, parts, config, info)
+        bandwidth = _init_from(init_from, parts, config, settings, info)
     if bandwidth is None:
         bandwidth = _bandwidth(dataset, settings)
     wrapped = DistributedDataParallel(model) if info.world_size > 1 else model
@@ -165,7 +169,7 @@ def _train(config, settings, info, resume, init_from, on_step) -> TrainResult:
             if step >= settings.steps:
                 break
             with precision.autocast():
-                out = wrapped(x.to(info.device), bandwidth=bandwidth)
+                out = wrapped(x.to(info.device), bandwidth=bandwidth, levels=levels)
             grad_norm = optimizer_step(out.loss, model, opt, precision, settings.optim.clip)
             schedule.step()
             if ema is not None:
@@ -173,7 +177,7 @@ def _train(config, settings, info, resume, init_from, on_step) -> TrainResult:
             step += 1
             metrics = {k: float(v.detach()) for k, v in out.metrics.items()}
             metrics.update(loss=float(out.loss.detach()), grad_norm=grad_norm, lr=schedule.get_last_lr()[0])
-            used = [metrics.get(f"usage_l{lv + 1}", math.nan) / config.l_bins for lv in range(config.levels)]
+            used = [metrics.get(f"usage_l{lv + 1}", math.nan) / config.l_bins for lv in levels]
             losses.append(metrics["loss"])
             usage.append(sum(used) / len(used))
             if on_step is not None:
@@ -186,6 +190,25 @@ def _train(config, settings, info, resume, init_from, on_step) -> TrainResult:
                 checkpoint = _save(parts, config, settings, bandwidth, step, info)
     bar.close()
     return TrainResult(step=step, losses=losses, usage=usage, checkpoint=checkpoint, model=model)
+
+
+def _trained_levels(config: VQVAEConfig, settings: VQVAETrainSettings) -> list[int]:
+    levels = sorted(set(range(config.levels) if settings.train_levels is None else settings.train_levels))
+    if not levels or not all(0 <= level < config.levels for level in levels):
+        raise ValueError(f"train_levels must be among 0..{config.levels - 1}, got {settings.train_levels}")
+    return levels
+
+
+def _frozen_parts(model: VQVAE, levels: list[int], decoders_only: bool) -> list[torch.nn.Module]:
+    """The modules that take no gradient: untrained levels whole; with decoders_only, encoders and codebooks."""
+    frozen: list[torch.nn.Module] = []
+    for level in range(model.config.levels):
+        codebook, encoder, decoder = model.bottleneck.level_blocks[level], model.encoders[level], model.decoders[level]
+        if level not in levels:
+            frozen += [encoder, codebook, decoder]
+        elif decoders_only:
+            frozen += [encoder, codebook]
+    return frozen
 
 
 def _save(parts: RunParts, config, settings, bandwidth, step, info) -> Path | None:
@@ -223,16 +246,39 @@ def _restore_codebook_stats(model: VQVAE, state: dict[str, Any], device: torch.d
         block.threshold = threshold
 
 
-def _init_from(path, parts: RunParts, config, info) -> dict[str, float] | None:
-    """Weights, codebook statistics and loss normalisers of a trained VQ-VAE of the same config."""
-    checkpoint = read_checkpoint(path)
+def _lower_levels(path: Path, checkpoint: dict[str, Any], config: VQVAEConfig) -> int:
+    """How many levels a checkpoint gives `config`: all of them, or its own when it is `config` less top levels."""
+    saved = vqvae_config_from_checkpoint(checkpoint)
+    if saved.levels < config.levels:
+        per_level = ("downs_t", "strides_t", "hvqvae_multipliers")
+        prefix = {name: getattr(config, name)[: saved.levels] for name in per_level}
+        if replace(saved, levels=config.levels, **{n: getattr(config, n) for n in per_level}) == config and all(
+            getattr(saved, name) == value for name, value in prefix.items()
+        ):
+            return saved.levels
     _check_same_config(path, checkpoint, config)
+    return config.levels
+
+
+def _init_from(path, parts: RunParts, config, settings, info) -> dict[str, float] | None:
+    """Weights, codebook statistics and loss normalisers of a trained VQ-VAE of the same config.
+
+    A VQ-VAE that is this config less its top level(s) gives its levels; the new ones start fresh.
+    """
+    checkpoint = read_checkpoint(path)
+    given = _lower_levels(path, checkpoint, config)
     model = parts.model
-    load_state_strict(model, model_state(checkpoint, source=str(path)), source=str(path))
+    state_dict = model_state(checkpoint, source=str(path))
+    if given < config.levels:
+        _load_lower_levels(model, state_dict, given, source=str(path))
+    else:
+        load_state_strict(model, state_dict, source=str(path))
     state = checkpoint.get("train_state") or {}
     if "k_sum" in state:
         _restore_codebook_stats(model, state, info.device)
-    for block in model.bottleneck.level_blocks:
+    else:  # a shipped (weights-only) VQ-VAE: its codebooks' EMA statistics are rebuilt as a fine-tune does
+        _assume_even_usage(model, config, settings, info, levels=range(given))
+    for block in model.bottleneck.level_blocks[:given]:
         block.initialised = True
     if parts.ema is not None:
         parts.ema.shadow = {name: p.detach().clone() for name, p in parts.ema.params.items()}
@@ -240,16 +286,35 @@ def _init_from(path, parts: RunParts, config, info) -> dict[str, float] | None:
     return {k: float(v) for k, v in hps["bandwidth"].items()} if "bandwidth" in hps else None
 
 
+def _load_lower_levels(model: VQVAE, state: dict[str, torch.Tensor], given: int, source: str) -> None:
+    """Strict for the levels given: every key of the file is used and every key of those levels is filled."""
+    prefixes = tuple(
+        f"{part}.{level}." for part in ("encoders", "decoders", "bottleneck.level_blocks") for level in range(given)
+    )
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ValueError(
+            f"{source}: keys do not match levels 0..{given - 1}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model.load_state_dict(state, strict=False)
+
+
+def _assume_even_usage(model: VQVAE, config, settings, info, levels: range) -> None:
+    """EMA statistics for loaded codebooks that came without theirs: every code used equally."""
+    for level in levels:
+        # expected tokens per code and update; the reference leaves out the batch size (spec §2.3),
+        # which starts every code at 1/bs of its steady-state count, nearer the restart threshold
+        tokens = settings.sample_length // config.hop_lengths[level] * info.world_size * settings.batch_size
+        model.bottleneck.level_blocks[level].restore_k(num_tokens=tokens, threshold=config.revival_threshold)
+
+
 def _resume(path, parts: RunParts, config, settings, info) -> tuple[int, dict[str, float] | None]:
     checkpoint = read_checkpoint(path)
     model = parts.model
     if checkpoint.get("train_state") is None:  # an official or foreign VQ-VAE: fine-tune, restart the EMA statistics
         load_state_strict(model, model_state(checkpoint, source=str(path)), source=str(path))
-        for level, block in enumerate(model.bottleneck.level_blocks):
-            # expected tokens per code and update; the reference leaves out the batch size (spec §2.3),
-            # which starts every code at 1/bs of its steady-state count, nearer the restart threshold
-            tokens = settings.sample_length // config.hop_lengths[level] * info.world_size * settings.batch_size
-            block.restore_k(num_tokens=tokens, threshold=config.revival_threshold)
+        _assume_even_usage(model, config, settings, info, levels=range(config.levels))
         if parts.ema is not None:
             parts.ema.shadow = {name: p.detach().clone() for name, p in parts.ema.params.items()}
         return 0, None

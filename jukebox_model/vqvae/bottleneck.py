@@ -8,6 +8,7 @@ restarted to random encoder vectors of the current batch, which keeps the codebo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -173,11 +174,14 @@ class Bottleneck(nn.Module):
     def decode(self, zs: list[Tensor], start_level: int = 0) -> list[Tensor]:
         return [self.level_blocks[start_level + i].decode(z) for i, z in enumerate(zs)]
 
-    def forward(self, xs: list[Tensor]) -> list[Quantised]:
+    def forward(self, xs: list[Tensor], levels: Sequence[int] | None = None) -> list[Quantised]:
+        """Quantise `xs`, one per level of `levels` (default: every level, in order)."""
+        levels = range(self.levels) if levels is None else levels
         out = []
-        for block, x in zip(self.level_blocks, xs):
-            q = block(x, update_k=self.training)
-            if not self.training:
+        for level, x in zip(levels, xs, strict=True):
+            block = self.level_blocks[level]
+            q = block(x, update_k=block.training)  # a level's codebook can be frozen (eval) while others train
+            if not block.training:
                 q = Quantised(q.codes, q.vectors.detach(), q.commit_loss, q.metrics)
             out.append(q)
         return out

@@ -6,7 +6,7 @@ decode: codes of level l -> audio (N, T, 1) through decoders[l] alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +20,7 @@ from .encdec import Decoder, Encoder
 
 @dataclass(frozen=True)
 class VQVAEOutput:
-    x_out: Tensor  # (N, T, 1) level-0 reconstruction
+    x_out: Tensor  # (N, T, 1) reconstruction of the lowest level trained (level 0 unless `levels` said otherwise)
     loss: Tensor  # scalar training objective
     metrics: dict[str, Tensor]  # reference metric names, plus bottleneck metrics per level
 
@@ -90,19 +90,35 @@ class VQVAE(nn.Module):
         resolutions = (cfg.multispec_loss_n_fft, cfg.multispec_loss_hop_length, cfg.multispec_loss_window_size)
         return losses.multispectral_loss(x, x_hat, *resolutions)
 
-    def forward(self, x: Tensor, *, bandwidth: Mapping[str, float], loss_fn: str | None = None) -> VQVAEOutput:
-        """Training pass: reconstruct at every level; sum reconstruction, spectral and commit losses."""
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        bandwidth: Mapping[str, float],
+        loss_fn: str | None = None,
+        levels: Sequence[int] | None = None,
+    ) -> VQVAEOutput:
+        """Training pass: reconstruct at every level; sum reconstruction, spectral and commit losses.
+
+        `levels` trains some levels alone (the levels are independent auto-encoders): a level added on
+        top of a trained VQ-VAE learns without running, or moving, the levels whose codes priors use.
+        """
         _check_audio(x)
         cfg = self.config
         loss_fn = loss_fn or cfg.loss_fn
+        levels = sorted(set(range(cfg.levels) if levels is None else levels))
+        if not levels or not all(0 <= level < cfg.levels for level in levels):
+            raise ValueError(f"levels to train must be among 0..{cfg.levels - 1}, got {levels}")
         x_in = x.permute(0, 2, 1).float()
-        quantised = self.bottleneck([encoder(x_in) for encoder in self.encoders])
-        x_outs = [decoder(q.vectors).permute(0, 2, 1) for decoder, q in zip(self.decoders, quantised)]
+        quantised = dict(
+            zip(levels, self.bottleneck([self.encoders[level](x_in) for level in levels], levels), strict=True)
+        )
+        x_outs = {level: self.decoders[level](q.vectors).permute(0, 2, 1) for level, q in quantised.items()}
 
         metrics: dict[str, Tensor] = {}
         recons_loss = spec_loss = multispec_loss = x.new_zeros(())
         x_target = x.float()
-        for level in reversed(range(cfg.levels)):
+        for level in reversed(levels):
             x_out = x_outs[level]
             this_recons = self._reconstruction_loss(loss_fn, x_target, x_out, bandwidth)
             this_spec = losses.spectral_loss(x_target, x_out).mean() / bandwidth["spec"]
@@ -114,10 +130,10 @@ class VQVAE(nn.Module):
             spec_loss = spec_loss + this_spec
             multispec_loss = multispec_loss + this_multispec
 
-        commit_loss = sum(q.commit_loss for q in quantised)
+        commit_loss = sum(q.commit_loss for q in quantised.values())
         loss = recons_loss + cfg.spectral * spec_loss + cfg.multispectral * multispec_loss + cfg.commit * commit_loss
 
-        x_out = x_outs[0]
+        x_out = x_outs[levels[0]]
         with torch.no_grad():
             metrics.update(
                 recons_loss=recons_loss,
@@ -129,7 +145,7 @@ class VQVAE(nn.Module):
                 linf_loss=self._reconstruction_loss("linf", x_target, x_out, bandwidth),
                 commit_loss=commit_loss,
             )
-            for level, q in enumerate(quantised):
+            for level, q in quantised.items():
                 for name, value in q.metrics.items():
                     metrics[f"{name}_l{level + 1}"] = value
         # Metrics are for logging: detached, so holding them keeps no autograd graph alive.

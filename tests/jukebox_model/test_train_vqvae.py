@@ -98,6 +98,47 @@ def test_decoders_only_fine_tune_keeps_codes_and_improves_the_decoding(tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(codes_before, codes_after))
 
 
+def test_a_top_level_added_to_a_trained_vqvae_trains_alone_and_keeps_the_lower_levels_codes(tmp_path):
+    torch.set_num_threads(1)
+    two = dataclasses.replace(TINY, levels=2, downs_t=(3, 2), strides_t=(2, 2), hvqvae_multipliers=(1, 1))
+    three = dataclasses.replace(two, levels=3, downs_t=(3, 2, 2), strides_t=(2, 2, 2), hvqvae_multipliers=(1, 1, 1))
+    base = train_vqvae(two, _settings(tmp_path / "base", steps=20, save_every=20))
+    before = read_checkpoint(base.checkpoint)["model"]
+    grown = train_vqvae(
+        three,
+        _settings(tmp_path / "grown", steps=60, save_every=60, train_levels=(2,)),
+        init_from=base.checkpoint,
+    )
+    after = grown.model.state_dict()
+    assert set(before) < set(after)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # levels 0 and 1 untouched, codebooks included
+    top = [k for k in after if k.startswith(("encoders.2.", "decoders.2."))]
+    fresh = train_vqvae(three, _settings(tmp_path / "fresh", steps=0, save_every=60)).model.state_dict()
+    assert top and any(not torch.equal(fresh[k], after[k]) for k in top)
+    assert np.mean(grown.losses[-10:]) < np.mean(grown.losses[:10])
+    saved = load_vqvae(grown.checkpoint)
+    assert saved.config == three and saved.hop_lengths == (8, 32, 128)
+    audio = AudioCrops(scan_audio_folder(tmp_path / "grown" / "audio"), sample_length=2048, sr=SR, seed=0)[0]
+    with torch.no_grad():
+        codes_two = load_vqvae(base.checkpoint).encode(audio[None])
+        codes_three = saved.encode(audio[None])
+    assert len(codes_three) == 3 and all(torch.equal(a, b) for a, b in zip(codes_two, codes_three[:2]))
+
+
+def test_init_from_a_vqvae_that_is_not_a_lower_part_of_the_config_is_a_clear_error(tmp_path):
+    base = train_vqvae(TINY, _settings(tmp_path / "base", steps=2, save_every=2))
+    other = dataclasses.replace(
+        TINY, levels=4, downs_t=(2, 2, 2, 2), strides_t=(2, 2, 2, 2), hvqvae_multipliers=(1, 1, 1, 1)
+    )
+    with pytest.raises(ValueError, match="another VQ-VAE config"):
+        train_vqvae(other, _settings(tmp_path / "other", steps=2), init_from=base.checkpoint)
+
+
+def test_train_levels_outside_the_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="train_levels"):
+        train_vqvae(TINY, _settings(tmp_path, steps=1, train_levels=(5,)))
+
+
 def test_init_from_and_resume_are_not_given_together(tmp_path):
     base = train_vqvae(TINY, _settings(tmp_path / "base", steps=2, save_every=2))
     with pytest.raises(ValueError, match="either resume"):
