@@ -252,9 +252,15 @@ def _lower_levels(path: Path, checkpoint: dict[str, Any], config: VQVAEConfig) -
     if saved.levels < config.levels:
         per_level = ("downs_t", "strides_t", "hvqvae_multipliers")
         prefix = {name: getattr(config, name)[: saved.levels] for name in per_level}
-        if replace(saved, levels=config.levels, **{n: getattr(config, n) for n in per_level}) == config and all(
-            getattr(saved, name) == value for name, value in prefix.items()
-        ):
+        # the restart threshold is a training setting (a new top level sees far fewer tokens per step than
+        # the levels below did, so it needs a lower one); the frozen levels take no codebook updates
+        grown = replace(
+            saved,
+            levels=config.levels,
+            revival_threshold=config.revival_threshold,
+            **{n: getattr(config, n) for n in per_level},
+        )
+        if grown == config and all(getattr(saved, name) == value for name, value in prefix.items()):
             return saved.levels
     _check_same_config(path, checkpoint, config)
     return config.levels
