@@ -277,6 +277,8 @@ def _init_from(path, parts: RunParts, config, settings, info) -> dict[str, float
     state_dict = model_state(checkpoint, source=str(path))
     if given < config.levels:
         _load_lower_levels(model, state_dict, given, source=str(path))
+        for block in model.bottleneck.level_blocks[given:]:  # restarts scaled to the new level's token count
+            block.threshold = config.revival_threshold
     else:
         load_state_strict(model, state_dict, source=str(path))
     state = checkpoint.get("train_state") or {}

@@ -112,6 +112,7 @@ def test_a_top_level_added_to_a_trained_vqvae_trains_alone_and_keeps_the_lower_l
         init_from=base.checkpoint,
     )
     after = grown.model.state_dict()
+    assert grown.model.bottleneck.level_blocks[2].threshold == 0.05
     assert set(before) < set(after)
     assert all(torch.equal(before[k], after[k]) for k in before)  # levels 0 and 1 untouched, codebooks included
     top = [k for k in after if k.startswith(("encoders.2.", "decoders.2."))]
