@@ -277,8 +277,9 @@ def _init_from(path, parts: RunParts, config, settings, info) -> dict[str, float
     state_dict = model_state(checkpoint, source=str(path))
     if given < config.levels:
         _load_lower_levels(model, state_dict, given, source=str(path))
-        for block in model.bottleneck.level_blocks[given:]:  # restarts scaled to the new level's token count
-            block.threshold = config.revival_threshold
+        for level in range(given, config.levels):
+            _start_from_level_below(model, level)
+            model.bottleneck.level_blocks[level].threshold = config.revival_threshold  # its own token count
     else:
         load_state_strict(model, state_dict, source=str(path))
     state = checkpoint.get("train_state") or {}
@@ -292,6 +293,21 @@ def _init_from(path, parts: RunParts, config, settings, info) -> dict[str, float
         parts.ema.shadow = {name: p.detach().clone() for name, p in parts.ema.params.items()}
     hps = checkpoint.get("hps") or {}
     return {k: float(v) for k, v in hps["bandwidth"].items()} if "bandwidth" in hps else None
+
+
+def _start_from_level_below(model: VQVAE, level: int) -> None:
+    """A new level's encoder and decoder share all but their last block's geometry with the level below:
+    start those blocks (and the decoder's output conv) from its trained weights, so the new level only has
+    to learn its extra down- and upsampling instead of hearing audio from scratch (where a new codebook
+    collapses to a few codes before the encoder has learnt anything)."""
+    below, here = level - 1, level
+    pairs = [(model.encoders[below].level_blocks[j], model.encoders[here].level_blocks[j]) for j in range(level)]
+    pairs += [(model.decoders[below].level_blocks[j], model.decoders[here].level_blocks[j]) for j in range(level)]
+    pairs.append((model.decoders[below].out, model.decoders[here].out))
+    for source, target in pairs:
+        source_state, target_state = source.state_dict(), target.state_dict()
+        if {k: v.shape for k, v in source_state.items()} == {k: v.shape for k, v in target_state.items()}:
+            target.load_state_dict(source_state)
 
 
 def _load_lower_levels(model: VQVAE, state: dict[str, torch.Tensor], given: int, source: str) -> None:

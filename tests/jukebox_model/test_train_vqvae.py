@@ -113,6 +113,10 @@ def test_a_top_level_added_to_a_trained_vqvae_trains_alone_and_keeps_the_lower_l
     )
     after = grown.model.state_dict()
     assert grown.model.bottleneck.level_blocks[2].threshold == 0.05
+    started = train_vqvae(three, _settings(tmp_path / "started", steps=0), init_from=base.checkpoint).model
+    shared = started.encoders[2].level_blocks[:2].state_dict()  # the new level starts from the level below
+    assert all(torch.equal(v, started.encoders[1].level_blocks[:2].state_dict()[k]) for k, v in shared.items())
+    assert torch.equal(started.decoders[2].out.weight, started.decoders[1].out.weight)
     assert set(before) < set(after)
     assert all(torch.equal(before[k], after[k]) for k in before)  # levels 0 and 1 untouched, codebooks included
     top = [k for k in after if k.startswith(("encoders.2.", "decoders.2."))]
