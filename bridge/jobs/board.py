@@ -27,13 +27,13 @@ from bridge.events import (
     Stage,
 )
 from bridge.jobs.admission import JobLimits, check_admission
-from bridge.jobs.eta import Throughput, level_positions
+from bridge.jobs.eta import Throughput, levels_seconds
 from bridge.jobs.journal import JobJournal
 from bridge.jobs.queue import JobQueue
 from bridge.jobs.record import JobRecord
 from bridge.jobs.spec import UPSAMPLE, JobSpec
 from bridge.untrusted.confine import confine_codes
-from jukebox_model.api import ModelInfo, SamplingParams, TakeRequest
+from jukebox_model.api import ModelInfo, TakeRequest
 
 log = logging.getLogger(__name__)
 
@@ -263,18 +263,21 @@ class JobBoard:
             if record.id == job_id:
                 break
         total = 0.0
-        batch = SamplingParams().max_batch_size
         for record in ahead:
             status, s = record.status(), record.spec.session
-            n_samples = s.length_s * info.sr
             todo = status.remaining_levels or tuple(info.levels[: s.levels])
-            for level in todo:
-                seconds = self.throughput.seconds(
-                    level, level_positions(n_samples, info.hop_lengths[level], s.n_takes, batch)
-                )
-                if seconds is None:
-                    return -1.0
-                total += seconds * ((1 - status.fraction) if level == status.level else 1)
+            seconds = levels_seconds(
+                self.throughput,
+                todo,
+                s.length_s * info.sr,
+                info.hop_lengths,
+                s.n_takes,
+                record.spec.request.params.max_batch_size,
+                running=(status.level, status.fraction) if status.level is not None else None,
+            )
+            if seconds is None:
+                return -1.0
+            total += seconds
         return total
 
     def summary(self) -> dict[str, Any]:

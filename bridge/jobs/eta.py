@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from bridge.untrusted.files import UntrustedFileError, read_json_object
@@ -70,6 +71,29 @@ SAMPLER_BATCH = SamplingParams().max_batch_size  # takes beyond it run as furthe
 
 def level_positions(n_samples: float, hop: int, n_takes: int, max_batch: int = SAMPLER_BATCH) -> float:
     return (n_samples / hop) * math.ceil(n_takes / max(1, max_batch))
+
+
+def levels_seconds(
+    throughput: Throughput,
+    levels: Iterable[int],
+    n_samples: float,
+    hops: Sequence[int],
+    n_takes: int,
+    max_batch: int = SAMPLER_BATCH,
+    *,
+    running: tuple[int, float] | None = None,
+) -> float | None:
+    """The one estimate of how long sampling `levels` of `n_samples` takes on this machine; `running`
+    is (level, fraction done) of a level under way. None while any of those levels is unmeasured."""
+    total = 0.0
+    for level in levels:
+        seconds = throughput.seconds(level, level_positions(n_samples, hops[level], n_takes, max_batch))
+        if seconds is None:
+            return None
+        if running is not None and running[0] == level:
+            seconds *= 1 - running[1]
+        total += seconds
+    return total
 
 
 def _read_rates(path: Path) -> dict[str, dict[int, float]]:

@@ -12,11 +12,10 @@ events; the board is the only writer of job state.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,41 +39,27 @@ from bridge.events import (
 )
 from bridge.jobs.admission import check_admission
 from bridge.jobs.board import JobBoard
-from bridge.jobs.eta import level_positions
+from bridge.jobs.eta import level_positions, levels_seconds
 from bridge.jobs.queue import JobQueue
 from bridge.jobs.record import JobRecord
 from bridge.jobs.spec import UPSAMPLE, JobSpec
-from bridge.takes.finishing import FinishReport, finish_options
+from bridge.jobs.take_plan import Opening, ParentLevel, TakePlan, opening_for, plan_takes
+from bridge.takes.finishing import FinishReport
 from bridge.takes.prime_store import PrimeStore
-from bridge.takes.record import PrimeUsed, SourceUsed, TakeRecord
-from bridge.takes.renderer import Finishing, Head, Renderer, TakeName
-from bridge.untrusted import typed_reads as checked
-from jukebox_model.api import Mode, ModelInfo, Progress, TakeEngine, TakeRequest, is_out_of_memory
+from bridge.takes.renderer import Head, Renderer
+from jukebox_model.api import Mode, ModelInfo, Progress, StartCodes, TakeEngine, TakeRequest, is_out_of_memory
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Opening:
-    prime: str  # the kept copy of the clip
-    head_seconds: float  # how much of its end opens the take
-    body_from: int  # model-rate sample of the codes' timeline where the model's output takes over
 
 
 @dataclass
 class Work:
     """What a job carries between its stages; only the worker sees it."""
 
-    request: TakeRequest
+    request: TakeRequest  # names the kept copy of any prime
     codes: Any  # per level, the engine's own type
-    start_samples: int
-    end_samples: int
-    take_end_samples: int  # where the delivered takes end (the engine's `StartCodes.take_end_samples`)
-    prime_sha256: str | None
-    levels: tuple[int, ...]  # the levels this job samples, top first
-    prime_original: str | None = None  # the clip as named; `request.prime_path` is its kept copy
-    opening: Opening | None = None  # the prime's own audio that opens the take, if any
-    head: Head | None = None  # that audio, read once per job
+    plan: TakePlan
+    head: Head | None = None  # the opening's audio, read once per job
 
 
 class _Either:
@@ -87,22 +72,17 @@ class _Either:
         return any(e.is_set() for e in self.events)
 
 
+def _generator() -> dict[str, str]:
+    import torch  # only for the version the take records name
+
+    return {"software": "jukebox-bridge", "version": __version__, "torch": torch.__version__}
+
+
 def _rates_key(info: ModelInfo) -> str:
     """What a token rate depends on: the model, where and how it runs, and the threads it has."""
     import torch  # the thread count the worker's torch was given (bridge.cpu_manners)
 
     return f"{info.bundle}|{info.device}|{info.precision}|threads={torch.get_num_threads()}"
-
-
-CHAINED = ("continue", "upsample")  # relations whose takes share their parent's loudness gain
-
-
-def _parent_token(spec: JobSpec, row: int) -> str:
-    """`continue-j…-t02` for a take grown from take 2 of job j…; '' for a take with no parent."""
-    if spec.lineage is None:
-        return ""
-    take = spec.lineage.take_for(row)
-    return f"{spec.lineage.relation}-{spec.lineage.job}" + (f"-t{take:02d}" if take is not None else "")
 
 
 class ModelWorker:
@@ -191,7 +171,7 @@ class ModelWorker:
         """Keep the kept primes within their disk budget; copies a waiting or running job names stay."""
         in_use = set()
         for work in list(self._work.values()):
-            for path in (work.request.prime_path, work.opening.prime if work.opening else None):
+            for path in (work.request.prime_path, work.plan.opening.prime if work.plan.opening else None):
                 if path:
                     in_use.add(Path(path).name)
         for record in self.board.records():
@@ -231,7 +211,7 @@ class ModelWorker:
     # --- one stage of a job -----------------------------------------------------------------------
 
     def _begin(self, record: JobRecord) -> Work:
-        """First stage: keep a copy of the prime, find what the take starts from and plan the levels."""
+        """First stage: keep a copy of the prime, find what the take starts from and plan the takes."""
         spec, request = record.spec, record.spec.request
         if record.resumed:  # checked by the model that was loaded when it was queued; this one may differ
             if self.board.limits is not None and self.info is not None:  # its length needs the model's rate
@@ -265,18 +245,20 @@ class ModelWorker:
         elif expected and spec.clip_as_named:
             self._compare_clip(record, spec.clip_as_named, expected)
         self.board.publish(JobPlanned(record.id, spec.origin, tuple(chosen), str(codes_path)))
-        work = Work(
+        assert self.info is not None
+        plan = plan_takes(
+            spec,
             request,
-            codes,
-            start.start_samples,
-            start.end_samples,
-            start.take_end_samples,
-            start.prime_sha256,
+            start,
             tuple(chosen),
+            self.info,
+            opening=opening_for(spec, request, start, self.info.sr, self._recorded_opening(request, start)),
             prime_original=prime_original,
+            codes_path=str(codes_path),
+            generator=_generator(),
+            parent=lambda take: self._parent_level(spec, take),
         )
-        work.opening = self._opening(record, work, start.source_meta)
-        return work
+        return Work(request, codes, plan)
 
     def _run_stage(self, record: JobRecord, priority: int) -> None:
         if record.cancel.is_set():
@@ -327,7 +309,7 @@ class ModelWorker:
         """Sample one level, save the codes, deliver each take; False when cancelled (or, `preemptible`,
         when a new preview asked for the model)."""
         assert self.info is not None
-        origin, hops = record.spec.origin, self.info.hop_lengths
+        origin, hops, span = record.spec.origin, self.info.hop_lengths, work.plan.span
         started = time.perf_counter()
         later = self._later_levels_seconds(record, work, level)
 
@@ -351,7 +333,7 @@ class ModelWorker:
             work.request,
             work.codes,
             level,
-            work.end_samples,
+            span.end_samples,
             on_progress=on_progress,
             cancel=_Either(record.cancel, self._preempt) if preemptible else record.cancel,
         )
@@ -375,37 +357,27 @@ class ModelWorker:
     def _later_levels_seconds(self, record: JobRecord, work: Work, level: int) -> float | None:
         """Time the job's levels after `level` will take, from rates measured earlier; None if any is unmeasured."""
         assert self.info is not None
-        total = 0.0
-        for lower in record.status().remaining_levels:
-            if lower == level:
-                continue
-            positions = level_positions(
-                work.end_samples, self.info.hop_lengths[lower], work.request.n_takes, work.request.params.max_batch_size
-            )
-            seconds = self.board.throughput.seconds(lower, positions)
-            if seconds is None:
-                return None
-            total += seconds
-        return total
+        return levels_seconds(
+            self.board.throughput,
+            [lower for lower in record.status().remaining_levels if lower != level],
+            work.plan.span.end_samples,
+            self.info.hop_lengths,
+            work.request.n_takes,
+            work.request.params.max_batch_size,
+        )
 
     def _codes_path(self, record: JobRecord) -> Path:
         return self.state_dir / "codes" / f"{record.id}.pt"
 
     def _save_codes(self, record: JobRecord, work: Work, *, cancelled: bool) -> None:
-        spec = record.spec
+        spec, span, opening = record.spec, work.plan.span, work.plan.opening
         meta = {
             "job": spec.id,
             "mode": spec.mode.value,
             "session": spec.session.as_dict(),
-            "start_samples": work.start_samples,
-            "end_samples": work.end_samples,
-            "opening": None
-            if work.opening is None
-            else {
-                "prime": work.opening.prime,
-                "head_seconds": work.opening.head_seconds,
-                "body_from": work.opening.body_from,
-            },
+            "start_samples": span.start_samples,
+            "end_samples": span.end_samples,
+            "opening": None if opening is None else opening.to_meta(),
             "model": self.info.to_dict() if self.info else {},
         }
         self.engine.save_codes(
@@ -413,91 +385,61 @@ class ModelWorker:
             work.codes,
             work.request,
             cancelled=cancelled,
-            take_end_samples=work.take_end_samples,
+            take_end_samples=span.take_end_samples,
             meta=meta,
         )
 
-    def _opening(self, record: JobRecord, work: Work, source_meta: Mapping[str, Any]) -> Opening | None:
-        """How a take opens with the prime's own audio: a primed take with the clip's end (the kept part, or
-        whole bars of it when the session counts in bars), and a continue or upsample of such a take with the
-        same audio again, so a chain of continues stays the original clip plus whole bars of new material."""
-        spec, s = record.spec, record.spec.session
-        if spec.mode is Mode.PRIMED:
-            if not s.keep_prime or not work.request.prime_path:
-                return None
-            assert self.info is not None
-            seconds = work.start_samples / self.info.sr
-            if s.length_unit == "bars":
-                whole = int(s.prime_s / s.bar_s + 1e-9)
-                seconds = whole * s.bar_s if whole >= 1 else seconds
-            return Opening(work.request.prime_path, seconds, work.start_samples)
-        if spec.mode is Mode.UPSAMPLE or (spec.mode is Mode.CONTINUE and s.keep_prime):
-            return self._recorded_opening(work, source_meta)
-        return None
-
-    def _recorded_opening(self, work: Work, meta: Mapping[str, Any]) -> Opening | None:
-        """The opening an earlier take's codes file records (its meta, read back with the codes), as untrusted
-        input: its prime must be one of this project's kept copies and its numbers must fit the codes."""
-        data = meta.get("opening")
+    def _recorded_opening(self, request: TakeRequest, start: StartCodes) -> Opening | None:
+        """The opening an earlier take's codes file records (its meta), as untrusted input: its prime must be
+        one of this project's kept copies and its numbers must fit the codes."""
+        data = start.source_meta.get("opening")
         if data is None:
             return None
         try:
-            data = checked.mapping(data, "opening")
-            prime = checked.text(data.get("prime"), "opening prime")
-            seconds = checked.number(data.get("head_seconds"), "opening head_seconds")
-            body_from = checked.integer(data.get("body_from"), "opening body_from", lo=1, hi=work.start_samples)
-            if not 0 < seconds <= 3600:
-                raise ValueError(f"opening head_seconds {seconds} is outside (0, 3600]")
-            self.primes.verified(prime)  # in the store, not a link, still holding its hash
+            opening = Opening.from_meta(data, start_samples=start.start_samples)
+            self.primes.verified(opening.prime)  # in the store, not a link, still holding its hash
         except (OSError, ValueError) as e:
-            log.warning("the opening recorded in %s cannot be used: %s", work.request.codes_path, e)
+            log.warning("the opening recorded in %s cannot be used: %s", request.codes_path, e)
             return None
-        return Opening(prime, seconds, body_from)
+        return opening
+
+    def _parent_level(self, spec: JobSpec, take: int) -> ParentLevel:
+        """How take `take` of this job's parent was delivered; nothing when the parent left the board."""
+        if spec.lineage is None:
+            return ParentLevel(None, None)
+        try:
+            parent = self.board.get(spec.lineage.job)
+        except CommandError:  # the parent is no longer on the board: this take is measured on its own
+            return ParentLevel(None, None)
+        return ParentLevel(parent.gain_db(take), parent.lufs(take))
 
     def _head(self, work: Work) -> Head | None:
-        if work.opening is None:
+        opening = work.plan.opening
+        if opening is None:
             return None
         if work.head is None:
-            audio, sr, _ = self.primes.tail(work.opening.prime, work.opening.head_seconds, context_s=0.05)
-            work.head = Head(audio, sr, work.opening.head_seconds)
+            audio, sr, _ = self.primes.tail(opening.prime, opening.head_seconds, context_s=0.05)
+            work.head = Head(audio, sr, opening.head_seconds)
         return work.head
 
     def _deliver_level(self, record: JobRecord, work: Work, level: int, seeds: tuple[int, ...]) -> None:
         assert self.info is not None
-        spec, s = record.spec, record.spec.session
+        spec, plan = record.spec, work.plan
         audio = self.engine.decode(work.codes, level)
-        head = self._head(work)
-        # a primed take's new material follows the prime's own audio (or nothing, when it is not kept);
-        # a continued take starts with the earlier take unless told not to
-        if work.opening is not None:
-            body_from = work.opening.body_from  # where the model's output takes over from the prime's audio
-        elif spec.mode is Mode.PRIMED or (spec.mode is Mode.CONTINUE and not s.keep_prime):
-            body_from = work.start_samples  # the new material alone
-        else:
-            body_from = 0
-        end = work.take_end_samples
-        finishing = Finishing(
-            finish_options(s),
-            bpm=s.bpm,
-            beats_per_bar=s.beats_per_bar,
-            in_bars=s.length_unit == "bars",
-        )
-        label = spec.preset or spec.mode.value
+        head, end = self._head(work), plan.span.take_end_samples
         for row in range(audio.shape[0]):
-            number = spec.take_number(row)
-            take_record = self._take_record(record, work, level, row, seeds[row], body_from, end)
-            name = TakeName(label, spec.id, number, seeds[row], level, parent=_parent_token(spec, row))
+            number = plan.takes[row].number
             finished: list[FinishReport] = []
             path = self.renderer.deliver(
                 audio[row, :end],
                 run_on=audio[row, end:],
                 on_finish=finished.append,
                 source_sr=self.info.sr,
-                stem=name,
-                record=take_record,
-                body_from=body_from,
+                stem=plan.name(row, seeds[row], level),
+                record=plan.record_for(row, seeds[row], level),
+                body_from=plan.span.body_from,
                 head=head,
-                finishing=self._chain_finishing(finishing, spec, row),
+                finishing=plan.takes[row].finishing,
             )
             gain = lufs = None
             for done in finished:
@@ -506,73 +448,6 @@ class ModelWorker:
                 if done.loudness_after_lufs is not None:
                     gain, lufs = done.gain_db, done.loudness_after_lufs
             self.board.publish(TakeDelivered(record.id, spec.origin, number, level, str(path), seeds[row], gain, lufs))
-
-    def _chain_finishing(self, finishing: Finishing, spec: JobSpec, row: int) -> Finishing:
-        """A chain keeps one level: a continue gets the gain its parent was delivered with (the part they
-        share is then at the same level), an upsample is brought to its parent's delivered loudness (the
-        same music at a finer level decodes brighter, so the same gain would not give the same level)."""
-        lineage = spec.lineage
-        if finishing.options.loudness_lufs is None or lineage is None or lineage.relation not in CHAINED:
-            return finishing
-        take = lineage.take_for(row)
-        try:
-            parent = self.board.get(lineage.job)
-        except CommandError:  # the parent is no longer on the board: this take is measured on its own
-            return finishing
-        if take is None:
-            return finishing
-        if lineage.relation == "upsample":
-            lufs = parent.lufs(take)
-            changes: dict[str, float] = {} if lufs is None else {"loudness_lufs": min(0.0, max(-70.0, lufs))}
-        else:
-            gain = parent.gain_db(take)
-            changes = {} if gain is None else {"gain_db": gain}
-        return dataclasses.replace(finishing, options=dataclasses.replace(finishing.options, **changes))
-
-    def _take_record(
-        self, record: JobRecord, work: Work, level: int, row: int, seed: int, start: int, end: int
-    ) -> TakeRecord:
-        import torch  # only for the version the record names
-
-        assert self.info is not None
-        spec, request = record.spec, work.request
-        lineage = spec.lineage
-        return TakeRecord(
-            job=spec.id,
-            take=spec.take_number(row),
-            level=level,
-            seed=seed,
-            job_seed=spec.seed,
-            created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(spec.created)),
-            preset=spec.preset,
-            session=spec.session,
-            # this take alone: its own seed, one take, the same levels (each level is seeded afresh)
-            request=request.one_take(row, seed),
-            levels=work.levels,
-            model=self.info.to_dict(),
-            prime=(
-                PrimeUsed(
-                    work.prime_original or request.prime_path,
-                    work.prime_sha256,
-                    work.start_samples,
-                    copy=request.prime_path,
-                )
-                if spec.mode is Mode.PRIMED and request.prime_path
-                else None
-            ),
-            source=(
-                SourceUsed(spec.source_job, request.codes_path, work.prime_sha256, request.codes_takes)
-                if spec.source_job
-                else None
-            ),
-            start_sample=start,
-            end_sample=end,
-            model_sr=self.info.sr,
-            codes_path=str(self._codes_path(record)),
-            take_index=row,
-            generator={"software": "jukebox-bridge", "version": __version__, "torch": torch.__version__},
-            lineage=lineage.for_take(row) if lineage else None,
-        )
 
     def _fail(self, record: JobRecord, error: BaseException) -> None:
         if is_out_of_memory(error):
