@@ -301,6 +301,21 @@ class LevelResult:
     row_seeds: tuple[int, ...]  # the seed each take was sampled with
 
 
+PRIME_MARGIN_S = 0.1  # a prime's audio reaches this far before its kept part, so a resampler's edge falls outside it
+
+
+@dataclass(frozen=True)
+class PrimeAudio:
+    """A prime the host has already read: the end of the clip at its own rate (its kept part and at least
+    `PRIME_MARGIN_S` before it, or the whole clip), with the hash of the file's bytes. Given to `start`,
+    the engine opens no file, and names the clip in its errors as the producer knows it."""
+
+    samples: Any  # (T,) float32 mono, numpy
+    sr: int
+    sha256: str
+    name: str
+
+
 class CancelToken(Protocol):
     def is_set(self) -> bool: ...
 
@@ -317,7 +332,9 @@ class TakeEngine(Protocol):
         model refuses (lyrics on a lyrics-free prior are fine; an offset past the song's end is not)."""
         ...
 
-    def start(self, request: TakeRequest) -> StartCodes: ...
+    def start(self, request: TakeRequest, prime: PrimeAudio | None = None) -> StartCodes:
+        """`prime`: a primed request's clip as the host read it (else the engine reads `request.prime_path`)."""
+        ...
 
     def sample_level(
         self,

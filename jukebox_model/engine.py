@@ -22,6 +22,7 @@ from torch import Tensor
 
 from . import official
 from .api import (
+    PRIME_MARGIN_S,
     BundleSource,
     CancelToken,
     CheckpointSource,
@@ -30,19 +31,18 @@ from .api import (
     ModelInfo,
     ModelSource,
     OfficialSource,
+    PrimeAudio,
     Progress,
     StartCodes,
     TakeRequest,
 )
-from .audio import read_audio
+from .audio import read_audio, resample
 from .bundle import load_checkpoint_bundle, load_official_bundle
 from .bundle_dir import DEFAULT_BUNDLE_DIR, BundleError, load_bundle_dir, read_manifest
 from .labels import LabelError
 from .memory_check import check_memory, need_for_files
 from .sampling.precision import default_dtype, parse_dtype
 from .sampling.sampler import Sampler, SampleResult, load_codes, save_codes
-
-PRIME_MARGIN_S = 0.1  # decoded before the kept part of a prime, so the resampler's edge falls outside it
 
 
 def file_sha256(path: str | Path) -> str:
@@ -206,9 +206,10 @@ class Engine:
 
     # --- stages -----------------------------------------------------------------------------------
 
-    def start(self, request: TakeRequest) -> StartCodes:
+    def start(self, request: TakeRequest, prime: PrimeAudio | None = None) -> StartCodes:
         """What the take starts from; every file problem (missing, undecodable prime; foreign
-        codes file) surfaces here, before the slow part."""
+        codes file) surfaces here, before the slow part. A host that has read the prime already gives
+        it as `prime`: then no file is opened here."""
         n, levels = request.n_takes, self.sampler.vqvae.config.levels
         empty = [torch.zeros(n, 0, dtype=torch.long, device=self.device) for _ in range(levels)]
         top = self._info.top_hop
@@ -218,21 +219,22 @@ class Engine:
             zs, start = empty, 0
         elif request.mode is Mode.PRIMED:
             assert request.prime_path is not None  # TakeRequest checks it
-            try:
-                mode = os.stat(request.prime_path).st_mode
-            except FileNotFoundError:
-                raise ValueError(f"{request.prime_path}: the prime was not found (moved or deleted)") from None
-            if not stat.S_ISREG(mode):  # a FIFO would block the read forever
-                raise ValueError(f"{request.prime_path}: the prime is not a regular file")
-            clip = self._read_prime(request.prime_path, request.prime_samples)
+            if prime is None:
+                name, clip = request.prime_path, self._read_prime(request.prime_path, request.prime_samples)
+            else:
+                name, clip = (
+                    prime.name,
+                    resample(torch.from_numpy(np.asarray(prime.samples, np.float32)), prime.sr, self.sr),
+                )
             keep = clip.shape[0] if request.prime_samples <= 0 else min(request.prime_samples, clip.shape[0])
             keep = keep // top * top
             if keep == 0:
-                raise ValueError(f"{request.prime_path}: the prime is shorter than one top-level token ({top} samples)")
+                raise ValueError(f"{name}: the prime is shorter than one top-level token ({top} samples)")
             clip = clip[clip.shape[0] - keep :]
             with torch.no_grad():
                 zs = self.sampler.vqvae.encode(clip.to(self.device)[None, :, None].expand(n, -1, -1).contiguous())
-            start, prime_hash = keep, file_sha256(request.prime_path)
+            start = keep
+            prime_hash = file_sha256(request.prime_path) if prime is None else prime.sha256
         else:
             assert request.codes_path is not None
             data = load_codes(Path(request.codes_path))
@@ -278,6 +280,12 @@ class Engine:
     def _read_prime(self, path: str, keep_samples: int) -> Tensor:
         """The end of the clip, at the model's rate: only the last `keep_samples` (plus a margin for
         the resampler) are decoded, so a long export primes as fast as a short one."""
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise ValueError(f"{path}: the prime was not found (moved or deleted)") from None
+        if not stat.S_ISREG(mode):  # a FIFO would block the read forever
+            raise ValueError(f"{path}: the prime is not a regular file")
         if keep_samples <= 0:
             return read_audio(path, sr=self.sr)
         try:

@@ -45,11 +45,23 @@ from bridge.jobs.record import JobRecord
 from bridge.jobs.spec import UPSAMPLE, JobSpec
 from bridge.jobs.take_plan import Opening, ParentLevel, TakePlan, opening_for, plan_takes
 from bridge.takes.finishing import FinishReport
-from bridge.takes.prime_store import PrimeStore
+from bridge.takes.prime_store import KeptPrime, PrimeStore
 from bridge.takes.renderer import Head, Renderer
-from jukebox_model.api import Mode, ModelInfo, Progress, StartCodes, TakeEngine, TakeRequest, is_out_of_memory
+from jukebox_model.api import (
+    PRIME_MARGIN_S,
+    Mode,
+    ModelInfo,
+    PrimeAudio,
+    Progress,
+    StartCodes,
+    TakeEngine,
+    TakeRequest,
+    is_out_of_memory,
+)
 
 log = logging.getLogger(__name__)
+
+HEAD_CONTEXT_S = 0.05  # the prime's audio read before the part that opens a take, for the renderer's resampler
 
 
 @dataclass
@@ -59,6 +71,7 @@ class Work:
     request: TakeRequest  # names the kept copy of any prime
     codes: Any  # per level, the engine's own type
     plan: TakePlan
+    kept: KeptPrime | None = None  # a primed job's clip, read once: its copy, hash and end
     head: Head | None = None  # the opening's audio, read once per job
 
 
@@ -217,16 +230,18 @@ class ModelWorker:
             if self.board.limits is not None and self.info is not None:  # its length needs the model's rate
                 check_admission(self.board.limits, request, spec.session.levels, self.info)
             self.engine.check(request)
-        prime_original = request.prime_path
-        if spec.mode is Mode.PRIMED and request.prime_path:  # the model reads the kept copy: what it heard stays
-            copy, _ = self.primes.keep(request.prime_path)
-            request = request.replace(prime_path=str(copy))
-        try:
-            start = self.engine.start(request)
-        except ValueError as e:  # name the clip as the producer knows it, not its kept copy
-            if prime_original and request.prime_path != prime_original:
-                raise ValueError(str(e).replace(str(request.prime_path), str(prime_original))) from None
-            raise
+        prime_original, kept = request.prime_path, None
+        if spec.mode is Mode.PRIMED and request.prime_path:  # the model hears the kept copy: what it heard stays
+            assert self.info is not None
+            kept = self.primes.keep_and_read(
+                request.prime_path,
+                seconds=request.prime_samples / self.info.sr + PRIME_MARGIN_S if request.prime_samples > 0 else None,
+                name=spec.clip_as_named or request.prime_path,
+            )
+            request = request.replace(prime_path=str(kept.copy))
+        start = self.engine.start(
+            request, None if kept is None else PrimeAudio(kept.audio, kept.sr, kept.sha256, kept.clip)
+        )
         levels = start.levels_to_sample
         chosen = levels if spec.mode is Mode.UPSAMPLE else levels[: spec.session.levels]
         codes = start.codes
@@ -258,7 +273,7 @@ class ModelWorker:
             generator=_generator(),
             parent=lambda take: self._parent_level(spec, take),
         )
-        return Work(request, codes, plan)
+        return Work(request, codes, plan, kept=kept)
 
     def _run_stage(self, record: JobRecord, priority: int) -> None:
         if record.cancel.is_set():
@@ -418,7 +433,10 @@ class ModelWorker:
         if opening is None:
             return None
         if work.head is None:
-            audio, sr, _ = self.primes.tail(opening.prime, opening.head_seconds, context_s=0.05)
+            if work.kept is not None and str(work.kept.copy) == opening.prime:  # read with the job's start
+                audio, sr = work.kept.end(opening.head_seconds, context_s=HEAD_CONTEXT_S), work.kept.sr
+            else:  # an earlier take's opening: its kept copy, read once for this job
+                audio, sr, _ = self.primes.tail(opening.prime, opening.head_seconds, context_s=HEAD_CONTEXT_S)
             work.head = Head(audio, sr, opening.head_seconds)
         return work.head
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,29 @@ import soundfile as sf
 
 from bridge.untrusted.files import UntrustedFileError, open_regular
 
+_SHORTFALL_FRAMES, _SHORTFALL_FRACTION = (
+    4096,
+    0.02,
+)  # a decode this short of its header is truncated (as the model reads)
 MAX_PRIME_BYTES = 1 << 31  # a 30-minute 48 kHz stereo float WAV is under 700 MiB (clipcheck bounds clips tighter)
 SAFE_SUFFIXES = {".wav", ".aif", ".aiff", ".flac", ".ogg", ".mp3", ".w64", ".caf"}
+
+
+@dataclass(frozen=True)
+class KeptPrime:
+    """A primed job's clip as a value, read once: the kept copy, the hash of its bytes, and the clip's end at
+    its own rate, which both the model (its kept part) and the take's opening (the prime's own audio) use."""
+
+    clip: str  # as the producer named it
+    copy: Path
+    sha256: str
+    audio: np.ndarray  # (T,) float32 mono: the clip's last `len / sr` seconds, or all of it
+    sr: int
+
+    def end(self, seconds: float, *, context_s: float = 0.0) -> np.ndarray:
+        """The last `seconds` with up to `context_s` before them (as much as was read)."""
+        n = round((seconds + context_s) * self.sr)
+        return self.audio[max(0, len(self.audio) - n) :]
 
 
 class PrimeStore:
@@ -81,6 +103,21 @@ class PrimeStore:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def keep_and_read(self, path: str | Path, *, seconds: float | None, name: str | None = None) -> KeptPrime:
+        """Keep `path` (one read of the clip) and decode the copy's last `seconds` (None: all of it): what a
+        primed job needs of its clip, so nothing reads the clip again. Errors name the clip as `name`."""
+        copy, sha = self.keep(path)
+        named = name or str(path)
+        try:
+            audio, sr, _ = self.tail(copy, float("inf") if seconds is None else seconds, name=named)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+            raise ValueError(f"{named}: the prime could not be decoded ({e})") from None
+        except UntrustedFileError as e:
+            raise ValueError(f"{named}: {e}") from None
+        if audio.shape[0] == 0:
+            raise ValueError(f"{named}: the prime decoded to no audio (truncated?)")
+        return KeptPrime(named, copy, sha, audio, sr)
+
     def collect(self, budget_bytes: int, in_use: set[str]) -> int:
         """Remove the oldest kept copies (by when they were last kept) until the store is within `budget_bytes`,
         never one whose name is `in_use` (a queued or running job reads it); returns the bytes freed.
@@ -129,19 +166,27 @@ class PrimeStore:
         except (OSError, UntrustedFileError):
             return None
 
-    def tail(self, path: str | Path, seconds: float, *, context_s: float = 0.0) -> tuple[np.ndarray, int, int]:
+    def tail(
+        self, path: str | Path, seconds: float, *, context_s: float = 0.0, name: str | None = None
+    ) -> tuple[np.ndarray, int, int]:
         """The last `seconds` of a clip at its own rate, mixed to mono (float32), with up to `context_s` more
-        before them (for a resampler), its rate, and how many of the samples are the `seconds` themselves."""
+        before them (for a resampler), its rate, and how many of the samples are the `seconds` themselves.
+        `name`: how errors name the clip (a kept copy's producer-facing name)."""
         follow = self.follow_links or not self.is_kept_copy(path)
         with (
             open_regular(path, what="prime", max_bytes=MAX_PRIME_BYTES, follow_links=follow) as f,
             sf.SoundFile(f) as clip,
         ):
-            n = min(clip.frames, max(0, round(seconds * clip.samplerate)))
-            total = min(clip.frames, n + round(context_s * clip.samplerate))
-            clip.seek(clip.frames - total)
+            frames = clip.frames
+            n = frames if seconds >= frames / clip.samplerate else min(frames, max(0, round(seconds * clip.samplerate)))
+            total = min(frames, n + round(context_s * clip.samplerate))
+            clip.seek(frames - total)
             audio = clip.read(total, dtype="float32", always_2d=True)
-            return audio.mean(axis=1, dtype=np.float32), clip.samplerate, n
+            if total - audio.shape[0] > max(_SHORTFALL_FRAMES, _SHORTFALL_FRACTION * total):
+                raise ValueError(
+                    f"{name or path}: truncated, decoded {audio.shape[0]} of the {total} frames its header announces"
+                )
+            return audio.mean(axis=1, dtype=np.float32), clip.samplerate, min(n, audio.shape[0])
 
 
 def _sha256(path: str | Path, *, what: str, follow_links: bool) -> str:

@@ -22,6 +22,7 @@ from jukebox_model.api import (
     LevelResult,
     Mode,
     ModelInfo,
+    PrimeAudio,
     Progress,
     StartCodes,
     TakeRequest,
@@ -47,6 +48,7 @@ class FakeEngine:
         self.fail = fail  # raised from sample_level once, then cleared
         self.started = threading.Event()  # set once a level has begun sampling
         self.released = 0
+        self.primes_given: list[PrimeAudio | None] = []  # what each start was handed of its prime
 
     def info(self) -> ModelInfo:
         return self._info
@@ -56,14 +58,15 @@ class FakeEngine:
             raise ValueError("the offset is past the end of the song")
         return [] if request.artist in KNOWN_ARTISTS else [f"artist {request.artist!r}"]
 
-    def start(self, request: TakeRequest) -> StartCodes:
+    def start(self, request: TakeRequest, prime: PrimeAudio | None = None) -> StartCodes:
         top = self._info.top_hop
+        self.primes_given.append(prime)
         n = request.n_takes
         codes = [np.zeros((n, 0), dtype=np.int64) for _ in self._info.hop_lengths]
         start, digest, meta = 0, None, {}
         if request.mode is Mode.PRIMED:
             assert request.prime_path is not None
-            if not Path(request.prime_path).is_file():
+            if prime is None and not Path(request.prime_path).is_file():  # the real engine reads it then
                 raise FileNotFoundError(request.prime_path)
             start = max(top, request.prime_samples // top * top)
             codes = [np.ones((n, start // hop), dtype=np.int64) for hop in self._info.hop_lengths]

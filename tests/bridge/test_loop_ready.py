@@ -245,3 +245,64 @@ def test_a_continue_gets_its_parents_gain_and_an_upsample_its_parents_loudness_s
     for m in upsampled:  # brought to the preview's delivered loudness, measured at its own level
         finish = finish_of(m)
         assert not finish["gain_fixed"] and finish["loudness_after_lufs"] == pytest.approx(loudness[1], abs=0.1)
+
+
+def test_a_primed_job_reads_its_clip_at_most_three_times_checked_kept_and_decoded(make_bridge, tmp_path, monkeypatch):
+    import builtins
+    import os
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _noise_clip(inbox / "loop.wav", 1.0, 44100, seed=1)
+    _, c = make_bridge(inbox_dir=inbox, output_format="float")
+    _setup_primed(c)
+    opened: list[str] = []
+
+    def counting(real, first_arg_is_path=True):
+        def wrapper(*args, **kwargs):
+            target = args[0] if args else kwargs.get("file")
+            if isinstance(target, (str, os.PathLike)):
+                name = Path(os.fspath(target)).name
+                if name == "loop.wav" or (".jukebox" in os.fspath(target) and "primes" in os.fspath(target)):
+                    opened.append(name)
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(os, "open", counting(os.open))
+    monkeypatch.setattr(builtins, "open", counting(builtins.open))
+    monkeypatch.setattr(sf, "info", counting(sf.info))
+    monkeypatch.setattr(sf, "read", counting(sf.read))
+    audio, record = _primed_take(c, inbox / "loop.wav")
+    copies = [name for name in opened if name != "loop.wav" and not name.startswith(".prime.")]
+    clip_reads = [name for name in opened if name == "loop.wav"]
+    # the clip: checked when it is set, then read once to keep it; the kept copy: decoded once, for the model
+    # and the take's opening both
+    assert len(clip_reads) + len(copies) <= 3, opened
+    assert len(copies) == 1 and copies[0] == Path(record["prime"]["copy"]).name
+
+
+def test_the_engine_primes_from_audio_it_is_handed_as_from_the_file_and_names_the_clip_in_its_errors(
+    tiny_engine_factory, tmp_path
+):
+    from jukebox_model.api import PRIME_MARGIN_S, Mode, PrimeAudio, TakeRequest
+
+    engine = tiny_engine_factory()
+    sr = engine.info().sr
+    clip = _noise_clip(tmp_path / "clip.wav", 1.0, 48000, seed=3)
+    request = TakeRequest(
+        mode=Mode.PRIMED,
+        new_samples=sr // 10,
+        total_samples=60 * sr,
+        prime_path=str(tmp_path / "clip.wav"),
+        prime_samples=sr // 5,
+    )
+    from_file = engine.start(request)
+    tail = clip[-round((0.2 + PRIME_MARGIN_S) * 48000) :]
+    handed = engine.start(
+        request.replace(prime_path="/nowhere/copy.wav"), PrimeAudio(tail, 48000, "ab" * 32, "loop.wav")
+    )
+    assert handed.start_samples == from_file.start_samples and handed.prime_sha256 == "ab" * 32
+    assert all(np.array_equal(a.cpu().numpy(), b.cpu().numpy()) for a, b in zip(from_file.codes, handed.codes))
+    with pytest.raises(ValueError, match=r"^loop\.wav: the prime is shorter"):
+        engine.start(request, PrimeAudio(tail[:10], 48000, "ab" * 32, "loop.wav"))
