@@ -273,7 +273,7 @@ def test_a_primed_job_reads_its_clip_at_most_three_times_checked_kept_and_decode
     monkeypatch.setattr(builtins, "open", counting(builtins.open))
     monkeypatch.setattr(sf, "info", counting(sf.info))
     monkeypatch.setattr(sf, "read", counting(sf.read))
-    audio, record = _primed_take(c, inbox / "loop.wav")
+    _, record = _primed_take(c, inbox / "loop.wav")
     copies = [name for name in opened if name != "loop.wav" and not name.startswith(".prime.")]
     clip_reads = [name for name in opened if name == "loop.wav"]
     # the clip: checked when it is set, then read once to keep it; the kept copy: decoded once, for the model
