@@ -7,19 +7,24 @@ Transports only parse and call these; they never block, never touch the model, a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from bridge.untrusted import typed_reads as checked
+from bridge.untrusted.record_codec import on_disk
+
 ACTIONS = ("generate", "continue", "retry", "upsample", "cancel")  # what a MIDI note (or OSC) can trigger
+ORIGIN_KINDS = ("osc", "midi", "watch", "daw", "app")
 
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a request came from, so replies and job events find their way back."""
+    """Where a request came from, so replies and job events find their way back (a journal keeps it: a
+    resumed job's events go there, so its client must be an IP address and a port)."""
 
-    kind: str  # "osc" | "midi" | "watch" | "daw" (its tempo) | "app"
-    client: tuple[str, int] | None = None  # the OSC sender's (host, port)
+    kind: str = field(metadata=on_disk(choices=ORIGIN_KINDS, absent="app"))  # one of ORIGIN_KINDS ("daw": its tempo)
+    client: tuple[str, int] | None = field(default=None, metadata=on_disk(read=checked.ip_and_port))  # OSC sender's
     address: str = ""  # the OSC address, MIDI message or file that caused the request
 
     def describe(self) -> str:

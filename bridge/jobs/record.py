@@ -2,19 +2,17 @@
 
 The job board is the one writer: it applies each job event here under the record's lock, then
 journals the record and tells the listeners. Readers take a `JobStatus` snapshot. `to_dict` /
-`from_dict` are the journal's format (versioned); `from_dict` reads an untrusted file and refuses
-any shape it did not write.
+`from_dict` are the journal's format (a `JobJournalEntry`, versioned); `from_dict` reads an untrusted
+file and refuses any shape it did not write.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
-from bridge.commands import Origin
 from bridge.events import (
     JobEnded,
     JobEvent,
@@ -28,13 +26,12 @@ from bridge.events import (
     Stage,
     TakeDelivered,
 )
-from bridge.jobs.spec import MAX_TAKE_NUMBER, PREVIEW, UPSAMPLE, JobSpec, Lineage
-from bridge.session.params import session_from_values
-from bridge.untrusted import typed_reads as checked
-from jukebox_model.api import Mode, TakeRequest
+from bridge.jobs.spec import PREVIEW, UPSAMPLE, JobSpec
+from bridge.untrusted import record_codec
+from bridge.untrusted.record_codec import RecordShape, on_disk
+from jukebox_model.api import Mode
 
 VERSION = 2
-ORIGIN_KINDS = ("osc", "midi", "watch", "daw", "app")
 
 
 @dataclass(frozen=True)
@@ -172,126 +169,47 @@ class JobRecord:
 
     # --- the journal's format -----------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        spec = self.spec
+    def journal_entry(self) -> JobJournalEntry:
+        """The job as the journal keeps it, taken under the record's lock."""
         with self._lock:
-            return {
-                "version": VERSION,
-                "id": spec.id,
-                "mode": spec.mode.value,
-                "request": spec.request.to_dict(),
-                "session": spec.session.as_dict(),
-                "preset": spec.preset,
-                "source_job": spec.source_job,
-                "created": spec.created,
-                "origin": origin_to_dict(spec.origin),
-                "expect_prime_sha256": spec.expect_prime_sha256,
-                "clip_as_named": spec.clip_as_named,
-                "lineage": None if spec.lineage is None else spec.lineage.to_dict(),
-                "take_numbers": list(spec.take_numbers) if spec.take_numbers is not None else None,
-                "state": self._state.value,
-                "stage": self._stage.value,
-                "error": self._error,
-                "codes_path": self._codes_path,
-                "files": list(self._files),
-                "delivered_levels": sorted(self._delivered),
-                "remaining_levels": list(self._remaining),
-                "gains_db": {str(take): gain for take, gain in sorted(self._gains.items())},
-                "lufs": {str(take): value for take, value in sorted(self._lufs.items())},
-            }
+            return JobJournalEntry(
+                spec=self.spec,
+                state=self._state,
+                stage=self._stage,
+                error=self._error,
+                codes_path=self._codes_path,
+                files=tuple(self._files),
+                delivered_levels=tuple(sorted(self._delivered)),
+                remaining_levels=self._remaining,
+                gains_db=dict(sorted(self._gains.items())),
+                lufs=dict(sorted(self._lufs.items())),
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return record_codec.encode(self.journal_entry())
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any], *, resumed: bool = False) -> JobRecord:
         """A record read back from the journal; ValueError for any field it would not have written."""
-        checked.mapping(record, "journal record")
-        version = record.get("version")
-        if type(version) is not int or version != VERSION:  # true == 1 and 2.0 == 2: not versions
-            raise ValueError(f"journal record version {version!r}; this bridge reads version {VERSION}")
-        job_id = checked.job_id(record.get("id"))
-        request = TakeRequest.from_dict(checked.mapping(record.get("request"), "request"))
-        if record.get("mode") != request.mode.value:
-            raise ValueError(f"mode {record.get('mode')!r} disagrees with its request's {request.mode.value!r}")
-        source_job = record.get("source_job")
-        spec = JobSpec(
-            id=job_id,
-            request=request,
-            session=session_from_values(_session_values(record.get("session")), source=f"journal {job_id}"),
-            origin=origin_from_dict(record.get("origin")),
-            preset=checked.optional_text(record.get("preset"), "preset", max_chars=200),
-            source_job=None if source_job is None else checked.job_id(source_job, "source_job"),
-            created=checked.number(record.get("created", 0.0), "created"),
-            expect_prime_sha256=checked.optional_text(
-                record.get("expect_prime_sha256"), "expect_prime_sha256", max_chars=64
-            ),
-            clip_as_named=checked.optional_text(record.get("clip_as_named"), "clip_as_named"),
-            lineage=None if record.get("lineage") is None else Lineage.from_dict(record.get("lineage")),
-            take_numbers=_take_numbers(record.get("take_numbers"), request.n_takes),
-        )
-        try:
-            state, stage = JobState(record.get("state")), Stage(record.get("stage", Stage.PREVIEW.value))
-        except ValueError as e:
-            raise ValueError(f"journal record {job_id}: {e}") from None
-        return cls(
-            spec,
-            resumed=resumed,
-            state=state,
-            stage=stage,
-            codes_path=checked.optional_text(record.get("codes_path"), "codes_path"),
-            files=checked.texts(record.get("files", []), "files"),
-            delivered_levels=checked.integers(record.get("delivered_levels", []), "delivered_levels", lo=0, hi=2),
-            remaining_levels=checked.integers(record.get("remaining_levels", []), "remaining_levels", lo=0, hi=2),
-            error=checked.optional_text(record.get("error"), "error", max_chars=20_000),
-            gains_db=_per_take(record.get("gains_db", {}), "gains_db", -100.0, 100.0),
-            lufs=_per_take(record.get("lufs", {}), "lufs", -100.0, 10.0),
-        )
+        entry = record_codec.decode(JobJournalEntry, record, what="journal record")
+        values = {f.name: getattr(entry, f.name) for f in fields(entry)}
+        return cls(values.pop("spec"), resumed=resumed, **values)
 
 
-def _per_take(value: Any, name: str, lo: float, hi: float) -> dict[int, float]:
-    """Take numbers (as JSON keys) to dB values, each a finite number a loudness step could have given."""
-    out = {}
-    for key, number in checked.mapping(value, name).items():
-        if not isinstance(key, str) or not key.isdigit() or len(key) > 6:
-            raise ValueError(f"{name}: {key!r} is not a take number")
-        found = checked.number(number, f"{name}[{key}]")
-        if not lo <= found <= hi:
-            raise ValueError(f"{name}[{key}]: {found} is outside {lo:g} to {hi:g}")
-        out[int(key)] = found
-    return out
+@dataclass(frozen=True, kw_only=True)
+class JobJournalEntry:
+    """A job's record in the journal (versioned): its spec's keys at the top, then how far it got."""
 
+    ON_DISK: ClassVar[RecordShape] = RecordShape(version=VERSION)
 
-def _session_values(value: Any) -> dict[str, Any]:
-    session = checked.mapping(value, "session")
-    return {k: v for k, v in session.items() if v is not None or k == "seed"}
-
-
-def _take_numbers(value: Any, n_takes: int) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    numbers = checked.integers(value, "take_numbers", lo=1, hi=MAX_TAKE_NUMBER)
-    if len(numbers) != n_takes:
-        raise ValueError(f"take_numbers has {len(numbers)} entries for {n_takes} takes")
-    return numbers
-
-
-def origin_to_dict(origin: Origin) -> dict[str, Any]:
-    return {"kind": origin.kind, "client": list(origin.client) if origin.client else None, "address": origin.address}
-
-
-def origin_from_dict(value: Any) -> Origin:
-    """Where a job came from, as recorded; its client must be an IP address and a port (events go there)."""
-    if value is None:
-        return Origin("app")
-    data = checked.mapping(value, "origin")
-    kind = checked.one_of(data.get("kind", "app"), "origin kind", ORIGIN_KINDS)
-    client = data.get("client")
-    target = None
-    if client:
-        if not isinstance(client, (list, tuple)) or len(client) != 2:
-            raise ValueError("origin client must be [host, port]")
-        host = checked.text(client[0], "origin host", max_chars=64)
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise ValueError(f"origin host {host!r} is not an IP address") from None
-        target = (host, checked.integer(client[1], "origin port", lo=1, hi=65535))
-    return Origin(kind, client=target, address=checked.text(data.get("address", ""), "origin address", max_chars=4096))
+    spec: JobSpec = field(metadata=on_disk(flatten=True))
+    state: JobState
+    stage: Stage = Stage.PREVIEW
+    error: str | None = field(default=None, metadata=on_disk(max_chars=20_000))
+    codes_path: str | None = None
+    files: tuple[str, ...] = field(default=(), metadata=on_disk(max_items=10_000))
+    delivered_levels: tuple[int, ...] = field(default=(), metadata=on_disk(lo=0, hi=2))
+    remaining_levels: tuple[int, ...] = field(default=(), metadata=on_disk(lo=0, hi=2))
+    # take number -> its latest level's loudness gain, and the loudness it was delivered at (a step's range)
+    gains_db: Mapping[int, float] = field(default_factory=dict, metadata=on_disk(lo=-100.0, hi=100.0))
+    lufs: Mapping[int, float] = field(default_factory=dict, metadata=on_disk(lo=-100.0, hi=10.0))

@@ -13,12 +13,14 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from bridge.commands import Origin
-from bridge.session.params import Session
+from bridge.session.params import Session, session_from_values
 from bridge.untrusted import typed_reads as checked
+from bridge.untrusted.record_codec import RecordShape, StoredAs, on_disk
 from jukebox_model.api import Mode, TakeRequest
 
 PREVIEW, UPSAMPLE = 0, 1  # stage priorities: lower runs first
@@ -28,13 +30,33 @@ RELATIONS = ("continue", "upsample", "regenerate", "retry")
 MAX_TAKE_NUMBER = 10_000  # the highest take number a record may name: file names keep it whole
 
 
+def _session_back(values: Mapping[str, Any], name: str) -> Session:
+    """A recorded session, each value checked as if it came over OSC (a null other than the seed's: unset)."""
+    return session_from_values({k: v for k, v in values.items() if v is not None or k == "seed"}, source=name)
+
+
+def _request_back(values: Mapping[str, Any], name: str) -> TakeRequest:
+    """A recorded take request, checked by the model side's own reader."""
+    try:
+        return TakeRequest.from_dict(values)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+
+
+SESSION_ON_DISK = StoredAs(Mapping[str, Any], to=Session.as_dict, back=_session_back)
+REQUEST_ON_DISK = StoredAs(Mapping[str, Any], to=TakeRequest.to_dict, back=_request_back)
+
+
 @dataclass(frozen=True)
 class Lineage:
-    """Where a job's takes come from: the parent job and, per take, the parent's take number."""
+    """Where a job's takes come from: the parent job and, per take, the parent's take number. The journal
+    keeps it as it is (`takes`); a take's sidecar keeps its one take (`ONE_TAKE_LINEAGE`)."""
 
-    relation: str  # one of RELATIONS
-    job: str
-    takes: tuple[int, ...] | None = None  # 1-based, one per row of this job (None: not take by take)
+    relation: str = field(metadata=on_disk(choices=RELATIONS))
+    job: str = field(metadata=on_disk(read=checked.job_id))
+    takes: tuple[int, ...] | None = field(  # 1-based, one per row of this job (None: not take by take)
+        default=None, metadata=on_disk(lo=1, hi=MAX_TAKE_NUMBER)
+    )
 
     def take_for(self, row: int) -> int | None:
         return self.takes[row] if self.takes is not None and row < len(self.takes) else None
@@ -49,47 +71,58 @@ class Lineage:
         """The parent take of a one-take lineage (a take record's)."""
         return self.takes[0] if self.takes else None
 
-    def to_dict(self, *, one_take: bool = False) -> dict[str, Any]:
-        """The journal's shape (`takes`), or a take sidecar's (`take`: one take, or null)."""
-        if one_take:
-            return {"relation": self.relation, "job": self.job, "take": self.take}
-        return {
-            "relation": self.relation,
-            "job": self.job,
-            "takes": list(self.takes) if self.takes is not None else None,
-        }
+
+@dataclass(frozen=True)
+class TakeLineage:
+    """A take sidecar's lineage: the parent take alone (`take`, or null), where the journal keeps a list."""
+
+    relation: str = field(metadata=on_disk(choices=RELATIONS))
+    job: str = field(metadata=on_disk(read=checked.job_id))
+    take: int | None = field(default=None, metadata=on_disk(lo=1, hi=MAX_TAKE_NUMBER))
 
     @classmethod
-    def from_dict(cls, value: Any, *, one_take: bool = False) -> Lineage:
-        """From either shape, read as untrusted: a relation this bridge makes, a job id, take numbers in range."""
-        data = checked.mapping(value, "lineage")
-        relation = checked.one_of(data.get("relation"), "lineage relation", RELATIONS)
-        job = checked.job_id(data.get("job"), "lineage job")
-        if one_take:
-            take = data.get("take")
-            takes = None if take is None else (checked.integer(take, "lineage take", lo=1, hi=MAX_TAKE_NUMBER),)
-        else:
-            found = data.get("takes")
-            takes = None if found is None else checked.integers(found, "lineage takes", lo=1, hi=MAX_TAKE_NUMBER)
-        return cls(relation, job, takes)
+    def of(cls, lineage: Lineage) -> TakeLineage:
+        return cls(lineage.relation, lineage.job, lineage.take)
+
+    def lineage(self) -> Lineage:
+        return Lineage(self.relation, self.job, None if self.take is None else (self.take,))
+
+
+ONE_TAKE_LINEAGE = StoredAs(TakeLineage, to=TakeLineage.of, back=lambda stored, _name: stored.lineage())
+
+
+def _take_numbers_fit(spec: JobSpec) -> None:
+    if spec.take_numbers is not None and len(spec.take_numbers) != spec.n_takes:
+        raise ValueError(f"take_numbers has {len(spec.take_numbers)} entries for {spec.n_takes} takes")
 
 
 @dataclass(frozen=True)
 class JobSpec:
     """A job as it was asked for: the take request (checked when it arrived), the session it was
-    queued with (lengths in bars, how many levels, whether the prime is kept), and where it came from."""
+    queued with (lengths in bars, how many levels, whether the prime is kept), and where it came from.
+    The journal keeps it at the top of a job's record (`bridge.jobs.record.JobJournalEntry`)."""
 
-    id: str
-    request: TakeRequest
-    session: Session
-    origin: Origin
-    preset: str | None = None
-    source_job: str | None = None  # continue / upsample: the job whose codes are used
-    created: float = field(default_factory=time.time)
-    expect_prime_sha256: str | None = None  # regenerate: the prime's hash when the take was made
+    ON_DISK: ClassVar[RecordShape] = RecordShape(
+        derived=lambda spec: {"mode": spec.mode}, agree=("mode",), check=_take_numbers_fit
+    )
+
+    id: str = field(metadata=on_disk(read=checked.job_id))
+    request: TakeRequest = field(metadata=on_disk(stored_as=REQUEST_ON_DISK))
+    session: Session = field(metadata=on_disk(stored_as=SESSION_ON_DISK))
+    origin: Origin = field(metadata=on_disk(absent=Origin("app"), null_is_absent=True))
+    preset: str | None = field(default=None, metadata=on_disk(max_chars=200))
+    source_job: str | None = field(  # continue / upsample: the job whose codes are used
+        default=None, metadata=on_disk(read=checked.job_id)
+    )
+    created: float = field(default_factory=time.time, metadata=on_disk(absent=0.0))
+    expect_prime_sha256: str | None = field(  # regenerate: the prime's hash when the take was made
+        default=None, metadata=on_disk(max_chars=64)
+    )
     clip_as_named: str | None = None  # regenerate from the kept copy: the clip the take names, compared when it runs
     lineage: Lineage | None = None
-    take_numbers: tuple[int, ...] | None = None  # 1-based number of each row (regenerate keeps the original's)
+    take_numbers: tuple[int, ...] | None = field(  # 1-based number of each row (regenerate keeps the original's)
+        default=None, metadata=on_disk(lo=1, hi=MAX_TAKE_NUMBER)
+    )
 
     def take_number(self, row: int) -> int:
         return self.take_numbers[row] if self.take_numbers is not None and row < len(self.take_numbers) else row + 1
