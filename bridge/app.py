@@ -145,6 +145,7 @@ class Bridge:
             follow_links=settings.follow_links,
             primes_budget_bytes=int(settings.primes_budget_mb * 1e6),
             preempt_upsamples=settings.preempt_upsamples,
+            measure_rates_s=settings.measure_rates_s,
         )
         self.midi: MidiControl | None = None
         self.tempo: Any = None  # bridge.transports.daw_tempo.DawTempo, when following the DAW's tempo

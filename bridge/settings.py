@@ -8,6 +8,7 @@
               ids = "~/jukebox/ids"  device = "auto"  precision = "auto"  (bfloat16 on a GPU, float32 on a CPU)
               threads = 0  (0: every core but one, left to the DAW)  nice = 10  (the worker's lower priority)
               compile = false  (torch.compile the token step: minutes of compiling, then faster steps)
+              measure_rates_s = 1.0  (per level, sampled while warming where no token rates are kept: first ETAs)
     [output]  sample_rate = 48000  format = "pcm24"  prefix = "jb"
     [limits]  max_queue = 32  max_takes = 16  max_seconds = 600  progress_interval_s = 0.25
               primes_budget_mb = 2048  (disk kept for copies of primes; the oldest no job needs go first)
@@ -64,6 +65,7 @@ class BridgeSettings:
     precision: str = "auto"  # the priors' weights and activations: auto, float32, bfloat16, float16
     compile_steps: bool = False  # fuse the token step with torch.compile (a compilation per level and batch size)
     threads: int = 0  # the model's CPU threads; 0: every core but one (bridge.cpu_manners)
+    measure_rates_s: float = 1.0  # per level, sampled while warming with no kept rates (0: the first ETA is -1)
     worker_nice: int = 10  # niceness added to the model worker, so the DAW wins the CPU
     sample_rate: int = 44100
     output_format: str = "pcm24"
@@ -100,6 +102,8 @@ class BridgeSettings:
                 raise SettingsError(
                     f"allow entry {entry!r} is not an IP address or network (e.g. 192.168.1.0/24)"
                 ) from None
+        if not 0 <= self.measure_rates_s <= 60:
+            raise SettingsError(f"measure_rates_s must be 0 (off) to 60 seconds, got {self.measure_rates_s}")
         if not 0 <= self.threads <= 1024:
             raise SettingsError(f"threads must be 0 (every core but one) or a count up to 1024, got {self.threads}")
         if not 0 <= self.worker_nice <= 19:
@@ -170,6 +174,7 @@ def _table(base: Path) -> dict[str, dict[str, tuple[str, Any]]]:
             "precision": ("precision", str),
             "compile": ("compile_steps", bool),
             "threads": ("threads", int),
+            "measure_rates_s": ("measure_rates_s", float),
             "nice": ("worker_nice", int),
         },
         "output": {"sample_rate": ("sample_rate", int), "format": ("output_format", str), "prefix": ("prefix", str)},

@@ -347,6 +347,11 @@ class TakeEngine(Protocol):
         cancel: CancelToken | None = None,
     ) -> LevelResult: ...
 
+    def measure_rates(self, seconds_per_level: float = 1.0, cancel: CancelToken | None = None) -> Mapping[int, Any]:
+        """Per level, (tokens, seconds) of a short sampling run of one take: what a host's first time
+        estimates start from on a machine that never ran the model."""
+        ...
+
     def decode(self, codes: Any, level: int) -> Any:
         """(n_takes, T) float32 numpy audio at the model rate of one level's codes."""
         ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,6 +34,7 @@ from .api import (
     OfficialSource,
     PrimeAudio,
     Progress,
+    SamplingParams,
     StartCodes,
     TakeRequest,
 )
@@ -133,6 +135,18 @@ def _weight_files(source: ModelSource) -> tuple[list[Path], str]:
     else:
         return [], "the model"
     return [f for f in files if f.is_file()], what
+
+
+class _Budget:
+    """Stops a measuring run once it has sampled for `seconds` past its first token (or when `cancel` is set)."""
+
+    def __init__(self, marks: list[tuple[float, int]], seconds: float, cancel: CancelToken | None):
+        self.marks, self.seconds, self.cancel = marks, seconds, cancel
+
+    def is_set(self) -> bool:
+        if self.cancel is not None and self.cancel.is_set():
+            return True
+        return len(self.marks) >= 2 and self.marks[-1][0] - self.marks[0][0] >= self.seconds
 
 
 class Engine:
@@ -325,6 +339,44 @@ class Engine:
                 beats_per_bar=request.beats_per_bar,
             )
         return LevelResult(codes=result.zs, cancelled=result.cancelled, row_seeds=tuple(result.row_seeds))
+
+    def measure_rates(
+        self, seconds_per_level: float = 1.0, cancel: CancelToken | None = None
+    ) -> dict[int, tuple[int, float]]:
+        """How fast each level samples one take on this machine: (tokens, seconds) of a short run per level,
+        counted from its first token (so loading and the window's first pass are not in it). Lower levels run
+        on random codes of the level above: a rate does not depend on what the codes say."""
+        sr, hops, levels = self.sr, self._info.hop_lengths, self.sampler.vqvae.config.levels
+        top = hops[-1]
+        length = -(-max(round(self._info.upsample_min_seconds * sr), round(2.0 * sr)) // top) * top
+        request = TakeRequest(
+            mode=Mode.ANCESTRAL, new_samples=length, total_samples=max(length, 60 * sr), params=SamplingParams(seed=0)
+        )
+        generator = torch.Generator().manual_seed(0)
+        bins = self.sampler.vqvae.config.l_bins
+        measured: dict[int, tuple[int, float]] = {}
+        for level in self._info.levels:
+            if cancel is not None and cancel.is_set():
+                break
+            codes = [
+                torch.randint(0, bins, (1, length // hops[lv]), generator=generator).to(self.device)
+                if lv > level
+                else torch.zeros(1, 0, dtype=torch.long, device=self.device)
+                for lv in range(levels)
+            ]
+            marks: list[tuple[float, int]] = []
+            budget = _Budget(marks, seconds_per_level, cancel)
+            self.sample_level(
+                request,
+                codes,
+                level,
+                length,
+                on_progress=lambda p: marks.append((time.perf_counter(), p.tokens_done)),
+                cancel=budget,
+            )
+            if len(marks) >= 2 and marks[-1][1] > marks[0][1] and marks[-1][0] > marks[0][0]:
+                measured[level] = (marks[-1][1] - marks[0][1], marks[-1][0] - marks[0][0])
+        return measured
 
     def decode(self, codes: list[Tensor], level: int) -> np.ndarray:
         """(n_takes, T) float32 audio at the model rate of one level's codes."""

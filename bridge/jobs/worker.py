@@ -61,6 +61,7 @@ from jukebox_model.api import (
 
 log = logging.getLogger(__name__)
 
+WARMUP_SECONDS_PER_LEVEL = 1.0  # sampling per level while warming, on a machine with no kept token rates
 HEAD_CONTEXT_S = 0.05  # the prime's audio read before the part that opens a take, for the renderer's resampler
 
 
@@ -73,6 +74,16 @@ class Work:
     plan: TakePlan
     kept: KeptPrime | None = None  # a primed job's clip, read once: its copy, hash and end
     head: Head | None = None  # the opening's audio, read once per job
+
+
+class _Stopping:
+    """Cancels the warm-up measurement when the bridge stops."""
+
+    def __init__(self, worker: ModelWorker):
+        self.worker = worker
+
+    def is_set(self) -> bool:
+        return self.worker._stopping
 
 
 class _Either:
@@ -110,12 +121,14 @@ class ModelWorker:
         follow_links: bool = False,
         primes_budget_bytes: int = 2 << 30,
         preempt_upsamples: bool = True,
+        measure_rates_s: float = WARMUP_SECONDS_PER_LEVEL,
     ):
         self.board, self.queue, self.renderer = board, queue, renderer
         self.engine_factory = engine_factory
         self.state_dir = Path(state_dir)
         self.primes = PrimeStore(self.state_dir / "primes", follow_links=follow_links)
         self.primes_budget_bytes = primes_budget_bytes
+        self.measure_rates_s = measure_rates_s
         self.engine: Any = None
         self.info: ModelInfo | None = None
         self.ready = threading.Event()  # set once loading ended, either way
@@ -217,9 +230,33 @@ class ModelWorker:
         log.info("model ready in %.1f s: %s", time.perf_counter() - started, self.info.bundle)
         self._collect_primes()
         self.board.throughput.keep_in(self.state_dir / "rates.json", _rates_key(self.info))
+        self._measure_rates()
         self.board.set_model_state(ModelState.READY, info=self.info, check=self.engine.check)
         self.ready.set()
         return True
+
+    def _measure_rates(self) -> None:
+        """On a machine (or with threads) this model never ran with, sample each level briefly while warming,
+        so the first job's estimate is a measurement rather than -1; later sessions read the kept rates."""
+        assert self.info is not None
+        throughput = self.board.throughput
+        missing = [level for level in self.info.levels if throughput.rate(level) is None]
+        if not missing or self.measure_rates_s <= 0:
+            return
+        started = time.perf_counter()
+        try:
+            measured = self.engine.measure_rates(self.measure_rates_s, cancel=_Stopping(self))
+        except Exception as e:  # noqa: BLE001 - a failed measurement costs the first estimate, never the model
+            log.warning("could not measure the token rates while warming: %s", e)
+            return
+        for level, (tokens, seconds) in measured.items():
+            if level in missing:
+                throughput.record(level, tokens, seconds)
+        log.info(
+            "measured token rates in %.1f s: %s",
+            time.perf_counter() - started,
+            ", ".join(f"level {lv} {t / s:.0f}/s" for lv, (t, s) in sorted(measured.items()) if s > 0) or "none",
+        )
 
     # --- one stage of a job -----------------------------------------------------------------------
 

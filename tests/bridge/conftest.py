@@ -60,7 +60,12 @@ def make_bridge(tmp_path, tiny_engine_factory, no_thread_leaks):
 
     def make(engine=None, midi_ports=None, **overrides):
         values = dict(
-            host="127.0.0.1", port=0, project_dir=tmp_path / "project", presets_dir=None, progress_interval_s=0.0
+            host="127.0.0.1",
+            port=0,
+            project_dir=tmp_path / "project",
+            presets_dir=None,
+            progress_interval_s=0.0,
+            measure_rates_s=0.0,  # tests that want the warm-up's first estimate turn it on
         )
         values.update(overrides)
         bridge = Bridge(BridgeSettings(**values), engine=engine or tiny_engine_factory, midi_ports=midi_ports)

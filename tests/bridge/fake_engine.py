@@ -48,10 +48,18 @@ class FakeEngine:
         self.fail = fail  # raised from sample_level once, then cleared
         self.started = threading.Event()  # set once a level has begun sampling
         self.released = 0
+        self.measured = 0  # how often measure_rates ran
         self.primes_given: list[PrimeAudio | None] = []  # what each start was handed of its prime
 
     def info(self) -> ModelInfo:
         return self._info
+
+    def measure_rates(self, seconds_per_level: float = 1.0, cancel: CancelToken | None = None) -> dict:
+        """As slow as sampling is: `token_delay_s` a token (nothing to measure when sampling is instant)."""
+        self.measured += 1
+        if self.token_delay_s <= 0:
+            return {}
+        return {level: (20, 20 * self.token_delay_s) for level in self._info.levels}
 
     def check(self, request: TakeRequest) -> list[str]:
         if request.offset_samples >= request.total_samples:

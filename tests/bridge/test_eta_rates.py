@@ -61,3 +61,31 @@ def test_a_restarted_bridge_gives_a_measured_eta_for_its_first_job(make_bridge, 
     again.ask("/jb/set/levels", 1)
     queued = again.ask("/jb/generate")
     assert queued.args[3] > 0  # the rate measured in the first session
+
+
+def test_a_machine_that_never_ran_the_model_measures_its_rates_while_warming_for_the_first_estimate(
+    make_bridge, tmp_path
+):
+    from bridge.jobs.eta import level_positions
+    from tests.bridge.fake_engine import INFO
+
+    delay = 0.002
+    engines: list[FakeEngine] = []
+
+    def factory():
+        engines.append(FakeEngine(token_delay_s=delay))
+        return engines[-1]
+
+    _, c = make_bridge(engine=factory, project_dir=tmp_path / "project", measure_rates_s=1.0)
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/length", 2.0)
+    queued = c.ask("/jb/generate")
+    assert engines[0].measured == 1
+    top = INFO.levels[0]
+    expected = level_positions(2.0 * INFO.sr, INFO.hop_lengths[top], 1) * delay  # the warm-up's rate, no guess
+    assert queued.args[3] == pytest.approx(expected, rel=1e-6)
+    c.wait_job(queued.args[0])
+    _, again = make_bridge(engine=factory, project_dir=tmp_path / "project", measure_rates_s=1.0)
+    again.ask("/jb/set/levels", 1)
+    again.ask("/jb/generate")
+    assert engines[1].measured == 0  # the kept rates are this session's: no second measurement

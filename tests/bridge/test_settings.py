@@ -39,6 +39,7 @@ def test_a_settings_file_is_read_with_paths_relative_to_it_and_flags_win(tmp_pat
         ("[osc\n", "bridge.toml"),
         ("[osc]\nallow = ['192.168.1.300']\n", "not an IP address or network"),
         ("[model]\nprecision = 'int8'\n", "precision must be one of auto, float32, bfloat16, float16"),
+        ("[model]\nmeasure_rates_s = -1\n", "measure_rates_s must be 0"),
     ],
 )
 def test_bad_settings_files_are_refused_naming_the_file_and_key(tmp_path, text, needle):
