@@ -7,7 +7,10 @@
    to B's preview file, with `preempt_upsamples` on and off, in one run on the same machine.
 2. **Chain loudness**: a take at the preset's loudness target, its continue and its upsample (the continue's), measured with
    pyloudnorm: how far each file is from its parent, with the chain's one gain.
-3. **The loop point**: the wrap step (first sample minus last, over the take's median step) of the
+3. **First estimates**: on a fresh project (no kept token rates), job A (the preset, all levels) and job B
+   queued behind it: the estimate each /jb/generate reply gives against the time to its job's end, with
+   the warm-up measurement (`[model] measure_rates_s`) on and off.
+4. **The loop point**: the wrap step (first sample minus last, over the take's median step) of the
    techno-loop takes as delivered, with `loop_clean` on and off.
 Not a test: nothing here asserts; times depend on the machine and its load.
 """
@@ -85,6 +88,31 @@ def preview_wait(out: Path, threads: int, preempt: bool) -> dict[str, float]:
         bridge.stop()
 
 
+def first_estimates(out: Path, threads: int, measure_s: float) -> dict[str, float | None]:
+    """The first two estimates a fresh project gets (A alone, B behind A) and the actual times to done."""
+    bridge, c = _bridge(out, threads, measure_rates_s=measure_s)
+    try:
+        c.ask("/jb/preset/load", PRESET)
+        c.ask("/jb/set/n_takes", 1)
+        sent = time.monotonic()
+        a = c.ask("/jb/generate")
+        b = c.ask("/jb/generate")
+        done: dict[str, float] = {}
+        for addr, args in c.replies(time.monotonic() + 1800):
+            if addr in ("/jb/job/done", "/jb/job/failed") and args[0] in (a[0], b[0]):
+                done[args[0]] = time.monotonic() - sent
+                if len(done) == 2:
+                    break
+        return {
+            "a_estimate_s": a[3] if a[3] >= 0 else None,
+            "a_actual_s": done.get(a[0]),
+            "b_estimate_s": b[3] if b[3] >= 0 else None,
+            "b_actual_s": done.get(b[0]),
+        }
+    finally:
+        bridge.stop()
+
+
 def lufs(path: str) -> float:
     audio, sr = sf.read(path, dtype="float64")
     return float(pyloudnorm.Meter(sr).integrated_loudness(audio))
@@ -135,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "preempt_on": preview_wait(root / "on", args.threads, True),
             "preempt_off": preview_wait(root / "off", args.threads, False),
+            "estimates_measured": first_estimates(root / "eta_on", args.threads, 1.0),
+            "estimates_unmeasured": first_estimates(root / "eta_off", args.threads, 0.0),
             **chain_and_loop(root / "chain", args.threads),
         }
     on, off = result["preempt_on"], result["preempt_off"]
@@ -142,6 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|")
     print(f"| new idea's preview while an old take is upsampled (s) | {on['preview_s']:.1f} | {off['preview_s']:.1f} |")
     print(f"| the old take's upsample, start to done (s) | {on['old_upsample_s']:.1f} | {off['old_upsample_s']:.1f} |")
+    print("\n| first estimates on a fresh project | estimate (s) | actual (s) | ratio |")
+    print("|---|---|---|---|")
+    for key, label in (("estimates_measured", "warm-up measured"), ("estimates_unmeasured", "no warm-up")):
+        e = result[key]
+        for job in ("a", "b"):
+            est, act = e[f"{job}_estimate_s"], e[f"{job}_actual_s"]
+            ratio = f"{est / act:.2f}" if est is not None and act else "-"
+            name = "first job" if job == "a" else "second, queued behind it"
+            est_text = "-1 (none)" if est is None else f"{est:.1f}"
+            print(f"| {label}: {name} | {est_text} | {act:.1f} | {ratio} |")
     chain = result["chain_lufs"]
     print("\n| chain at the preset's loudness target | LUFS |")
     print("|---|---|")
