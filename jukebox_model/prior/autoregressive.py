@@ -84,6 +84,17 @@ class ConditionalAutoregressive2D(nn.Module):
     ) -> list[KVCache]:
         return self.transformer.empty_cache(batch, dtype=dtype, device=device, encoder_len=encoder_len)
 
+    @property
+    def prefill_alignment(self) -> int:
+        """A first prefill chunk (from position 0) should cover a multiple of this many positions: see
+        `Transformer.prefill_alignment`."""
+        return self.transformer.prefill_alignment
+
+    def project_encoder(self, cache: Sequence[KVCache], encoder_kv: Tensor) -> None:
+        """Fill the CROSS layers' caches from the lyrics encoder's states (N, n_tokens, W) before `step`
+        from position 0 (a `forward_cached` pass from position 0 does it itself)."""
+        self.transformer.project_encoder(cache, encoder_kv)
+
     def forward(
         self,
         x: Tensor,
@@ -140,7 +151,7 @@ class ConditionalAutoregressive2D(nn.Module):
         """One sampling step: fed (N, 1) the token at position − 1, position a 0-d long tensor on the
         device -> logits (N, bins). Same result as `forward_cached(fed, start=int(position))`, but no
         shape depends on the position and nothing is read back to the host, so a CUDA graph can
-        capture it once. CROSS layers read their caches: `transformer.project_encoder` first."""
+        capture it once. CROSS layers read their caches: `project_encoder` first."""
         n = fed.shape[0]
         at = position.view(1)
         h = self.x_emb(fed)  # (N, 1, W)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -9,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import AttnType, TransformerConfig
-from .attention import FactoredAttention, KVCache
+from .attention import BLOCKWISE, CacheAccess, FactoredAttention, KVCache
 from .ops import MLP, LayerNorm
 from .patterns import attention_pattern
 
@@ -65,9 +66,9 @@ class ResAttnBlock(nn.Module):
         m = self.mlp(self.ln_1(x + a))
         return x + self.res_scale * (a + m), w
 
-    def step(self, x: Tensor, cache: KVCache, position: Tensor) -> Tensor:
+    def step(self, x: Tensor, cache: KVCache, position: Tensor, access: CacheAccess | None = None) -> Tensor:
         """One sampling step at a device-side position (FactoredAttention.step)."""
-        a = self.attn.step(self.ln_0(x), cache, position)
+        a = self.attn.step(self.ln_0(x), cache, position, access)
         m = self.mlp(self.ln_1(x + a))
         return x + self.res_scale * (a + m)
 
@@ -98,6 +99,14 @@ class Transformer(nn.Module):
             for block in self._attn_mods
         ]
 
+    @property
+    def prefill_alignment(self) -> int:
+        """A pass from position 0 over a multiple of this many positions takes every layer's cache-free
+        path (the block patterns' whole blocks); a partial last block goes through the cache. A sampler
+        ends its first prefill chunk on such a boundary (sampling/decoder.py `prefill_chunks`)."""
+        sizes = {block.attn.block_ctx for block in self._attn_mods if block.attn.attn_type in BLOCKWISE}
+        return math.lcm(*sizes) if sizes else 1
+
     def project_encoder(self, cache: Sequence[KVCache], encoder_kv: Tensor) -> None:
         """Fill the CROSS layers' caches from the lyrics encoder's states, before stepping from position 0."""
         for block, layer_cache in zip(self._attn_mods, cache):
@@ -105,9 +114,16 @@ class Transformer(nn.Module):
                 block.attn.project_encoder(layer_cache, encoder_kv)
 
     def step(self, x: Tensor, cache: Sequence[KVCache], position: Tensor) -> Tensor:
-        """x (N, 1, W) at a device-side position -> (N, 1, W), with the same shapes at every position."""
+        """x (N, 1, W) at a device-side position -> (N, 1, W), with the same shapes at every position.
+        Layers of one cache layout read the same slots under the same mask: computed once per layout."""
+        accesses: dict[tuple, CacheAccess] = {}
         for block, layer_cache in zip(self._attn_mods, cache):
-            x = block.step(x, layer_cache, position)
+            attn, access = block.attn, None
+            if attn.attn_type is not AttnType.CROSS:
+                access = accesses.get(attn.layout)
+                if access is None:
+                    access = accesses[attn.layout] = attn.cache_access(position)
+            x = block.step(x, layer_cache, position, access)
         return x
 
     def forward(
