@@ -111,6 +111,7 @@ class WindowDecoder:
         self.noise_index.add_(1)
         return logits
 
+    @torch.no_grad()
     def _capture(self) -> torch.cuda.CUDAGraph:
         """Warm up on a side stream (as torch.cuda.graphs asks), then record one step."""
         stream = torch.cuda.Stream(self.device)
@@ -155,12 +156,12 @@ class WindowDecoder:
             if buf is not None and src is not None:
                 buf.copy_(src)
         if inputs.encoder_kv is not None and k == 0:  # a prefill (from position 0) projects them itself
-            model.transformer.project_encoder(self.cache, inputs.encoder_kv)
+            model.project_encoder(self.cache, inputs.encoder_kv)
         kept: list[Tensor] = []
 
         # prefill: positions [0, k) are fed [start, prefix[0], …, prefix[k − 2]]
         fed = torch.cat([prefix.new_zeros(n, 1), prefix[:, :-1]], dim=1) if k else prefix[:, :0]
-        for start, stop in prefill_chunks(k, chunk_size, model.transformer._attn_mods[0].attn.block_ctx):
+        for start, stop in prefill_chunks(k, chunk_size, model.prefill_alignment):
             logits = model.forward_cached(
                 fed[:, start:stop],
                 start=start,
@@ -208,8 +209,9 @@ class WindowDecoder:
 
 def prefill_chunks(k: int, chunk_size: int, block_ctx: int) -> list[tuple[int, int]]:
     """[start, stop) passes over k context positions, at most chunk_size each. The first, from position 0,
-    takes the attention's full-sequence path, which needs whole blocks: when it would cover the whole
-    context but end inside a block, it stops at the last block boundary and the rest is a second pass."""
+    takes the attention's cache-free path over whole blocks of `block_ctx` (the model's
+    `prefill_alignment`): when it would cover the whole context but end inside a block, it stops at the
+    last block boundary and the rest is a second pass."""
     first = min(k, chunk_size)
     if first == k and k % block_ctx and k > block_ctx:
         first = k - k % block_ctx
