@@ -1,7 +1,8 @@
 """Load a VQ-VAE and its priors into a ready `Sampler`: the official release or checkpoints of our own.
 
-Priors are built on the meta device and materialised directly on the target device before the
-checkpoint is copied in, so a 5B-parameter model is never initialised (or held twice) in memory.
+Priors and the VQ-VAE are built on the meta device and assigned the checkpoint's tensors one at a
+time (checkpoints.assign_state_strict), each going to the target device in its target precision, so a
+model is never initialised, and never held twice: loading peaks at the loaded model's size (issue #23).
 """
 
 from __future__ import annotations
@@ -11,26 +12,31 @@ from pathlib import Path
 import torch
 
 from . import official
-from .checkpoints import CheckpointError, load_state_strict, load_vqvae, model_state, read_checkpoint
+from .checkpoints import CheckpointError, assign_state_strict, load_vqvae, model_state, read_checkpoint
 from .config import PriorConfig
 from .hparams import prior_config_from_hparams
 from .labels import Labeller
 from .prior.prior import Prior
+from .sampling.precision import inference_dtype_rule
 from .sampling.sampler import LevelModel, Sampler
 from .vqvae import VQVAE
 
 
 def materialise_prior(
-    config: PriorConfig, vqvae: VQVAE, state: dict[str, torch.Tensor], *, device: torch.device | str, source: str
+    config: PriorConfig,
+    vqvae: VQVAE,
+    state: dict[str, torch.Tensor],
+    *,
+    device: torch.device | str,
+    source: str,
+    dtype: torch.dtype | None = None,
 ) -> Prior:
-    """Build on meta, allocate on `device`, restore the tied output table, load the weights strictly."""
+    """Build on meta and assign the weights strictly, each in its inference dtype (`dtype`, the
+    norms excepted; None: the module's own) on `device`. Consumes `state`: pass its only reference."""
     with torch.device("meta"):
-        prior = Prior(config, vqvae.config)
-    prior = prior.to_empty(device=device)
-    for wrapper in (prior.prior, getattr(prior, "prime_prior", None)):
-        if wrapper is not None and hasattr(wrapper, "x_out") and not config.merged_decoder:
-            wrapper.x_out.weight = wrapper.x_emb.weight  # to_empty allocates each name separately
-    load_state_strict(prior, state, source=source)
+        prior = Prior(config, vqvae.config)  # the output head is tied here; assigning keeps it one tensor
+    rule = inference_dtype_rule(dtype) if dtype is not None else None
+    assign_state_strict(prior, state, source=source, device=device, dtype_for=rule)
     return prior.eval()
 
 
@@ -49,9 +55,15 @@ def _labeller(config: PriorConfig, vqvae: VQVAE, ids_dir: Path | None) -> Labell
 
 
 def load_checkpoint_bundle(
-    vqvae_path: Path, prior_paths: list[Path], *, ids_dir: Path | None, device: torch.device | str = "cpu"
+    vqvae_path: Path,
+    prior_paths: list[Path],
+    *,
+    ids_dir: Path | None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
 ) -> Sampler:
-    """A VQ-VAE and priors from files that carry their hparams (trained here, or the reference fixtures)."""
+    """A VQ-VAE and priors from files that carry their hparams (trained here, or the reference fixtures);
+    `dtype`: the priors' inference precision, applied per tensor as it loads (None: as built)."""
     vqvae = load_vqvae(vqvae_path, device=device)
     levels = {}
     for path in prior_paths:
@@ -64,9 +76,9 @@ def load_checkpoint_bundle(
             ) from None
         if config.level in levels:
             raise ValueError(f"two priors for level {config.level} (second: {path})")
-        prior = materialise_prior(
-            config, vqvae, model_state(checkpoint, source=str(path)), device=device, source=str(path)
-        )
+        state = model_state(checkpoint, source=str(path))
+        del checkpoint  # the state holds the only references: each tensor is dropped as it is assigned
+        prior = materialise_prior(config, vqvae, state, device=device, source=str(path), dtype=dtype)
         levels[config.level] = LevelModel(prior, _labeller(config, vqvae, ids_dir))
     return Sampler(vqvae, levels)
 
@@ -78,9 +90,11 @@ def load_official_bundle(
     ids_dir: Path | None,
     device: torch.device | str = "cpu",
     levels: tuple[int, ...] = (0, 1, 2),
+    dtype: torch.dtype | None = None,
 ) -> Sampler:
     """An official bundle ('5b', '5b_lyrics', '1b_lyrics') from a folder laid out as the download paths
-    (root/jukebox/models/5b/vqvae.pth.tar, …); configs are the official ones, not the files' hps."""
+    (root/jukebox/models/5b/vqvae.pth.tar, …); configs are the official ones, not the files' hps.
+    `dtype`: the priors' inference precision, applied per tensor as it loads (None: as built)."""
     if name not in official.BUNDLES:
         raise ValueError(f"unknown bundle {name!r}; choose from {', '.join(official.BUNDLES)}")
     spec = official.BUNDLES[name]
@@ -92,6 +106,7 @@ def load_official_bundle(
         config = official.PRIORS[model_name]
         state = model_state(read_checkpoint(path), source=str(path))
         loaded[level] = LevelModel(
-            materialise_prior(config, vqvae, state, device=device, source=str(path)), _labeller(config, vqvae, ids_dir)
+            materialise_prior(config, vqvae, state, device=device, source=str(path), dtype=dtype),
+            _labeller(config, vqvae, ids_dir),
         )
     return Sampler(vqvae, loaded)

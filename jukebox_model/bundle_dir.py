@@ -90,11 +90,16 @@ def read_manifest(folder: str | Path) -> BundleManifest:
     )
 
 
-def load_bundle_dir(folder: str | Path, *, device: torch.device | str = "cpu") -> tuple[Sampler, BundleManifest]:
-    """The ready sampler of a bundle folder, with its manifest (for sidecars and status replies)."""
+def load_bundle_dir(
+    folder: str | Path, *, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+) -> tuple[Sampler, BundleManifest]:
+    """The ready sampler of a bundle folder, with its manifest (for sidecars and status replies);
+    `dtype`: the priors' inference precision, applied as each tensor loads."""
     manifest = read_manifest(folder)
     try:
-        sampler = load_checkpoint_bundle(manifest.vqvae, list(manifest.priors), ids_dir=manifest.ids, device=device)
+        sampler = load_checkpoint_bundle(
+            manifest.vqvae, list(manifest.priors), ids_dir=manifest.ids, device=device, dtype=dtype
+        )
     except CheckpointError as e:
         raise BundleError(f"{manifest.folder}: {e}") from None
     if manifest.tempo_words:

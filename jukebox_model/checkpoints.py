@@ -13,7 +13,7 @@ import pickle
 import re
 import zipfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,12 +116,8 @@ def _listing(title: str, items: list[str], limit: int = 20) -> str:
     return f"{len(items)} {title}: " + ", ".join(items[:limit]) + more
 
 
-def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> None:
-    """Strict load that names every missing, unexpected and mis-shaped key at once.
-
-    Tensors are copied into the module's own parameters, so each keeps the module's dtype (a float16
-    file loads into a float32 model and vice versa) and tied weights stay tied.
-    """
+def check_state_fits(module: nn.Module, state: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> None:
+    """Raise CheckpointMismatchError naming every missing, unexpected and mis-shaped key at once."""
     missing, unexpected, shapes = _mismatches(module, state)
     if missing or unexpected or shapes:
         parts = [
@@ -130,7 +126,83 @@ def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, s
             if i
         ]
         raise CheckpointMismatchError(f"{source} does not fit {type(module).__name__}: " + "; ".join(parts))
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> None:
+    """Strict load that names every missing, unexpected and mis-shaped key at once.
+
+    Tensors are copied into the module's own parameters, so each keeps the module's dtype (a float16
+    file loads into a float32 model and vice versa) and tied weights stay tied. For training, where an
+    optimiser already holds the parameters; inference loads assign instead (`assign_state_strict`).
+    """
+    check_state_fits(module, state, source=source)
     module.load_state_dict(state, strict=True)
+
+
+DtypeRule = Callable[[nn.Module, str, torch.Tensor], torch.dtype]  # (owner, name, the module's tensor) -> dtype
+
+
+def _to_target(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, bool]:
+    """The tensor on `device` in `dtype`, and whether it is the source itself (nothing converted)."""
+    same_device = tensor.device.type == device.type and (device.index is None or tensor.device.index == device.index)
+    if same_device and tensor.dtype == dtype:
+        return tensor.detach(), True
+    return tensor.detach().to(device=device, dtype=dtype), False
+
+
+def _page_in(tensor: torch.Tensor) -> None:
+    """Read one element per page, so an mmap-backed weight is resident when loading returns (ready means
+    ready: the first sampling step does not wait on the disk)."""
+    if tensor.device.type != "cpu" or tensor.numel() == 0:
+        return
+    if tensor.is_contiguous():
+        tensor.view(-1)[:: max(1, 4096 // tensor.element_size())].sum()
+    else:
+        tensor.sum()
+
+
+@torch.no_grad()
+def assign_state_strict(
+    module: nn.Module,
+    state: dict[str, torch.Tensor],
+    *,
+    source: str = "checkpoint",
+    device: torch.device | str = "cpu",
+    dtype_for: DtypeRule | None = None,
+) -> None:
+    """Strict load into a module built on the meta device, assigning the checkpoint's tensors (issue #23).
+
+    Copying (`load_state_strict`) holds the model and its checkpoint at once; here a tensor already in
+    its target dtype and device *becomes* the parameter (a zip file's mmap-backed tensor, a legacy
+    file's freshly read storage), and any other is converted alone with its source dropped before the
+    next, so loading peaks at the model's size plus one tensor. `state` is consumed: pass the only
+    reference to it. The target dtype is the module's own unless `dtype_for` says otherwise; tied
+    parameters (one Parameter under two names) stay one tensor. Mmap-backed weights are private file
+    pages: a write in place copies the page, never reaches the file.
+    """
+    check_state_fits(module, state, source=source)
+    device = torch.device(device)
+    loaded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(module's tensor) -> (it, its loaded one)
+    for prefix, owner in module.named_modules(remove_duplicate=False):
+        for table, persistent in ((owner._parameters, None), (owner._buffers, owner._non_persistent_buffers_set)):
+            for name, own in list(table.items()):
+                if own is None or (persistent is not None and name in persistent):
+                    continue
+                tensor = state.pop(f"{prefix}.{name}" if prefix else name)
+                if id(own) not in loaded:
+                    dtype = dtype_for(owner, name, own) if dtype_for is not None else own.dtype
+                    value, assigned = _to_target(tensor, device, dtype)
+                    if assigned:
+                        _page_in(value)
+                    if isinstance(own, nn.Parameter):
+                        value = nn.Parameter(value, requires_grad=own.requires_grad)
+                    loaded[id(own)] = (own, value)
+                    loaded[id(value)] = (value, value)  # a module met again under a second prefix
+                del tensor  # a converted copy and its source are never both held past this tensor
+                table[name] = loaded[id(own)][1]
+    left = [name for name, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
+    if left:
+        raise CheckpointError(f"{source}: {type(module).__name__} still has unloaded tensors: {', '.join(left)}")
 
 
 def write_checkpoint(
@@ -166,10 +238,15 @@ def vqvae_config_from_checkpoint(checkpoint: Mapping[str, Any]) -> VQVAEConfig:
 def load_vqvae(
     path: str | os.PathLike[str], *, device: str | torch.device = "cpu", config: VQVAEConfig | None = None
 ) -> VQVAE:
-    """A VQ-VAE in eval mode from a reference-format file (official or trained by us)."""
+    """A VQ-VAE in eval mode from a reference-format file (official or trained by us), built on meta and
+    assigned the file's tensors (no random init, no second copy)."""
     from .vqvae.vqvae import VQVAE
 
     checkpoint = read_checkpoint(path)
-    model = VQVAE(config or vqvae_config_from_checkpoint(checkpoint))
-    load_state_strict(model, model_state(checkpoint, source=str(path)), source=str(path))
-    return model.to(device).eval()
+    config = config or vqvae_config_from_checkpoint(checkpoint)
+    state = model_state(checkpoint, source=str(path))
+    del checkpoint  # the state dict holds the only references to the tensors: each is dropped as it is assigned
+    with torch.device("meta"):
+        model = VQVAE(config)
+    assign_state_strict(model, state, source=str(path), device=device)
+    return model.eval()

@@ -88,11 +88,11 @@ def load_engine(
     need = need_for_files(files, device=str(device), bytes_per_param=torch.finfo(dtype).bits // 8)
     check_memory(need, device=str(device), what=what)
     if isinstance(source, BundleSource):
-        sampler, manifest = load_bundle_dir(source.folder, device=device)
+        sampler, manifest = load_bundle_dir(source.folder, device=device, dtype=dtype)
         described: dict[str, Any] = manifest.describe()
     elif isinstance(source, OfficialSource):
         sampler = load_official_bundle(
-            Path(source.root).expanduser(), source.name, ids_dir=source.ids_dir, device=device
+            Path(source.root).expanduser(), source.name, ids_dir=source.ids_dir, device=device, dtype=dtype
         )
         described = {
             "bundle": source.name,
@@ -101,7 +101,7 @@ def load_engine(
         }
     elif isinstance(source, CheckpointSource):
         sampler = load_checkpoint_bundle(
-            Path(source.vqvae), [Path(p) for p in source.priors], ids_dir=source.ids_dir, device=device
+            Path(source.vqvae), [Path(p) for p in source.priors], ids_dir=source.ids_dir, device=device, dtype=dtype
         )
         described = {
             "bundle": Path(source.vqvae).stem,
@@ -110,7 +110,7 @@ def load_engine(
         }
     else:
         raise TypeError(f"not a model source: {source!r}")
-    sampler.set_precision(dtype)
+    sampler.set_precision(dtype)  # weights loaded in `dtype` already are left as they are
     sampler.compile_steps = compile_steps
     return Engine(
         sampler, described, device=device, precision=str(dtype).removeprefix("torch."), compile_steps=compile_steps

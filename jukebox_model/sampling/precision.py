@@ -9,6 +9,8 @@ computed in float32 (transformer/ops.py) and they are a few kilobytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -29,6 +31,19 @@ def default_dtype(device: torch.device | str) -> torch.dtype:
     """bfloat16 on a GPU (half the bytes per step; the reference samples in float16), float32 elsewhere
     (bfloat16 matmuls are far slower than float32 on common CPUs, docs/perf-anchors.md §5)."""
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def inference_dtype_rule(dtype: torch.dtype) -> Callable[[nn.Module, str, torch.Tensor], torch.dtype]:
+    """The dtype `cast_for_inference` gives each tensor, as a rule a loader applies tensor by tensor
+    (checkpoints.assign_state_strict), so the weights reach the device already cast, never held twice."""
+    if not dtype.is_floating_point:
+        raise ValueError(f"inference precision must be a floating dtype, got {dtype}")
+
+    def rule(owner: nn.Module, name: str, tensor: torch.Tensor) -> torch.dtype:
+        keep = isinstance(owner, nn.LayerNorm) or not tensor.is_floating_point()
+        return tensor.dtype if keep else dtype
+
+    return rule
 
 
 @torch.no_grad()
