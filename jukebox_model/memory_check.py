@@ -1,12 +1,14 @@
 """Is there memory for a model before it is loaded? A clear refusal instead of the kernel's OOM kill.
 
-Loading the official 1b_lyrics bundle on a CPU needs about 12 GB resident plus, while one prior's
-module is filled, that prior's checkpoint once more. Under a memory cap the kernel kills the process
-part-way, and nobody hears why. So the loaders first add up what the files will take (their sizes:
-float32 checkpoints; the largest file is held twice while it is copied in) and compare it with what
-the machine can still give: `MemAvailable`, or less where a cgroup (a container, a systemd slice)
-caps the process. On a GPU the weights go to the device in the loaded precision, so the device
-needs the files' size scaled to that precision and the host needs the largest file.
+Loading the official 1b_lyrics bundle on a CPU needs about 12 GB resident: the loaders assign each
+checkpoint tensor to its module instead of copying it (checkpoints.assign_state_strict), so float32
+weights are held once. Under a memory cap the kernel kills the process part-way, and nobody hears
+why. So the loaders first add up what the files will take (their sizes: float32 checkpoints) and
+compare it with what the machine can still give: `MemAvailable`, or less where a cgroup (a container,
+a systemd slice) caps the process. Where the weights change precision or device on the way in, each
+tensor is converted from a file read on the host (a legacy file whole, a zip file's mapped pages), so
+the host needs the largest file besides; on a GPU the device needs the files' size scaled to that
+precision.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def need_for_files(files: Sequence[Path], *, device: str, bytes_per_param: int) 
     total, largest = sum(sizes), max(sizes)
     if device.startswith("cuda"):
         return MemoryNeed(host_bytes=int(largest * SLACK), device_bytes=int(total * bytes_per_param / 4 * SLACK))
-    return MemoryNeed(host_bytes=int((total * bytes_per_param / 4 + largest) * SLACK), device_bytes=0)
+    converting = largest if bytes_per_param != 4 else 0  # the file a converted tensor is read from
+    return MemoryNeed(host_bytes=int((total * bytes_per_param / 4 + converting) * SLACK), device_bytes=0)
 
 
 def _read_int(path: Path) -> int | None:
