@@ -1,14 +1,16 @@
-"""Factored attention: each pattern lets a query see exactly the keys spec §3.5 names, and the
-cached chunk path (prefill and sampling steps) computes the same function as one full pass."""
+"""Factored attention: each pattern lets a query see exactly the keys spec §3.5 names, and the path
+through the cache (prefill chunks of any size and device-side sampling steps) computes the same
+function as one full pass."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from jukebox_model.config import AttnType
+from jukebox_model.config import AttnType, TransformerConfig
 from jukebox_model.transformer.attention import FactoredAttention
 from jukebox_model.transformer.patterns import visible
+from jukebox_model.transformer.transformer import Transformer
 
 L, BLOCKS, WIDTH, STATE, HEADS = 24, 4, 16, 8, 2
 BC = L // BLOCKS  # 6
@@ -168,3 +170,102 @@ def test_bad_positions_and_shapes_are_clear_errors():
         FactoredAttention(WIDTH, L, STATE, HEADS, AttnType.SUMMARY, blocks=BLOCKS)
     with pytest.raises(ValueError, match="encoder length"):
         _layer(AttnType.CROSS).empty_cache(1)
+
+
+# -- one rule through the cache: steps and chunks of any size ------------------------------------
+
+ALL_TYPES = [*CAUSAL_TYPES, AttnType.CROSS]
+
+
+def _encoder(attn_type: AttnType) -> torch.Tensor | None:
+    return torch.randn(2, 7, WIDTH) if attn_type is AttnType.CROSS else None
+
+
+@pytest.mark.parametrize("attn_type", ALL_TYPES, ids=lambda t: t.name)
+def test_a_prefill_of_any_length_then_device_side_steps_equals_the_full_pass(attn_type):
+    """What the sampler does: one cached pass over the context from position 0, then `step` per token."""
+    attn = _layer(attn_type)
+    x, enc = torch.randn(2, L, WIDTH), _encoder(attn_type)
+    with torch.no_grad():
+        full, _ = attn(x, encoder_kv=enc)
+        for first in range(L + 1):
+            cache = attn.empty_cache(2, encoder_len=None if enc is None else enc.shape[1])
+            outs = []
+            if first:
+                outs.append(attn(x[:, :first], encoder_kv=enc, cache=cache)[0])
+            elif enc is not None:
+                attn.project_encoder(cache, enc)
+            outs += [attn.step(x[:, p : p + 1], cache, torch.tensor(p)) for p in range(first, L)]
+            torch.testing.assert_close(torch.cat(outs, dim=1), full, atol=1e-5, rtol=1e-5, msg=f"prefill {first}")
+
+
+@pytest.mark.parametrize("attn_type", ALL_TYPES, ids=lambda t: t.name)
+def test_cached_chunks_of_every_size_equal_the_full_pass(attn_type):
+    """Chunks that start and end anywhere inside blocks (and across prime_len) compute the full pass."""
+    attn = _layer(attn_type)
+    x, enc = torch.randn(2, L, WIDTH), _encoder(attn_type)
+    with torch.no_grad():
+        full, _ = attn(x, encoder_kv=enc)
+        for size in range(1, L + 1):
+            sizes = [size] * (L // size) + ([L % size] if L % size else [])
+            chunked, _ = _chunked(attn, x, sizes, encoder_kv=enc)
+            torch.testing.assert_close(chunked, full, atol=1e-5, rtol=1e-5, msg=f"chunks of {size}")
+        odd, _ = _chunked(attn, x, [1, 2, 3, 4, 5, 9], encoder_kv=enc)  # starts at every offset in a block
+        torch.testing.assert_close(odd, full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attn_type", CAUSAL_TYPES, ids=lambda t: t.name)
+def test_device_side_steps_read_exactly_the_keys_of_their_pattern(attn_type):
+    """The static step (a fixed-size read of the cache, masked) lets query t depend on what the spec says."""
+    attn = _layer(attn_type)
+
+    def stepped(x: torch.Tensor) -> torch.Tensor:
+        cache = attn.empty_cache(1)
+        return torch.cat([attn.step(x[:, p : p + 1], cache, torch.tensor(p)) for p in range(L)], dim=1)
+
+    dep = _dependence(stepped, torch.randn(1, L, WIDTH))
+    for t in range(L):
+        expected = {s for s in range(L) if _spec_sees(attn_type, t, s)}
+        if expected:
+            expected.add(t)
+        assert {s for s in range(L) if dep[t, s]} == expected, f"{attn_type.name} step {t}"
+
+
+@pytest.mark.parametrize("attn_type", CAUSAL_TYPES, ids=lambda t: t.name)
+def test_a_step_reads_the_same_number_of_keys_at_every_position(attn_type):
+    """Static shapes: the cache access of one position has the same shape wherever it is."""
+    attn = _layer(attn_type)
+    shapes = {tuple(attn.cache_access(torch.tensor(p)).mask.shape) for p in range(L)}
+    assert len(shapes) == 1
+    (shape,) = shapes
+    assert shape[0] == 1 and shape[1] == {AttnType.TRANSPOSE_BLOCK: BLOCKS, AttnType.PREV_BLOCK: BC}.get(
+        attn_type, attn.cache_capacity()
+    )
+
+
+def test_layers_of_one_layout_share_a_cache_access_and_others_do_not():
+    a, b = _layer(AttnType.BLOCK, seed=1), _layer(AttnType.BLOCK, seed=2)
+    assert a.layout == b.layout
+    assert len({_layer(t).layout for t in CAUSAL_TYPES}) == len(CAUSAL_TYPES)
+    with pytest.raises(ValueError, match="no cache access"):
+        _layer(AttnType.CROSS).cache_access(torch.tensor(0))
+
+
+@pytest.mark.parametrize(("attn_order", "blocks", "alignment"), [(2, BLOCKS, BC), (12, BLOCKS, BC), (0, None, 1)])
+def test_the_prefill_alignment_is_the_block_patterns_block_length(attn_order, blocks, alignment):
+    """A pass from 0 over a multiple of it takes every layer's cache-free path; dense layers need none."""
+    config = TransformerConfig(
+        width=WIDTH,
+        depth=16,
+        heads=HEADS,
+        attn_order=attn_order,
+        blocks=blocks,
+        spread=None,
+        m_attn=0.5,
+        m_mlp=1.0,
+        init_scale=1.0,
+        zero_out=False,
+        res_scale=False,
+        pos_init=False,
+    )
+    assert Transformer(config, L, prime_len=PRIME_LEN).prefill_alignment == alignment

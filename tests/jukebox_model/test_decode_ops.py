@@ -38,7 +38,7 @@ def _tiny(name: str):
 def test_decode_step_ops_and_allocations_are_flat_in_position(name):
     setup = decode_setup(_tiny(name))
     length = setup.model.length
-    block_ctx = setup.model.transformer._attn_mods[0].attn.block_ctx
+    block_ctx = setup.model.prefill_alignment
     positions = [0, 1, block_ctx + 1, length // 2, length // 2 + 1, length - block_ctx, length - 1]
     with torch.no_grad():
         counts = {p: count_ops(setup.step, p) for p in positions}

@@ -172,3 +172,63 @@ def test_a_pooled_decoder_serves_new_temperatures_and_nucleus_values_without_a_n
             decoders=pool,
         )
     assert len(pool._decoders) == 2  # the limit: the least recently used went
+
+
+# -- the decoder uses a prior's public API only ---------------------------------------------------
+
+PRIOR_API = frozenset({"prior", "empty_cache"})
+MODEL_API = frozenset(
+    {"compute_dtype", "length", "bins", "step", "forward_cached", "prefill_alignment", "project_encoder"}
+)
+
+
+class _PublicOnly:
+    """Stands in for a module, letting through only the named attributes (and recording prefill passes)."""
+
+    def __init__(self, target, names: frozenset[str], **replaced):
+        self._target, self._names, self._replaced = target, names, replaced
+        self.passes: list[tuple[int, int]] = []
+
+    def __getattr__(self, name: str):
+        if name not in self._names:
+            raise AttributeError(f"the decoder reached past the public API: {name}")
+        if name in self._replaced:
+            return self._replaced[name]
+        if name == "forward_cached":
+
+            def forward_cached(inputs, *, start, **kw):
+                self.passes.append((start, start + inputs.shape[1]))
+                return self._target.forward_cached(inputs, start=start, **kw)
+
+            return forward_cached
+        return getattr(self._target, name)
+
+
+def _decode(prior, inputs, prefix, chunk_size):
+    decoder = WindowDecoder(prior, inputs, prefix.shape[0], DrawSettings(top_k=1), device=torch.device("cpu"))
+    gens = [torch.Generator().manual_seed(i) for i in range(prefix.shape[0])]
+    length = prior.prior.length
+    return decoder.run(inputs, prefix, length, DrawSettings(top_k=1), generator=gens, chunk_size=chunk_size)
+
+
+@pytest.mark.parametrize("name", ["upsampler_level_0", "prior_5b_lyrics", "prior_1b_lyrics"])
+def test_the_window_decoder_samples_through_the_priors_public_api_alone(name):
+    """A prior that answers only its public API samples the same window, and the first prefill pass ends
+    where the model's `prefill_alignment` says (the cache-free path's whole blocks)."""
+    prior = tiny_prior(name)
+    run, encoder_kv = conditioning(prior, 2)
+    inputs = DecoderInputs(run["x_cond"], run["y_cond"], encoder_kv)
+    model = _PublicOnly(prior.prior, MODEL_API)
+    public = _PublicOnly(prior, PRIOR_API, prior=model)
+    align = prior.prior.prefill_alignment
+    assert align == prior.prior.length // prior.config.prior.blocks  # one block of the block patterns
+    for k in (0, align - 1, 2 * align + 3):
+        prefix = torch.randint(0, prior.music_bins, (2, k), generator=torch.Generator().manual_seed(k))
+        model.passes.clear()
+        with torch.no_grad():
+            tokens, _ = _decode(public, inputs, prefix, chunk_size=64)
+            expected, _ = _decode(prior, inputs, prefix, chunk_size=64)
+        assert torch.equal(tokens, expected)
+        assert model.passes == prefill_chunks(k, 64, align)
+        if k > align:
+            assert model.passes[0] == (0, k - k % align)
