@@ -90,7 +90,10 @@ def required_kv_bytes(prior: Prior, position: int) -> int:
     total = 0
     for block in prior.prior.transformer._attn_mods:
         attn = block.attn
-        rows = prior.n_tokens if attn.attn_type is AttnType.CROSS else len(attn._key_window(position, position + 1))
+        if attn.attn_type is AttnType.CROSS:
+            rows = prior.n_tokens
+        else:  # the keys the pattern lets a query at `position` see, as the cache step reads them
+            rows = int(attn.cache_access(torch.tensor(position)).mask.sum())
         total += 2 * rows * attn.n_state
     itemsize = prior.prior.compute_dtype.itemsize
     return total * itemsize
