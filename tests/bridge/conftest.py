@@ -70,7 +70,7 @@ def make_bridge(tmp_path, tiny_engine_factory, no_thread_leaks):
         values.update(overrides)
         bridge = Bridge(BridgeSettings(**values), engine=engine or tiny_engine_factory, midi_ports=midi_ports)
         bridge.start()
-        bridge.worker.ready.wait(60)
+        bridge.worker.ready.wait(240)
         client = OscClient(bridge.port)
         started.append((bridge, client))
         return bridge, client

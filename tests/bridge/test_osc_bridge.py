@@ -17,7 +17,7 @@ SHORT = 0.1  # seconds: more than one window at every tiny level, a few seconds 
 
 
 def _ready(bridge) -> None:
-    assert bridge.worker.ready.wait(60) and bridge.controller.model_state == "ready"
+    assert bridge.worker.ready.wait(240) and bridge.controller.model_state == "ready"
 
 
 def _takes(client: OscClient, job_id: str):
