@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from bridge.commands import Origin
+from bridge.events import JobPlanned, JobQueued, JobStarted, LevelDone, Stage, TakeDelivered
+from bridge.jobs.record import JobRecord
 from bridge.jobs.spec import JobSpec, Lineage
 from bridge.session.params import Session
 from bridge.takes.record import AudioWritten, PrimeUsed, SourceUsed, TakeRecord
@@ -83,3 +85,18 @@ def example_take_record(mode: Mode = Mode.ANCESTRAL, *, take: int = 2) -> TakeRe
             finish={"gain_db": -1.5, "notes": ["x"]},
         ),
     )
+
+
+def example_journaled_job(mode: Mode) -> JobRecord:
+    """A job part-way through: its preview level delivered (take 1 with a loudness gain), the rest to come."""
+    spec = example_spec(mode)
+    record = JobRecord(spec)
+    for event in (
+        JobQueued(spec.id, spec.origin, 1, -1.0, mode.value, spec.seed),
+        JobStarted(spec.id, spec.origin, Stage.PREVIEW),
+        JobPlanned(spec.id, spec.origin, (2, 1, 0), "/p/.jukebox/codes/jbbbbbbb.pt"),
+        TakeDelivered(spec.id, spec.origin, 1, 2, "/p/take.wav", spec.seed, -3.25, -14.5),
+        LevelDone(spec.id, spec.origin, 2),
+    ):
+        assert record.apply(event)
+    return record

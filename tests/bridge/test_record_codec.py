@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pytest
 
 from bridge.commands import Origin
-from bridge.events import JobPlanned, JobQueued, JobStarted, JobState, LevelDone, Stage, TakeDelivered
+from bridge.events import JobState, Stage
 from bridge.jobs.record import JobJournalEntry, JobRecord
 from bridge.jobs.spec import JobSpec, Lineage, TakeLineage
 from bridge.takes.record import AudioWritten, PrimeUsed, SourceUsed, TakeRecord
@@ -22,7 +22,7 @@ from bridge.untrusted import record_codec
 from bridge.untrusted import typed_reads as checked
 from bridge.untrusted.record_codec import RecordShape, StoredAs, on_disk
 from jukebox_model.api import Mode
-from tests.bridge.record_examples import example_spec, example_take_record
+from tests.bridge.record_examples import example_journaled_job, example_spec, example_take_record
 
 OLD = Path(__file__).parent / "old_records"  # written by the hand-written to_dict before the codec
 
@@ -37,17 +37,7 @@ def _old(name: str) -> dict:
 
 def _journaled(mode: Mode) -> JobRecord:
     """A job part-way through, as the old journal files were written from."""
-    spec = example_spec(mode)
-    record = JobRecord(spec)
-    for event in (
-        JobQueued(spec.id, spec.origin, 1, -1.0, mode.value, spec.seed),
-        JobStarted(spec.id, spec.origin, Stage.PREVIEW),
-        JobPlanned(spec.id, spec.origin, (2, 1, 0), "/p/.jukebox/codes/jbbbbbbb.pt"),
-        TakeDelivered(spec.id, spec.origin, 1, 2, "/p/take.wav", spec.seed, -3.25, -14.5),
-        LevelDone(spec.id, spec.origin, 2),
-    ):
-        record.apply(event)
-    return record
+    return example_journaled_job(mode)
 
 
 # --- every record round-trips -----------------------------------------------------------------------

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from bridge.events import JobEnded, JobPlanned, JobQueued, JobStarted, JobState, LevelDone, Stage, TakeDelivered
+from bridge.events import JobEnded, JobStarted, JobState, LevelDone, Stage
 from bridge.jobs.record import JobRecord
 from bridge.takes.record import VERSION, TakeRecord
 from jukebox_model.api import Mode, SamplingParams, TakeRequest
-from tests.bridge.record_examples import example_request, example_spec, example_take_record
+from tests.bridge.record_examples import example_journaled_job, example_request, example_spec, example_take_record
 
 
 def _through_json(data: dict) -> dict:
@@ -34,16 +34,8 @@ def test_a_take_record_round_trips_through_its_sidecar_json_for_every_mode(mode)
 
 @pytest.mark.parametrize("mode", list(Mode))
 def test_a_job_record_round_trips_through_the_journal_for_every_mode(mode):
-    spec = example_spec(mode)
-    record = JobRecord(spec)
-    for event in (
-        JobQueued(spec.id, spec.origin, 1, -1.0, mode.value, spec.seed),
-        JobStarted(spec.id, spec.origin, Stage.PREVIEW),
-        JobPlanned(spec.id, spec.origin, (2, 1, 0), "/p/.jukebox/codes/jbbbbbbb.pt"),
-        TakeDelivered(spec.id, spec.origin, 1, 2, "/p/take.wav", spec.seed, -3.25, -14.5),
-        LevelDone(spec.id, spec.origin, 2),
-    ):
-        assert record.apply(event)
+    record = example_journaled_job(mode)
+    spec = record.spec
     again = JobRecord.from_dict(_through_json(record.to_dict()), resumed=True)
     assert again.spec == spec and again.resumed
     before, after = record.status(), again.status()

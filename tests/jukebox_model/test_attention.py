@@ -38,6 +38,14 @@ def _layer(attn_type: AttnType, seed: int = 0) -> FactoredAttention:
     return attn.eval()
 
 
+def _assert_depends_on_what_the_spec_lets_it_see(attn_type, dep: torch.Tensor) -> None:
+    for t in range(L):
+        expected = {s for s in range(L) if _spec_sees(attn_type, t, s)}
+        if expected:
+            expected.add(t)
+        assert {s for s in range(L) if dep[t, s]} == expected, f"{attn_type.name} step {t}"
+
+
 def _dependence(out_fn, x: torch.Tensor) -> torch.Tensor:
     """dep[t, s]: whether output position t changes with input position s (via gradients)."""
     x = x.clone().requires_grad_(True)
@@ -95,11 +103,7 @@ def test_cached_steps_read_exactly_the_keys_of_their_pattern(attn_type):
     """Gradients through the cache: step t depends on the inputs the spec lets it see (and itself)."""
     attn = _layer(attn_type)
     dep = _dependence(lambda x: _chunked(attn, x, CHUNKINGS["steps"])[0], torch.randn(1, L, WIDTH))
-    for t in range(L):
-        expected = {s for s in range(L) if _spec_sees(attn_type, t, s)}
-        if expected:
-            expected.add(t)
-        assert {s for s in range(L) if dep[t, s]} == expected, f"{attn_type.name} step {t}"
+    _assert_depends_on_what_the_spec_lets_it_see(attn_type, dep)
 
 
 @pytest.mark.parametrize("attn_type", CAUSAL_TYPES, ids=lambda t: t.name)
@@ -224,11 +228,7 @@ def test_device_side_steps_read_exactly_the_keys_of_their_pattern(attn_type):
         return torch.cat([attn.step(x[:, p : p + 1], cache, torch.tensor(p)) for p in range(L)], dim=1)
 
     dep = _dependence(stepped, torch.randn(1, L, WIDTH))
-    for t in range(L):
-        expected = {s for s in range(L) if _spec_sees(attn_type, t, s)}
-        if expected:
-            expected.add(t)
-        assert {s for s in range(L) if dep[t, s]} == expected, f"{attn_type.name} step {t}"
+    _assert_depends_on_what_the_spec_lets_it_see(attn_type, dep)
 
 
 @pytest.mark.parametrize("attn_type", CAUSAL_TYPES, ids=lambda t: t.name)
