@@ -1,4 +1,5 @@
-"""Does a bundle's top prior keep a beat? Top-level-only takes of the rhythmic presets, decoded from the top level.
+"""Does a bundle's top prior keep a beat? Top-level-only takes of the rhythmic presets, decoded from the top level
+(or, with --down-to L, sampled on down to level L and decoded from it).
 
     .venv/bin/python bench/top_beat.py [--bundle DIR] [--presets techno-loop,house-groove,...] [--seeds 4]
         [--temperature 0.9] [--top-p 0.9]
@@ -40,12 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=None, help="top level (default: the preset's)")
     p.add_argument("--top-p", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--down-to", type=int, default=None, help="sample the levels below the top down to this one and decode it"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     sampler, _ = load_bundle_dir(args.bundle)
     vq = sampler.vqvae.eval()
     sr, top = vq.config.sr, max(sampler.levels)
     hop = vq.hop_lengths[top]
+    lowest = top if args.down_to is None else args.down_to
+    levels = list(range(top, lowest - 1, -1))
     every, every_at = [], []
     print("| preset | beat (median) | beat at the preset's tempo (median) | per take | seconds |")
     print("|---|---|---|---|---|")
@@ -68,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
                     songs=[(preset["artist"], preset["genre"], "")],
                     total_length=int(preset.get("total_s", 60) * sr),
                     offset=int(preset.get("offset_s", 0) * sr),
-                    levels=[top],
+                    levels=levels,
                     params=params,
                     bpm=bpm,
                     beats_per_bar=int(preset.get("beats_per_bar", 4)),
                 )
-                audio = vq.decode([result.zs[top]], start_level=top)[0, :, 0].numpy()
+                audio = vq.decode([result.zs[lowest]], start_level=lowest)[0, :, 0].numpy()
             beats.append(beat_strength(audio, sr))
             at.append(beat_strength(audio, sr, bpm))
         every += beats
