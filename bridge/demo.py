@@ -117,10 +117,11 @@ def render_one_take(
                 if args and args[0] == "error":
                     raise RuntimeError(args[1])
                 job = args[0]
-                print(f"  <- {address} job {job}, position {args[2]}", flush=True)
+                estimate = f", about {args[3]:.0f} s for the whole take" if args[3] >= 0 else ""
+                print(f"  <- {address} job {job}, position {args[2]}{estimate}", flush=True)
             elif address == "/jb/job/progress" and args[0] == job:
                 if time.monotonic() - last_print > 1.0 or args[2] >= 1.0:
-                    eta = f", ~{args[3]:.0f} s left at this level" if args[3] >= 0 else ""
+                    eta = f", ~{args[3]:.0f} s left for the whole take" if args[3] >= 0 else ""
                     print(f"  <- progress: level {args[1]} {100 * args[2]:5.1f} %{eta}", flush=True)
                     last_print = time.monotonic()
             elif address == "/jb/job/take" and args[0] == job:
