@@ -9,6 +9,7 @@ without a model.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class PlannedTake:
     number: int  # 1-based, the real number
     parent: str  # `<relation>-<parent job>-t<take>`, or ""
     finishing: Finishing
+    # a keep-prime continue: per level, the parent take's file as delivered, which opens this take as it is
+    opens_with: Mapping[int, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,11 @@ class TakePlan:
 
 @dataclass(frozen=True)
 class ParentLevel:
-    """What an earlier take was delivered with, for a chain to keep its level."""
+    """What an earlier take was delivered with, for a chain to keep its level (and open with its audio)."""
 
     gain_db: float | None
     lufs: float | None
+    files: Mapping[int, str] = dataclasses.field(default_factory=dict)  # level -> the file delivered at it
 
 
 def opening_for(
@@ -130,22 +134,40 @@ def _body_from(spec: JobSpec, start: StartCodes, opening: Opening | None) -> int
     return 0
 
 
-def _chain_finishing(finishing: Finishing, spec: JobSpec, row: int, parent: Callable[[int], ParentLevel]) -> Finishing:
+def _chain_finishing(finishing: Finishing, spec: JobSpec, level: ParentLevel | None) -> Finishing:
     """A chain keeps one level: a continue gets the gain its parent was delivered with (the part they
     share is then at the same level), an upsample is brought to its parent's delivered loudness (the
     same music at a finer level decodes brighter, so the same gain would not give the same level)."""
     lineage = spec.lineage
     if finishing.options.loudness_lufs is None or lineage is None or lineage.relation not in CHAINED:
         return finishing
-    take = lineage.take_for(row)
-    if take is None:
+    if level is None:
         return finishing
-    level = parent(take)
     if lineage.relation == "upsample":
         changes: dict[str, float] = {} if level.lufs is None else {"loudness_lufs": min(0.0, max(-70.0, level.lufs))}
     else:
         changes = {} if level.gain_db is None else {"gain_db": level.gain_db}
     return dataclasses.replace(finishing, options=dataclasses.replace(finishing.options, **changes))
+
+
+def _opens_with(spec: JobSpec, level: ParentLevel | None) -> Mapping[int, str]:
+    """A keep-prime continue opens with its parent take's own delivered audio, sample for sample, at every
+    level the parent was delivered at (a level it was not gets the parent's part decoded again)."""
+    if spec.mode is not Mode.CONTINUE or not spec.session.keep_prime or level is None:
+        return {}
+    return dict(level.files)
+
+
+def delivered_files(files: list[str] | tuple[str, ...], job: str, take: int) -> dict[int, str]:
+    """Per level, the last file delivered for take `take` of `job`, found by the name the renderer gave it
+    (`…_<job>_t<take>_…_L<level>[-n].wav`)."""
+    found: dict[int, str] = {}
+    pattern = re.compile(rf"_{re.escape(job)}_t{take:02d}_.*_L(\d)(?:-\d+)?\.wav$")
+    for path in files:
+        match = pattern.search(path.rsplit("/", 1)[-1])
+        if match:
+            found[int(match.group(1))] = path
+    return found
 
 
 def _parent_token(spec: JobSpec, row: int) -> str:
@@ -207,8 +229,16 @@ def plan_takes(
         generator=dict(generator),
         lineage=spec.lineage,
     )
-    takes = tuple(
-        PlannedTake(spec.take_number(row), _parent_token(spec, row), _chain_finishing(finishing, spec, row, parent))
-        for row in range(request.n_takes)
-    )
-    return TakePlan(spec.id, spec.preset or spec.mode.value, levels, span, opening, takes, shared)
+    takes = []
+    for row in range(request.n_takes):
+        take = spec.lineage.take_for(row) if spec.lineage is not None and spec.lineage.relation in CHAINED else None
+        level = None if take is None else parent(take)  # asked once per take
+        takes.append(
+            PlannedTake(
+                spec.take_number(row),
+                _parent_token(spec, row),
+                _chain_finishing(finishing, spec, level),
+                _opens_with(spec, level),
+            )
+        )
+    return TakePlan(spec.id, spec.preset or spec.mode.value, levels, span, opening, tuple(takes), shared)

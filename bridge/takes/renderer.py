@@ -112,6 +112,7 @@ class Head:
     audio: np.ndarray
     sr: int
     seconds: float
+    as_delivered: bool = False  # already finished (an earlier take's file): finishing leaves it as it is
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ class Renderer:
             n_take = round(n_take * rate / source_sr)
         samples, after = samples[round(body_from * rate / source_sr) : n_take], samples[n_take:]
         prime_frames = 0
+        head_kept = None
         if head is not None:
             original = _checked(head.audio)
             if head.sr != rate:  # resampled with its context, then cut so that it ends where the clip ends
@@ -207,6 +209,7 @@ class Renderer:
                 original = original[len(original) - min(len(original), round(head.seconds * rate)) :]
             prime_frames = int(original.shape[0])
             samples = np.concatenate([original.astype(np.float32), samples])
+            head_kept = original.astype(np.float32) if head.as_delivered else None
         report = None
         bars = None
         if finishing is not None:
@@ -219,6 +222,8 @@ class Renderer:
                 after=after,
             )
             report = done.as_dict()
+            if head_kept is not None and samples.shape[0] >= prime_frames:  # it was finished when delivered
+                samples = np.concatenate([head_kept, samples[prime_frames:].astype(np.float32)])
             if on_finish is not None:
                 on_finish(done)
             if finishing.in_bars:

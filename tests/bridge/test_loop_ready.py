@@ -306,3 +306,27 @@ def test_the_engine_primes_from_audio_it_is_handed_as_from_the_file_and_names_th
     assert all(np.array_equal(a.cpu().numpy(), b.cpu().numpy()) for a, b in zip(from_file.codes, handed.codes))
     with pytest.raises(ValueError, match=r"^loop\.wav: the prime is shorter"):
         engine.start(request, PrimeAudio(tail[:10], 48000, "ab" * 32, "loop.wav"))
+
+
+def test_a_keep_prime_continue_opens_with_its_parents_delivered_file_sample_for_sample(make_bridge):
+    _, c = make_bridge(output_format="float")  # the tiny real model: decoding the parent again would differ
+    c.ask("/jb/set/length", 0.2)
+    c.ask("/jb/set/levels", 1)
+    c.ask("/jb/set/loudness_lufs", -20)
+    c.ask("/jb/set/seed", 9)
+    parent, takes = _job(c, "/jb/generate")
+    before, _ = sf.read(takes[0].args[3], dtype="float32")
+    c.ask("/jb/set/length", 0.1)
+    _, grown = _job(c, "/jb/generate/continue", parent)
+    after, _ = sf.read(grown[0].args[3], dtype="float32")
+    assert len(after) == len(before) + round(0.1 * 44100)
+    np.testing.assert_array_equal(after[: len(before)], before)  # the parent's own file, as delivered
+    assert np.abs(after[len(before) :]).max() > 0  # then the new material, at the parent's gain
+    record = json.loads(Path(grown[0].args[3]).with_suffix(".json").read_text())
+    assert record["prime_frames"] == len(before) and record["finish"]["gain_db"] == pytest.approx(
+        json.loads(Path(takes[0].args[3]).with_suffix(".json").read_text())["finish"]["gain_db"]
+    )
+
+    c.ask("/jb/set/keep_prime", 0)
+    _, alone = _job(c, "/jb/generate/continue", parent)
+    assert len(sf.read(alone[0].args[3])[0]) == round(0.1 * 44100)  # without it: the new material alone

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.jobs.take_plan import Opening, ParentLevel, opening_for, plan_takes
+from bridge.jobs.take_plan import Opening, ParentLevel, delivered_files, opening_for, plan_takes
 from jukebox_model.api import Mode, ModelInfo, StartCodes
 from tests.bridge.record_examples import example_spec
 
@@ -128,3 +128,21 @@ def test_a_recorded_opening_that_does_not_fit_its_codes_is_refused(meta):
 def test_a_recorded_opening_reads_back_what_was_written():
     opening = Opening("/p/.jukebox/primes/ab.wav", 2.5, 4410)
     assert Opening.from_meta(opening.to_meta(), start_samples=22050) == opening
+
+
+def test_a_keep_prime_continue_opens_with_its_parent_takes_delivered_files_level_by_level():
+    files = [
+        "/p/jb_x_jaaaaaaa_t01_s5_L2.wav",
+        "/p/jb_x_jaaaaaaa_t02_s6_L2.wav",
+        "/p/jb_x_jaaaaaaa_t02_s6_120bpm-2bars_continue-jz-t01_L1.wav",
+        "/p/jb_x_jaaaaaaa_t02_s6_L1-2.wav",
+        "/p/jb_x_jbbbbbbb_t02_s6_L0.wav",
+    ]
+    assert delivered_files(files, "jaaaaaaa", 2) == {2: files[1], 1: files[3]}  # the last of each level
+    spec = example_spec(Mode.CONTINUE)
+    keep = dataclasses.replace(spec, session=dataclasses.replace(spec.session, keep_prime=True))
+    plan = _plan(keep, parent=lambda take: ParentLevel(None, None, delivered_files(files, "jaaaaaaa", take)))
+    assert plan.takes[0].opens_with == {2: files[1], 1: files[3]} and plan.takes[1].opens_with == {2: files[0]}
+    alone = dataclasses.replace(spec, session=dataclasses.replace(spec.session, keep_prime=False))
+    plan = _plan(alone, parent=lambda take: ParentLevel(None, None, delivered_files(files, "jaaaaaaa", take)))
+    assert all(not t.opens_with for t in plan.takes)
