@@ -15,6 +15,7 @@ from torch import nn
 from jukebox_model.checkpoints import (
     CheckpointError,
     CheckpointMismatchError,
+    assign_state_strict,
     load_state_strict,
     model_state,
     read_checkpoint,
@@ -105,14 +106,20 @@ def test_ddp_prefix_is_stripped():
     assert set(model_state({"model": state})) == {"conv.weight", "conv.bias"}
 
 
-def test_strict_load_reports_every_missing_unexpected_and_misshaped_key():
+@pytest.mark.parametrize("load", ["copy", "assign"])
+def test_strict_load_reports_every_missing_unexpected_and_misshaped_key(load):
     net = _Net()
     state = _state(net)
     del state["conv.bias"]
     state["conv.extra"] = torch.zeros(1)
     state["k"] = torch.zeros(5, 2)
     with pytest.raises(CheckpointMismatchError) as info:
-        load_state_strict(net, state, source="file.pth.tar")
+        if load == "copy":  # into a built module (training resumes this way)
+            load_state_strict(net, state, source="file.pth.tar")
+        else:  # into a module built on meta (how models are loaded for sampling)
+            with torch.device("meta"):
+                empty = _Net()
+            assign_state_strict(empty, state, source="file.pth.tar")
     message = str(info.value)
     assert "file.pth.tar" in message
     assert "1 missing: conv.bias" in message
