@@ -22,13 +22,14 @@ from bridge.jobs.admission import JobLimits
 from bridge.jobs.board import JobBoard
 from bridge.jobs.journal import JobJournal
 from bridge.jobs.queue import JobQueue
+from bridge.jobs.record import JobStatus
 from bridge.jobs.retry_and_regenerate import Replays, fresh_seed
 from bridge.jobs.spec import JobSpec, Lineage, new_job_id
 from bridge.session.params import Session
 from bridge.session.state import PresetStore, SessionState
 from bridge.settings import BridgeSettings
 from bridge.takes.finishing import loop_run_on_samples
-from jukebox_model.api import Mode, SamplingParams, TakeRequest
+from jukebox_model.api import Mode, ModelInfo, SamplingParams, TakeRequest
 
 
 def take_request(
@@ -229,3 +230,33 @@ class Controller:
     def status(self) -> dict[str, Any]:
         prime, preset = self.state.prime, self.state.preset
         return {**self.board.summary(), "preset": preset or "", "prime": str(prime) if prime else ""}
+
+    # --- queries the transports answer from -----------------------------------------------------------
+
+    def save_preset(self, name: str, *, origin: Origin, description: str = "") -> str:
+        return self.state.save_preset(name, origin=origin, description=description)
+
+    def cancel(self, job_id: str | None, *, origin: Origin) -> list[str]:
+        """Cancel one job, or every unfinished one; returns the ids cancelled."""
+        return self.board.cancel(job_id, origin=origin)
+
+    def job_status(self, job_id: str) -> tuple[JobStatus, int]:
+        """A job's status and its place in the queue (0: not waiting)."""
+        status = self.board.get(job_id).status()
+        return status, self.board.queue.position(status.id) or 0
+
+    def get_param(self, name: str) -> Any:
+        return self.state.get_param(name)
+
+    def clear_prime(self) -> None:
+        self.state.clear_prime()
+
+    def model_info(self) -> ModelInfo:
+        """The loaded model's facts; CommandError while it loads, or if it failed."""
+        info, _ = self.board.ready_model()
+        return info
+
+    def queued(self, job_id: str) -> tuple[int, float, str, int]:
+        """A queued job's position, estimate (-1: not measured), mode and seed: what a generate replies."""
+        record = self.board.get(job_id)
+        return record.status().queued_position, self.board.eta_for(job_id), record.spec.mode.value, record.spec.seed

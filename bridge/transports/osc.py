@@ -150,7 +150,7 @@ class OscSurface:
         return lambda origin, args: _value_args(self._set(origin, name, args))
 
     def _getter(self, name: str) -> Handler:
-        return lambda origin, args: _value_args(self.controller.state.get_param(name))
+        return lambda origin, args: _value_args(self.controller.get_param(name))
 
     # --- entry point ------------------------------------------------------------------------------
 
@@ -225,7 +225,7 @@ class OscSurface:
         """Everything a control surface shows, to the requester alone, as the replies it already knows
         (/jb/get/<param> for each parameter, then prime, preset, model state and queue); the reply on
         /jb/state/dump, last, counts them."""
-        session, status = self.controller.state.session, self.controller.status()
+        session, status = self.controller.session, self.controller.status()
         messages = [(f"/jb/get/{name}", _value_args(getattr(session, name))) for name in PARAMS] + [
             ("/jb/get/prime", (status["prime"],)),
             ("/jb/preset/current", (status["preset"],)),
@@ -242,7 +242,7 @@ class OscSurface:
     def _list_names(self, kind: str, args: list[Any]) -> tuple[Any, ...]:
         """/jb/model/<artists|genres> [prefix] [start] -> <total> <start> <name> ...: the names the loaded
         model's id tables know (those starting with `prefix`, case-insensitive), as many as fit one reply."""
-        info, _ = self.controller.board.ready_model()  # CommandError while it loads, or if it failed
+        info = self.controller.model_info()  # CommandError while it loads, or if it failed
         prefix, start = "", 0
         rest = list(args)
         if rest and isinstance(rest[0], str) and not rest[0].strip().isdigit():
@@ -261,7 +261,7 @@ class OscSurface:
         return (len(names), start, *page)
 
     def _prime_clear(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
-        self.controller.state.clear_prime()
+        self.controller.clear_prime()
         return ("ok",)
 
     def _prime_file(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
@@ -269,19 +269,10 @@ class OscSurface:
             raise CommandError("/jb/prime/file needs one path")
         path = to_text(args[0], "path", max_chars=4096)
         self.controller.set_prime(path, origin=origin)
-        return (str(self.controller.state.prime),)
+        return (str(self.controller.prime),)
 
     def _queued(self, job_id: str) -> tuple[Any, ...]:
-        board = self.controller.board
-        record = board.get(job_id)
-        return (
-            job_id,
-            "queued",
-            record.status().queued_position,
-            board.eta_for(job_id),
-            record.spec.mode.value,
-            record.spec.seed,
-        )
+        return (job_id, "queued", *self.controller.queued(job_id))
 
     def _generate(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         mode = None
@@ -310,15 +301,13 @@ class OscSurface:
         if len(args) > 1:
             raise CommandError("/jb/cancel takes at most one job id")
         job_id = to_text(args[0], "job", max_chars=64) if args else None
-        ids = self.controller.board.cancel(job_id, origin=origin)
+        ids = self.controller.cancel(job_id, origin=origin)
         return (len(ids), *ids)
 
     def _job_status(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
         if len(args) != 1:
             raise CommandError("/jb/job/status needs a job id")
-        board = self.controller.board
-        status = board.get(to_text(args[0], "job", max_chars=64)).status()
-        position = board.queue.position(status.id) or 0
+        status, position = self.controller.job_status(to_text(args[0], "job", max_chars=64))
         eta = status.eta_s if status.eta_s is not None else -1.0
         level = status.level if status.level is not None else -1
         return (
@@ -336,7 +325,7 @@ class OscSurface:
         if len(args) != 1:
             raise CommandError("/jb/preset/load needs a preset name")
         name = to_text(args[0], "preset", max_chars=100)
-        self.controller.state.load_preset(name, origin=origin)
+        self.controller.load_preset(name, origin=origin)
         return (name,)
 
     def _preset_save(self, origin: Origin, args: list[Any]) -> tuple[Any, ...]:
@@ -344,7 +333,7 @@ class OscSurface:
             raise CommandError("/jb/preset/save needs a name and optionally a description")
         name = to_text(args[0], "preset", max_chars=100)
         description = to_text(args[1], "description", max_chars=500) if len(args) == 2 else ""
-        return (self.controller.state.save_preset(name, origin=origin, description=description),)
+        return (self.controller.save_preset(name, origin=origin, description=description),)
 
     def _target(self, origin: Origin, args: list[Any]) -> tuple[str, int]:
         sender_host, sender_port = origin.client if origin.client is not None else ("", 0)
