@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 from bridge.commands import Origin
 from bridge.controller import Controller
 from bridge.events import Event, EventBus, ModelState, Notice
+from bridge.jobs.admission import JobLimits
+from bridge.jobs.board import JobBoard
 from bridge.jobs.journal import JobJournal
 from bridge.jobs.queue import JobQueue
 from bridge.jobs.worker import ModelWorker
+from bridge.session.state import SessionState
 from bridge.settings import BridgeSettings
 from bridge.takes.renderer import Renderer, RenderSettings
 from bridge.transports.notify import Notifier
@@ -118,15 +121,17 @@ class Bridge:
         self.inbox: InboxWatcher | None = None
         self.state_dir = project / ".jukebox"
         self.journal = JobJournal(self.state_dir / "jobs", follow_links=settings.follow_links)
+        self.session_state = SessionState(
+            settings, self.bus, presets=self.presets, check_clip=check_clip, latest_inbox_clip=self._latest_inbox
+        )
+        self.board = JobBoard(self.queue, self.bus, journal=self.journal, limits=JobLimits.from_settings(settings))
         self.controller = Controller(
             settings,
             self.queue,
             self.bus,
-            presets=self.presets,
-            check_clip=check_clip,
-            latest_inbox_clip=self._latest_inbox,
-            journal=self.journal,
             codes_dir=self.state_dir / "codes",
+            state=self.session_state,
+            board=self.board,
         )
         self.renderer = Renderer(
             RenderSettings(
@@ -137,7 +142,7 @@ class Bridge:
             )
         )
         self.worker = ModelWorker(
-            self.controller.board,
+            self.board,
             self.queue,
             self.renderer,
             engine or engine_factory(settings),
@@ -288,7 +293,7 @@ class Bridge:
             self.controller.report(Origin("app", address="midi"), f"MIDI disabled: {e}")
             return
         self.midi = self.surface.midi = midi
-        self.controller.state.param_listeners.append(midi.note_param_touched)
+        self.session_state.param_listeners.append(midi.note_param_touched)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -302,7 +307,7 @@ class Bridge:
             log.info("removed %d unfinished temp files of an earlier run", removed)
         self.notifier.start()
         # queued before the worker starts, in their old order
-        resumed = self.controller.board.restore(self.controller.state.confine_prime, self.state_dir / "codes")
+        resumed = self.board.restore(self.session_state.confine_prime, self.state_dir / "codes")
         if resumed:
             log.info("resuming %d unfinished jobs: %s", len(resumed), ", ".join(resumed))
         self.worker.start()
@@ -333,7 +338,7 @@ class Bridge:
             self.inbox.stop()
         if self.presets is not None:
             self.presets.stop()
-        self.controller.board.set_model_state(ModelState.STOPPING)
+        self.board.set_model_state(ModelState.STOPPING)
         self.worker.stop()
         self.notifier.stop()
 

@@ -85,13 +85,17 @@ class Controller:
         session: Session | None = None,
         journal: JobJournal | None = None,
         codes_dir: Path | None = None,
+        state: SessionState | None = None,
+        board: JobBoard | None = None,
     ):
+        """`state` and `board`: the session and job board the app built (and hands to others too); made here
+        when not given (tests that drive a controller alone)."""
         self.settings, self.bus = settings, bus
         self.codes_dir = codes_dir or Path(settings.project_dir) / ".jukebox" / "codes"
-        self.state = SessionState(
+        self.state = state or SessionState(
             settings, bus, presets=presets, check_clip=check_clip, latest_inbox_clip=latest_inbox_clip, session=session
         )
-        self.board = JobBoard(queue, bus, journal=journal, limits=JobLimits.from_settings(settings))
+        self.board = board or JobBoard(queue, bus, journal=journal, limits=JobLimits.from_settings(settings))
         self.state.prime_roots()  # resolved now, at start: a folder swapped for a link later moves nothing
         self.replays = Replays(settings, self.board, self.state, bus, codes_dir=self.codes_dir)
 
