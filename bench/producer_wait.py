@@ -10,7 +10,10 @@
 3. **First estimates**: on a fresh project (no kept token rates), job A (the preset, all levels) and job B
    queued behind it: the estimate each /jb/generate reply gives against the time to its job's end, with
    the warm-up measurement (`[model] measure_rates_s`) on and off.
-4. **The loop point**: the wrap step (first sample minus last, over the take's median step) of the
+4. **A busy neighbour**: the same preview take (techno-loop, top level, one seed) while another process
+   keeps every core busy (a DAW's load), with the bridge's default threads (every core but one) and with
+   torch's own default (every core).
+5. **The loop point**: the wrap step (first sample minus last, over the take's median step) of the
    techno-loop takes as delivered, with `loop_clean` on and off.
 Not a test: nothing here asserts; times depend on the machine and its load.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -113,6 +117,36 @@ def first_estimates(out: Path, threads: int, measure_s: float) -> dict[str, floa
         bridge.stop()
 
 
+def _burn() -> None:
+    while True:
+        pass
+
+
+def busy_neighbour(out: Path, threads: int) -> dict[str, float]:
+    """Seconds for one preview take with a CPU-bound neighbour on every core, at `threads` (0: the default)."""
+    import multiprocessing
+    import os
+
+    burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(os.cpu_count() or 1)]
+    for b in burners:
+        b.start()
+    try:
+        bridge, c = _bridge(out, threads)
+        try:
+            c.ask("/jb/preset/load", PRESET)
+            c.ask("/jb/set/n_takes", 1)
+            c.ask("/jb/set/levels", 1)
+            c.ask("/jb/set/seed", 11)
+            started = time.monotonic()
+            c.job("/jb/generate")
+            return {"threads_setting": threads, "take_s": time.monotonic() - started}
+        finally:
+            bridge.stop()
+    finally:
+        for b in burners:
+            b.terminate()
+
+
 def lufs(path: str) -> float:
     audio, sr = sf.read(path, dtype="float64")
     return float(pyloudnorm.Meter(sr).integrated_loudness(audio))
@@ -165,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             "preempt_off": preview_wait(root / "off", args.threads, False),
             "estimates_measured": first_estimates(root / "eta_on", args.threads, 1.0),
             "estimates_unmeasured": first_estimates(root / "eta_off", args.threads, 0.0),
+            "neighbour_default": busy_neighbour(root / "busy_default", 0),
+            "neighbour_all_cores": busy_neighbour(root / "busy_all", os.cpu_count() or 1),
             **chain_and_loop(root / "chain", args.threads),
         }
     on, off = result["preempt_on"], result["preempt_off"]
@@ -182,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
             name = "first job" if job == "a" else "second, queued behind it"
             est_text = "-1 (none)" if est is None else f"{est:.1f}"
             print(f"| {label}: {name} | {est_text} | {act:.1f} | {ratio} |")
+    d, a = result["neighbour_default"], result["neighbour_all_cores"]
+    print("\n| a preview take beside a process that keeps every core busy | seconds |")
+    print("|---|---|")
+    print(f"| bridge default threads (every core but one) | {d['take_s']:.1f} |")
+    print(f"| every core (torch's default) | {a['take_s']:.1f} |")
     chain = result["chain_lufs"]
     print("\n| chain at the preset's loudness target | LUFS |")
     print("|---|---|")
