@@ -68,7 +68,7 @@ def measure(
     if width != "official":
         config = narrow(config, int(width))
     setup = decode_setup(config)
-    layers = setup.model.transformer._attn_mods
+    layers = setup.model.transformer.layers
     length = setup.model.length
     block_ctx = layers[0].attn.block_ctx
     positions = positions or default_positions(length, block_ctx)

@@ -88,7 +88,7 @@ def transformer_matmul_params(prior: Prior) -> int:
 def required_kv_bytes(prior: Prior, position: int) -> int:
     """Key + value bytes one query at `position` must read, per sample: only the rows its pattern sees."""
     total = 0
-    for block in prior.prior.transformer._attn_mods:
+    for block in prior.prior.transformer.layers:
         attn = block.attn
         if attn.attn_type is AttnType.CROSS:
             rows = prior.n_tokens

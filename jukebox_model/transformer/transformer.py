@@ -85,6 +85,11 @@ class Transformer(nn.Module):
             ResAttnBlock(config.width, n_ctx, t, config, res_scale=res_scale, prime_len=prime_len) for t in self.pattern
         )
 
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The residual attention blocks in order (the state-dict name `_attn_mods` is the reference's)."""
+        return self._attn_mods
+
     def empty_cache(
         self,
         batch: int,

@@ -87,10 +87,10 @@ def test_layer_pattern_matches_the_reference(case):
     assert [int(t) for t in prior.prior.transformer.pattern] == list(io["meta"]["attn_funcs"])
     if io["meta"].get("prime_attn_funcs"):
         assert [int(t) for t in prior.prime_prior.transformer.pattern] == list(io["meta"]["prime_attn_funcs"])
-    block_ctx = {m.attn.block_ctx for m in prior.prior.transformer._attn_mods}
+    block_ctx = {m.attn.block_ctx for m in prior.prior.transformer.layers}
     assert block_ctx == {io["meta"]["block_ctx"]}
     if io["meta"].get("prime_attn_key_length"):
-        assert {m.attn.prime_len for m in prior.prior.transformer._attn_mods} == {io["meta"]["prime_attn_key_length"]}
+        assert {m.attn.prime_len for m in prior.prior.transformer.layers} == {io["meta"]["prime_attn_key_length"]}
 
 
 def test_chunked_cached_passes_reproduce_the_teacher_forced_logits(case):
