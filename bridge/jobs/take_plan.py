@@ -9,7 +9,6 @@ without a model.
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -156,18 +155,6 @@ def _opens_with(spec: JobSpec, level: ParentLevel | None) -> Mapping[int, str]:
     if spec.mode is not Mode.CONTINUE or not spec.session.keep_prime or level is None:
         return {}
     return dict(level.files)
-
-
-def delivered_files(files: list[str] | tuple[str, ...], job: str, take: int) -> dict[int, str]:
-    """Per level, the last file delivered for take `take` of `job`, found by the name the renderer gave it
-    (`…_<job>_t<take>_…_L<level>[-n].wav`)."""
-    found: dict[int, str] = {}
-    pattern = re.compile(rf"_{re.escape(job)}_t{take:02d}_.*_L(\d)(?:-\d+)?\.wav$")
-    for path in files:
-        match = pattern.search(path.rsplit("/", 1)[-1])
-        if match:
-            found[int(match.group(1))] = path
-    return found
 
 
 def _parent_token(spec: JobSpec, row: int) -> str:

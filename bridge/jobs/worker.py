@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import soundfile as sf
 
 from bridge import __version__
 from bridge.errors import CommandError
@@ -47,11 +44,10 @@ from bridge.jobs.eta import level_positions, levels_seconds
 from bridge.jobs.queue import JobQueue
 from bridge.jobs.record import JobRecord
 from bridge.jobs.spec import UPSAMPLE, JobSpec
-from bridge.jobs.take_plan import Opening, ParentLevel, TakePlan, delivered_files, opening_for, plan_takes
+from bridge.jobs.take_plan import Opening, ParentLevel, TakePlan, opening_for, plan_takes
 from bridge.takes.finishing import FinishReport
-from bridge.takes.prime_store import MAX_PRIME_BYTES, KeptPrime, PrimeStore
-from bridge.takes.renderer import Head, Renderer
-from bridge.untrusted.files import UntrustedFileError, open_regular
+from bridge.takes.prime_store import KeptPrime, PrimeStore
+from bridge.takes.renderer import Head, Renderer, delivered_files
 from jukebox_model.api import (
     PRIME_MARGIN_S,
     Mode,
@@ -483,22 +479,6 @@ class ModelWorker:
             work.head = Head(audio, sr, opening.head_seconds)
         return work.head
 
-    def _delivered_audio(self, path: str) -> Head | None:
-        """An earlier take's file as delivered (read as untrusted: in the project folder, a plain mono WAV at
-        the project's rate), to open a continue with; None (and the parent's part decoded again) otherwise."""
-        project = self.renderer.settings.project_dir
-        try:
-            if Path(os.path.abspath(path)).parent.resolve() != Path(project).resolve():
-                raise ValueError(f"{path} is not in the project folder {project}")
-            with open_regular(path, what="delivered take", max_bytes=MAX_PRIME_BYTES, follow_links=False) as f:
-                audio, sr = sf.read(f, dtype="float32", always_2d=True)
-            if sr != self.renderer.settings.sample_rate or audio.shape[1] != 1 or audio.shape[0] == 0:
-                raise ValueError(f"{path} is not a mono take at the project's rate ({sr} Hz, {audio.shape[1]} ch)")
-        except (OSError, ValueError, UntrustedFileError, sf.LibsndfileError, RuntimeError) as e:
-            log.warning("the continue opens with its parent decoded again, not its file: %s", e)
-            return None
-        return Head(audio[:, 0], sr, audio.shape[0] / sr, as_delivered=True)
-
     def _deliver_level(self, record: JobRecord, work: Work, level: int, seeds: tuple[int, ...]) -> None:
         assert self.info is not None
         spec, plan = record.spec, work.plan
@@ -508,7 +488,7 @@ class ModelWorker:
             number = plan.takes[row].number
             opening, body_from = head, plan.span.body_from
             parent_file = plan.takes[row].opens_with.get(level)
-            delivered = self._delivered_audio(parent_file) if parent_file else None
+            delivered = self.renderer.read_delivered(parent_file) if parent_file else None
             take_record = plan.record_for(row, seeds[row], level)
             if delivered is not None:  # a keep-prime continue: its parent's own file, then the new material
                 opening, body_from = delivered, plan.span.start_samples

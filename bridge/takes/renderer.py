@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import os
 import re
 import tempfile
@@ -24,9 +25,13 @@ import soundfile as sf
 
 from bridge.takes.finishing import FinishOptions, FinishReport, bar_length, finish
 from bridge.takes.record import AudioWritten, TakeRecord
+from bridge.untrusted.files import UntrustedFileError, open_regular
 from jukebox_model.atomic import fsync_folder
 
+log = logging.getLogger(__name__)
+
 SUBTYPES = {"pcm24": "PCM_24", "pcm16": "PCM_16", "float": "FLOAT"}
+MAX_TAKE_BYTES = 1 << 31  # a take read back (a continue's opening): far beyond any take the bridge writes
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -34,6 +39,18 @@ def safe_token(text: str, *, limit: int = 40) -> str:
     """A file-name-safe piece of a name: ASCII letters, digits, '.', '_', '-'."""
     token = _UNSAFE.sub("-", text).strip("-._")
     return token[:limit] or "x"
+
+
+def delivered_files(files: list[str] | tuple[str, ...], job: str, take: int) -> dict[int, str]:
+    """Per level, the last file delivered for take `take` of `job`, found by the name `Renderer.take_stem` gave
+    it (`…_<job>_t<take>_…_L<level>`, then `-n` when the name was taken, then `.wav`)."""
+    found: dict[int, str] = {}
+    pattern = re.compile(rf"_{re.escape(job)}_t{take:02d}_.*_L(\d)(?:-\d+)?\.wav$")
+    for path in files:
+        match = pattern.search(path.rsplit("/", 1)[-1])
+        if match:
+            found[int(match.group(1))] = path
+    return found
 
 
 @dataclass(frozen=True)
@@ -147,6 +164,22 @@ def _checked(audio: np.ndarray) -> np.ndarray:
 class Renderer:
     def __init__(self, settings: RenderSettings):
         self.settings = settings
+
+    def read_delivered(self, path: str) -> Head | None:
+        """A take this renderer delivered, read back as untrusted (a regular file in the project folder, a mono
+        WAV at the project's rate), to open a continue with; None, with the reason logged, otherwise."""
+        project = self.settings.project_dir
+        try:
+            if Path(os.path.abspath(path)).parent.resolve() != Path(project).resolve():  # takes lie at its top
+                raise ValueError(f"{path} is not in the project folder {project}")
+            with open_regular(path, what="delivered take", max_bytes=MAX_TAKE_BYTES, follow_links=False) as f:
+                audio, sr = sf.read(f, dtype="float32", always_2d=True)
+            if sr != self.settings.sample_rate or audio.shape[1] != 1 or audio.shape[0] == 0:
+                raise ValueError(f"{path} is not a mono take at the project's rate ({sr} Hz, {audio.shape[1]} ch)")
+        except (OSError, ValueError, UntrustedFileError, sf.LibsndfileError, RuntimeError) as e:
+            log.warning("the continue opens with its parent decoded again, not its file: %s", e)
+            return None
+        return Head(audio[:, 0], sr, audio.shape[0] / sr, as_delivered=True)
 
     def take_stem(
         self, *, label: str, job_id: str, take: int, seed: int, level: int, extra: str = "", parent: str = ""

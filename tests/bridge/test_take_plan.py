@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.jobs.take_plan import Opening, ParentLevel, delivered_files, opening_for, plan_takes
+from bridge.jobs.take_plan import Opening, ParentLevel, opening_for, plan_takes
+from bridge.takes.renderer import delivered_files
 from jukebox_model.api import Mode, ModelInfo, StartCodes
 from tests.bridge.record_examples import example_spec
 
